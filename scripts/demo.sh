@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install whatever is missing, start an embedded PostgreSQL 15 with pg_steward, load sample
+# application data (a bloated table, unused/duplicate/redundant indexes, slow queries) and
+# print the health report.  The server keeps running afterwards so you can explore:
+#   psql -h 127.0.0.1 -p 54330 -U postgres      (stop it with: scripts/demo.sh stop)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+DIR=/tmp/pg_steward_demo
+PORT=${PG_STEWARD_DEMO_PORT:-54330}
+if [ "${1:-}" = stop ]; then stop_server "$DIR"; exit 0; fi
+
+ensure_all
+install_extension
+log "starting an embedded PostgreSQL on 127.0.0.1:${PORT} (data in ${DIR})"
+start_server "$DIR" "$PORT" "shared_preload_libraries = 'pg_stat_statements'"
+log "loading sample data"
+psql_at "$DIR" "$PORT" -f "$ROOT/demo/sample_data.sql" >/dev/null
+log "installing the Supabase RPC facade in schema public"
+psql_at "$DIR" "$PORT" -At -c "SELECT steward.install_rpc_facade('public') || ' seed-named functions and views'"
+log "health report (SELECT steward.health_report_text())"
+psql_at "$DIR" "$PORT" -At -c "SELECT steward.health_report_text()"
+log "exact bloat of the bloated table through pgstattuple, next to the estimate"
+psql_at "$DIR" "$PORT" -c "SELECT e.tablename, e.bloat_pct AS estimated_pct, e.confidence, x.bloat_pct AS pgstattuple_pct
+                             FROM steward.table_bloat() e, steward.table_bloat_exact(e.relid) x
+                            WHERE e.schemaname = 'public' ORDER BY 1"
+log "the demo server is still running: psql -h 127.0.0.1 -p ${PORT} -U postgres   (stop: scripts/demo.sh stop)"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install whatever is missing, then run every test tier against real PostgreSQL 15:
+#   1. unit tests and #[pg_test]s        (cargo pgrx test, its own throw-away cluster)
+#   2. pg_regress golden files            (test/sql, test/expected)
+#   3. client integration tests           (pgrx-tests/: connect like PostgREST, switch roles)
+# Idempotent and unattended; .ci/run calls exactly this.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ensure_all
+cd "$ROOT"
+
+log "tier 1: unit tests and #[pg_test]s"
+as_root mkdir -p /tmp/pg_steward_pgrx_test && as_root chown postgres:postgres /tmp/pg_steward_pgrx_test
+CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA=/tmp/pg_steward_pgrx_test/data \
+    cargo pgrx test pg15
+
+install_extension
+DIR=/tmp/pg_steward_test
+PORT=${PG_STEWARD_TEST_PORT:-54329}
+log "starting a test server on 127.0.0.1:${PORT}"
+start_server "$DIR" "$PORT" "shared_preload_libraries = 'pg_stat_statements'"
+trap 'stop_server "$DIR"' EXIT
+
+log "tier 2: pg_regress golden files"
+mkdir -p "$DIR/regress"
+psql_at "$DIR" "$PORT" -d postgres -c "DROP DATABASE IF EXISTS steward_regress" -c "CREATE DATABASE steward_regress"
+REGRESS="$("${PG_CONFIG}" --pkglibdir)/pgxs/src/test/regress/pg_regress"
+if ! "$REGRESS" --use-existing --host=127.0.0.1 --port="$PORT" --user=postgres \
+        --bindir="${PG_BIN}" --inputdir=test --outputdir="$DIR/regress" --dbname=steward_regress \
+        health facade; then
+    cat "$DIR/regress/regression.diffs" >&2 || true
+    exit 1
+fi
+
+log "tier 3: client integration tests (pgrx-tests/)"
+PG_STEWARD_TEST_HOST=127.0.0.1 PG_STEWARD_TEST_PORT="$PORT" \
+    cargo test -p pg_steward_integration -- --test-threads=2

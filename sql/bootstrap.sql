@@ -1,0 +1,149 @@
+-- pg_steward bootstrap: roles, settings, caller identity.
+-- Objects live in schema steward (created by CREATE EXTENSION from the control file).
+
+-- The admin role.  Roles are cluster-wide, so it survives DROP EXTENSION and is reused.
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'steward_admin') THEN
+        CREATE ROLE steward_admin NOLOGIN;
+    END IF;
+END
+$roles$;
+
+-- Built-in defaults.  Part of the extension script, so never dumped.
+CREATE TABLE steward.setting_defaults (
+    key         text PRIMARY KEY,
+    value       jsonb NOT NULL,
+    min_value   numeric,
+    max_value   numeric,
+    description text NOT NULL
+);
+
+INSERT INTO steward.setting_defaults (key, value, min_value, max_value, description) VALUES
+    ('slowQueryThresholdMs',          '500',  0, NULL, 'A query is slow when its mean execution time exceeds this many milliseconds'),
+    ('highBloatThresholdPercent',     '20',   0, 100,  'A table or index is bloated above this estimated percentage'),
+    ('lowCacheHitRatioThreshold',     '90',   0, 100,  'Cache hit ratio (percent) below which performance suffers'),
+    ('highConnectionUsageThreshold',  '80',   0, 100,  'Connection utilisation (percent of max_connections) that needs attention'),
+    ('vacuumOverdueDays',             '7',    0, NULL, 'Days without any VACUUM after which a table with dead tuples is overdue'),
+    ('analyzeOverdueDays',            '7',    0, NULL, 'Days without any ANALYZE after which a table needs ANALYZE (and statistics count as stale)'),
+    ('unusedIndexDays',               '30',   0, NULL, 'Days without a scan after which an index counts as unused'),
+    ('deadTupleRatioThreshold',       '10',   0, NULL, 'Dead tuples as a percentage of live tuples above which a table needs VACUUM'),
+    ('longRunningQuerySeconds',       '300',  0, NULL, 'An active query running longer than this is reported'),
+    ('idleInTransactionSeconds',      '60',   0, NULL, 'A session idle in a transaction longer than this is reported'),
+    ('sequenceUsageThresholdPercent', '75',   0, 100,  'A sequence (or the column it feeds) above this share of its range is reported'),
+    ('sequenceCheckLimit',            '1000', 0, NULL, 'At most this many int2/int4-bounded sequences are read per call (each read takes a lock until the transaction ends)'),
+    ('bloatMinimumBytes',             '1048576', 0, NULL, 'Tables and indexes smaller than this are never reported as bloated (percentages of a few pages mean little)'),
+    ('reportTableLimit',              '50',   1, NULL, 'The report lists this many of the largest tables'),
+    ('reportListLimit',               '100',  1, NULL, 'Each list of findings in the report is capped at this many entries (counts stay exact)');
+
+-- Values an administrator changed.  Dumped with the database (pg_extension_config_dump).
+CREATE TABLE steward.settings (
+    key        text PRIMARY KEY REFERENCES steward.setting_defaults (key),
+    value      jsonb NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_by text NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('steward.settings', '');
+
+CREATE VIEW steward.effective_settings AS
+SELECT d.key,
+       coalesce(s.value, d.value) AS value,
+       d.value AS default_value,
+       CASE WHEN s.key IS NULL THEN 'default' ELSE 'database' END AS source,
+       d.description,
+       s.updated_at,
+       s.updated_by
+  FROM steward.setting_defaults d
+  LEFT JOIN steward.settings s ON s.key = d.key;
+
+-- Who is calling: auth.uid() where Supabase provides it, else the JWT "sub" PostgREST puts in
+-- request.jwt.claims, else the session user.  A malformed claims value never breaks the caller.
+CREATE FUNCTION steward.caller_id() RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_sub text;
+BEGIN
+    IF pg_catalog.to_regprocedure('auth.uid()') IS NOT NULL THEN
+        BEGIN
+            EXECUTE 'SELECT auth.uid()::text' INTO v_sub;
+        EXCEPTION WHEN data_exception THEN
+            v_sub := NULL;
+        END;
+        IF v_sub IS NOT NULL THEN
+            RETURN v_sub;
+        END IF;
+    END IF;
+    BEGIN
+        v_sub := nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub';
+    EXCEPTION WHEN data_exception THEN
+        v_sub := NULL;
+    END;
+    RETURN coalesce(v_sub, session_user::text);
+END
+$$;
+
+-- The caller as a uuid when the identity is one (Supabase users), else NULL.
+CREATE FUNCTION steward.caller_uuid() RETURNS uuid
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                THEN id::uuid END
+      FROM (SELECT steward.caller_id() AS id) c
+$$;
+
+-- A numeric setting (thresholds are all numbers).
+CREATE FUNCTION steward.setting_number(p_key text) RETURNS numeric
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (value #>> '{}')::numeric FROM steward.effective_settings WHERE key = p_key
+$$;
+
+-- Change a setting (admins).  Unknown keys and out-of-range values are refused with 22023.
+CREATE FUNCTION steward.set_setting(p_key text, p_value jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d steward.setting_defaults;
+    v numeric;
+BEGIN
+    SELECT * INTO d FROM steward.setting_defaults WHERE key = p_key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown setting "%"', p_key
+            USING ERRCODE = '22023',
+                  HINT = 'Known settings: ' || (SELECT string_agg(key, ', ' ORDER BY key) FROM steward.setting_defaults);
+    END IF;
+    IF p_value IS NULL OR jsonb_typeof(p_value) <> 'number' THEN
+        RAISE EXCEPTION 'setting "%" must be a number', p_key
+            USING ERRCODE = '22023', DETAIL = 'got ' || coalesce(jsonb_typeof(p_value), 'null');
+    END IF;
+    v := (p_value #>> '{}')::numeric;
+    IF (d.min_value IS NOT NULL AND v < d.min_value) OR (d.max_value IS NOT NULL AND v > d.max_value) THEN
+        RAISE EXCEPTION 'setting "%" out of range', p_key
+            USING ERRCODE = '22023',
+                  DETAIL = format('%s is outside [%s, %s]', v, coalesce(d.min_value::text, '-inf'), coalesce(d.max_value::text, 'inf'));
+    END IF;
+    INSERT INTO steward.settings (key, value, updated_at, updated_by)
+    VALUES (p_key, p_value, now(), steward.caller_id())
+    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by;
+    RETURN p_value;
+END
+$$;
+
+-- Back to the built-in default (admins).
+CREATE FUNCTION steward.reset_setting(p_key text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM steward.setting_defaults WHERE key = p_key) THEN
+        RAISE EXCEPTION 'unknown setting "%"', p_key USING ERRCODE = '22023';
+    END IF;
+    DELETE FROM steward.settings WHERE key = p_key;
+    RETURN (SELECT value FROM steward.setting_defaults WHERE key = p_key);
+END
+$$;

@@ -1,0 +1,651 @@
+-- Health metrics (CONTRACT §1).  Every function here:
+--   * is SECURITY DEFINER with search_path pinned to pg_catalog, pg_temp (so it can read
+--     statistics of every role's tables) and executable only by the roles granted in
+--     finalize.sql (steward_admin, pg_monitor, service_role);
+--   * reads catalogs without opening relations: sizes come from steward._relation_storage(),
+--     which scans the data directory once per statement, so nothing waits behind DDL and the
+--     lock table is not filled on databases with tens of thousands of relations.
+
+-- ---------------------------------------------------------------------------------------
+-- Database overview
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION steward.database_overview()
+RETURNS TABLE (
+    datname name, database_size bigint, numbackends integer, xact_commit bigint,
+    xact_rollback bigint, blks_read bigint, blks_hit bigint, tup_returned bigint,
+    tup_fetched bigint, tup_inserted bigint, tup_updated bigint, tup_deleted bigint,
+    conflicts bigint, temp_files bigint, temp_bytes bigint, deadlocks bigint,
+    checksum_failures bigint, stats_reset timestamptz,
+    cache_hit_ratio numeric, database_size_pretty text, max_connections integer
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT d.datname, sz.bytes, d.numbackends, d.xact_commit, d.xact_rollback, d.blks_read,
+           d.blks_hit, d.tup_returned, d.tup_fetched, d.tup_inserted, d.tup_updated,
+           d.tup_deleted, d.conflicts, d.temp_files, d.temp_bytes, d.deadlocks,
+           coalesce(d.checksum_failures, 0), d.stats_reset,
+           CASE WHEN d.blks_hit + d.blks_read = 0 THEN 100::numeric
+                ELSE round(d.blks_hit * 100.0 / (d.blks_hit + d.blks_read), 2) END,
+           pg_size_pretty(sz.bytes),
+           current_setting('max_connections')::integer
+      FROM pg_stat_database d
+     CROSS JOIN LATERAL (SELECT pg_database_size(d.datid) AS bytes) sz
+     WHERE d.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Table health: seed columns first, then what the clients compute today and more.
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION steward.table_health()
+RETURNS TABLE (
+    schemaname name, relname name, n_live_tup bigint, n_dead_tup bigint, table_size bigint,
+    last_vacuum timestamptz, last_autovacuum timestamptz, last_analyze timestamptz,
+    last_autoanalyze timestamptz, vacuum_count bigint, autovacuum_count bigint,
+    analyze_count bigint, autoanalyze_count bigint, bloat_pct numeric,
+    relid oid, heap_size bigint, toast_size bigint, indexes_size bigint,
+    dead_tuple_ratio numeric, needs_vacuum boolean, needs_analyze boolean,
+    vacuum_overdue boolean, bloat_confidence text, bloat_bytes bigint,
+    n_mod_since_analyze bigint, last_vacuum_any timestamptz, last_analyze_any timestamptz
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH sz AS MATERIALIZED (SELECT * FROM steward._relation_storage()),
+    idx AS (
+        SELECT i.indrelid, sum(s.total_bytes)::bigint AS bytes
+          FROM pg_index i JOIN sz s ON s.relid = i.indexrelid
+         GROUP BY i.indrelid
+    ),
+    b AS (SELECT * FROM steward._table_bloat_estimates(steward.setting_number('analyzeOverdueDays')::float8)),
+    t AS (
+        SELECT s.*, c.reltoastrelid,
+               coalesce(h.total_bytes, 0) AS heap_bytes,
+               coalesce(ts.total_bytes, 0) + coalesce(tis.total_bytes, 0) AS toast_bytes,
+               coalesce(idx.bytes, 0) AS index_bytes,
+               CASE WHEN s.n_live_tup > 0 THEN round(s.n_dead_tup * 100.0 / s.n_live_tup, 2) ELSE 0 END AS ratio,
+               greatest(s.last_vacuum, s.last_autovacuum) AS vac_any,
+               greatest(s.last_analyze, s.last_autoanalyze) AS ana_any
+          FROM pg_stat_user_tables s
+          JOIN pg_class c ON c.oid = s.relid
+          LEFT JOIN sz h ON h.relid = s.relid
+          LEFT JOIN sz ts ON ts.relid = c.reltoastrelid
+          LEFT JOIN pg_index ti ON ti.indrelid = c.reltoastrelid AND c.reltoastrelid <> 0
+          LEFT JOIN sz tis ON tis.relid = ti.indexrelid
+          LEFT JOIN idx ON idx.indrelid = s.relid
+    )
+    SELECT t.schemaname, t.relname, t.n_live_tup, t.n_dead_tup,
+           t.heap_bytes + t.toast_bytes + t.index_bytes,
+           t.last_vacuum, t.last_autovacuum, t.last_analyze, t.last_autoanalyze,
+           t.vacuum_count, t.autovacuum_count, t.analyze_count, t.autoanalyze_count,
+           b.bloat_pct::numeric,
+           t.relid, t.heap_bytes, t.toast_bytes, t.index_bytes,
+           t.ratio,
+           t.ratio > steward.setting_number('deadTupleRatioThreshold'),
+           t.ana_any IS NULL OR t.ana_any < now() - make_interval(days => steward.setting_number('analyzeOverdueDays')::int),
+           t.n_dead_tup > 0 AND (t.vac_any IS NULL OR t.vac_any < now() - make_interval(days => steward.setting_number('vacuumOverdueDays')::int)),
+           coalesce(b.confidence, 'unknown'), b.bloat_bytes,
+           t.n_mod_since_analyze, t.vac_any, t.ana_any
+      FROM t
+      LEFT JOIN b ON b.relid = t.relid
+     ORDER BY 5 DESC, t.schemaname, t.relname
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Index health.  "Days since last use": for an index never scanned, the time since the
+-- statistics window began (stats reset, else server start) or since the index file was
+-- created, whichever is later — a lower bound, so nothing is called unused too early.  For a
+-- scanned index, the time since capture_index_usage_snapshot() last saw its count move.
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION steward.index_health()
+RETURNS TABLE (
+    schemaname name, relname name, indexrelname name, index_size bigint, idx_scan bigint,
+    idx_tup_read bigint, idx_tup_fetch bigint, days_since_last_use numeric, bloat_pct numeric,
+    indexrelid oid, relid oid, index_type name, is_unique boolean, is_primary boolean,
+    enforces_constraint boolean, is_valid boolean, is_unused boolean,
+    bloat_confidence text, bloat_bytes bigint
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH sz AS MATERIALIZED (SELECT * FROM steward._relation_storage()),
+    win AS (
+        SELECT coalesce(d.stats_reset, pg_postmaster_start_time()) AS started
+          FROM pg_stat_database d WHERE d.datname = current_database()
+    ),
+    b AS (SELECT * FROM steward._index_bloat_estimates(steward.setting_number('analyzeOverdueDays')::float8)),
+    x AS (
+        SELECT s.*, am.amname, i.indisunique, i.indisprimary, i.indisvalid,
+               (i.indisprimary OR i.indisunique OR i.indisexclusion
+                 OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = s.indexrelid)) AS enforces,
+               coalesce(z.main_bytes, 0) AS bytes,
+               (extract(epoch FROM now() - CASE
+                   WHEN s.idx_scan = 0 THEN greatest((SELECT started FROM win), to_timestamp(z.born_epoch))
+                   WHEN u.idx_scan = s.idx_scan THEN u.unchanged_since
+                   WHEN u.idx_scan IS NOT NULL THEN now()
+               END) / 86400)::numeric AS idle_days
+          FROM pg_stat_user_indexes s
+          JOIN pg_index i ON i.indexrelid = s.indexrelid
+          JOIN pg_class ic ON ic.oid = s.indexrelid
+          JOIN pg_am am ON am.oid = ic.relam
+          LEFT JOIN sz z ON z.relid = s.indexrelid
+          LEFT JOIN steward.index_usage_state u ON u.indexrelid = s.indexrelid
+    )
+    SELECT x.schemaname, x.relname, x.indexrelname, x.bytes, x.idx_scan, x.idx_tup_read,
+           x.idx_tup_fetch, round(x.idle_days, 4), b.bloat_pct::numeric,
+           x.indexrelid, x.relid, x.amname, x.indisunique, x.indisprimary, x.enforces, x.indisvalid,
+           x.idx_scan = 0 AND NOT x.enforces AND x.indisvalid
+             AND coalesce(x.idle_days > steward.setting_number('unusedIndexDays'), false),
+           coalesce(b.confidence, 'unknown'), b.bloat_bytes
+      FROM x
+      LEFT JOIN b ON b.indexrelid = x.indexrelid
+     ORDER BY x.bytes DESC, x.schemaname, x.relname, x.indexrelname
+$$;
+
+-- Unused indexes (seed shape): never scanned for more than age_days, never an index that
+-- enforces a primary key, uniqueness, exclusion or a constraint, never an invalid one.
+CREATE FUNCTION steward.unused_indexes(age_days integer DEFAULT 30)
+RETURNS TABLE (
+    schemaname name, tablename name, indexname name, index_size text, idx_scan bigint,
+    days_since_last_scan numeric, index_size_bytes bigint, indexrelid oid
+)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF age_days IS NULL OR age_days < 0 THEN
+        RAISE EXCEPTION 'age_days must be a non-negative number of days'
+            USING ERRCODE = '22023', DETAIL = format('got %s', coalesce(age_days::text, 'NULL'));
+    END IF;
+    RETURN QUERY
+    SELECT h.schemaname, h.relname, h.indexrelname, pg_size_pretty(h.index_size), h.idx_scan,
+           h.days_since_last_use, h.index_size, h.indexrelid
+      FROM steward.index_health() h
+     WHERE h.idx_scan = 0 AND NOT h.enforces_constraint AND h.is_valid
+       AND h.days_since_last_use > age_days
+     ORDER BY h.index_size DESC, h.schemaname, h.indexrelname;
+END
+$$;
+
+-- Duplicate and redundant (prefix-covered) indexes, with the index that covers each.
+CREATE FUNCTION steward.duplicate_indexes()
+RETURNS TABLE (
+    schemaname name, tablename name, indexname name, kind text, covered_by name,
+    index_size bigint, index_definition text, covered_by_definition text,
+    indexrelid oid, covered_by_indexrelid oid
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH sz AS (SELECT * FROM steward._relation_storage())
+    SELECT n.nspname, tc.relname, ic.relname, r.kind, kc.relname,
+           coalesce(z.main_bytes, 0), pg_get_indexdef(r.indexrelid), pg_get_indexdef(r.covered_by),
+           r.indexrelid, r.covered_by
+      FROM steward._index_redundancy() r
+      JOIN pg_class ic ON ic.oid = r.indexrelid
+      JOIN pg_class kc ON kc.oid = r.covered_by
+      JOIN pg_index i ON i.indexrelid = r.indexrelid
+      JOIN pg_class tc ON tc.oid = i.indrelid
+      JOIN pg_namespace n ON n.oid = tc.relnamespace
+      LEFT JOIN sz z ON z.relid = r.indexrelid
+     ORDER BY 6 DESC, 1, 3
+$$;
+
+-- Invalid indexes: a failed CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY leaves one
+-- (REINDEX's are named *_ccnew / *_ccold).  They cost writes and serve no reads.
+CREATE FUNCTION steward.invalid_indexes()
+RETURNS TABLE (
+    schemaname name, tablename name, indexname name, index_size bigint,
+    index_definition text, likely_cause text, indexrelid oid
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH sz AS (SELECT * FROM steward._relation_storage())
+    SELECT n.nspname, tc.relname, ic.relname, coalesce(z.main_bytes, 0), pg_get_indexdef(i.indexrelid),
+           CASE WHEN ic.relname ~ '_ccnew[0-9]*$' THEN 'failed REINDEX CONCURRENTLY (new copy)'
+                WHEN ic.relname ~ '_ccold[0-9]*$' THEN 'interrupted REINDEX CONCURRENTLY (old copy)'
+                WHEN NOT i.indisready THEN 'CREATE INDEX CONCURRENTLY still running or failed before build'
+                ELSE 'failed CREATE INDEX CONCURRENTLY or constraint validation' END,
+           i.indexrelid
+      FROM pg_index i
+      JOIN pg_class ic ON ic.oid = i.indexrelid
+      JOIN pg_class tc ON tc.oid = i.indrelid
+      JOIN pg_namespace n ON n.oid = tc.relnamespace
+      LEFT JOIN sz z ON z.relid = i.indexrelid
+     WHERE NOT i.indisvalid
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+     ORDER BY 1, 3
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Bloat
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION steward.table_bloat()
+RETURNS TABLE (
+    schemaname name, tablename name, actual_size_bytes bigint, estimated_size_bytes bigint,
+    bloat_bytes bigint, bloat_pct numeric, confidence text, live_tuples bigint,
+    dead_tuples bigint, tuple_width numeric, relid oid
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT n.nspname, c.relname, b.actual_bytes, b.expected_bytes, b.bloat_bytes,
+           b.bloat_pct::numeric, b.confidence, b.live_tuples::bigint,
+           pg_stat_get_dead_tuples(c.oid), round(b.tuple_width::numeric, 1), c.oid
+      FROM steward._table_bloat_estimates(steward.setting_number('analyzeOverdueDays')::float8) b
+      JOIN pg_class c ON c.oid = b.relid
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     ORDER BY b.bloat_bytes DESC NULLS LAST, 1, 2
+$$;
+
+CREATE FUNCTION steward.index_bloat()
+RETURNS TABLE (
+    schemaname name, tablename name, indexname name, actual_size_bytes bigint,
+    estimated_size_bytes bigint, bloat_bytes bigint, bloat_pct numeric, confidence text,
+    indexrelid oid
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT n.nspname, tc.relname, ic.relname, b.actual_bytes, b.expected_bytes, b.bloat_bytes,
+           b.bloat_pct::numeric, b.confidence, b.indexrelid
+      FROM steward._index_bloat_estimates(steward.setting_number('analyzeOverdueDays')::float8) b
+      JOIN pg_index i ON i.indexrelid = b.indexrelid
+      JOIN pg_class ic ON ic.oid = b.indexrelid
+      JOIN pg_class tc ON tc.oid = i.indrelid
+      JOIN pg_namespace n ON n.oid = tc.relnamespace
+     ORDER BY b.bloat_bytes DESC NULLS LAST, 1, 3
+$$;
+
+-- Exact heap bloat of one table through pgstattuple (reads the whole table).  Without
+-- pgstattuple the estimate is returned with method 'estimate' and a NOTICE says how to enable it.
+CREATE FUNCTION steward.table_bloat_exact(tbl regclass)
+RETURNS TABLE (
+    method text, table_len bigint, tuple_count bigint, tuple_len bigint, dead_tuple_count bigint,
+    dead_tuple_len bigint, free_space bigint, expected_bytes bigint, bloat_bytes bigint,
+    bloat_pct numeric
+)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '2s'
+AS $$
+DECLARE
+    v_schema name;
+    v_kind "char";
+    v_ff integer;
+    s record;
+    e record;
+BEGIN
+    SELECT c.relkind,
+           coalesce((SELECT o.option_value::int FROM pg_options_to_table(c.reloptions) o WHERE o.option_name = 'fillfactor'), 100)
+      INTO v_kind, v_ff
+      FROM pg_class c WHERE c.oid = tbl;
+    IF v_kind IS NULL THEN
+        RAISE EXCEPTION 'relation with OID % does not exist', tbl::oid USING ERRCODE = '42P01';
+    END IF;
+    IF v_kind NOT IN ('r', 'm') THEN
+        RAISE EXCEPTION '"%" is not a table', tbl
+            USING ERRCODE = '42809', HINT = 'Exact bloat is measured on tables and materialized views.';
+    END IF;
+    SELECT n.nspname INTO v_schema
+      FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace
+     WHERE x.extname = 'pgstattuple';
+    IF v_schema IS NULL THEN
+        RAISE NOTICE 'pgstattuple is not installed in this database; returning the statistics-based estimate'
+            USING HINT = 'CREATE EXTENSION pgstattuple; (it ships with PostgreSQL) for an exact measurement.';
+        RETURN QUERY
+        SELECT 'estimate'::text, b.actual_size_bytes, b.live_tuples, NULL::bigint, b.dead_tuples,
+               NULL::bigint, NULL::bigint, b.estimated_size_bytes, b.bloat_bytes, b.bloat_pct
+          FROM steward.table_bloat() b WHERE b.relid = tbl;
+        RETURN;
+    END IF;
+    EXECUTE format('SELECT * FROM %I.pgstattuple($1)', v_schema) INTO s USING tbl;
+    SELECT * INTO e FROM steward._heap_bloat_from_tuples(s.table_len, s.tuple_count, s.tuple_len, v_ff);
+    RETURN QUERY SELECT 'pgstattuple'::text, s.table_len, s.tuple_count, s.tuple_len, s.dead_tuple_count,
+                        s.dead_tuple_len, s.free_space, e.expected_bytes, e.bloat_bytes, e.bloat_pct::numeric;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Slow queries: pg_stat_statements (when loaded and installed) merged with the application's
+-- query_performance_logs.  Every row carries both generations' fields.
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION steward.pg_stat_statements_schema() RETURNS name
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT n.nspname FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace
+     WHERE x.extname = 'pg_stat_statements'
+$$;
+
+CREATE FUNCTION steward.slow_queries(hours_back integer DEFAULT 24, min_duration_ms integer DEFAULT 500)
+RETURNS TABLE (
+    queryid bigint, query text, calls bigint, total_exec_time double precision,
+    mean_exec_time double precision, min_exec_time double precision,
+    max_exec_time double precision, stddev_exec_time double precision, rows bigint,
+    shared_blks_hit bigint, shared_blks_read bigint,
+    query_text text, avg_duration_ms double precision, max_duration_ms double precision,
+    execution_count bigint, last_execution timestamptz,
+    source text
+)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_schema name := steward.pg_stat_statements_schema();
+BEGIN
+    IF hours_back IS NULL OR hours_back <= 0 THEN
+        RAISE EXCEPTION 'hours_back must be a positive number of hours'
+            USING ERRCODE = '22023', DETAIL = format('got %s', coalesce(hours_back::text, 'NULL'));
+    END IF;
+    IF min_duration_ms IS NULL OR min_duration_ms < 0 THEN
+        RAISE EXCEPTION 'min_duration_ms must not be negative'
+            USING ERRCODE = '22023', DETAIL = format('got %s', coalesce(min_duration_ms::text, 'NULL'));
+    END IF;
+
+    IF v_schema IS NULL THEN
+        RAISE NOTICE 'pg_stat_statements is not installed in this database; slow queries come from query_performance_logs only'
+            USING HINT = 'Add pg_stat_statements to shared_preload_libraries, restart, then CREATE EXTENSION pg_stat_statements;';
+    ELSE
+        BEGIN
+            RETURN QUERY EXECUTE format(
+                $q$SELECT s.queryid, s.query, s.calls, s.total_exec_time, s.mean_exec_time,
+                          s.min_exec_time, s.max_exec_time, s.stddev_exec_time, s.rows,
+                          s.shared_blks_hit, s.shared_blks_read,
+                          s.query, s.mean_exec_time, s.max_exec_time, s.calls, NULL::timestamptz,
+                          'pg_stat_statements'::text
+                     FROM %I.pg_stat_statements s
+                    WHERE s.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+                      AND s.mean_exec_time >= $1
+                    ORDER BY s.mean_exec_time DESC
+                    LIMIT 100$q$, v_schema)
+            USING min_duration_ms::double precision;
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            RAISE NOTICE 'pg_stat_statements is installed but not loaded; slow queries come from query_performance_logs only'
+                USING HINT = 'Add pg_stat_statements to shared_preload_libraries and restart the server.';
+        END;
+    END IF;
+
+    RETURN QUERY
+    SELECT NULL::bigint, l.query_text, count(*), sum(l.duration_ms)::double precision,
+           avg(l.duration_ms)::double precision, min(l.duration_ms)::double precision,
+           max(l.duration_ms)::double precision, coalesce(stddev_pop(l.duration_ms), 0)::double precision,
+           NULL::bigint, NULL::bigint, NULL::bigint,
+           l.query_text, avg(l.duration_ms)::double precision, max(l.duration_ms)::double precision,
+           count(*), max(l.execution_timestamp), 'query_performance_logs'::text
+      FROM steward.query_performance_logs l
+     WHERE l.execution_timestamp > now() - make_interval(hours => hours_back)
+     GROUP BY coalesce(l.query_hash, md5(l.query_text)), l.query_text
+    HAVING avg(l.duration_ms) >= min_duration_ms
+     ORDER BY avg(l.duration_ms) DESC
+     LIMIT 100;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Connections (the caller's own backend excluded)
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION steward.connection_pool_metrics()
+RETURNS TABLE (
+    total integer, active integer, idle integer, idle_in_transaction integer, waiting integer,
+    max_connections integer, by_database jsonb, by_user jsonb, longest_query_seconds numeric,
+    utilization_pct numeric
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH a AS (
+        SELECT * FROM pg_stat_activity
+         WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+    )
+    SELECT count(*)::int,
+           count(*) FILTER (WHERE state = 'active')::int,
+           count(*) FILTER (WHERE state = 'idle')::int,
+           count(*) FILTER (WHERE state IN ('idle in transaction', 'idle in transaction (aborted)'))::int,
+           count(*) FILTER (WHERE wait_event_type = 'Lock')::int,
+           current_setting('max_connections')::int,
+           coalesce((SELECT jsonb_object_agg(k, n) FROM (SELECT coalesce(datname::text, '') k, count(*) n FROM a GROUP BY 1) d), '{}'),
+           coalesce((SELECT jsonb_object_agg(k, n) FROM (SELECT coalesce(usename::text, '') k, count(*) n FROM a GROUP BY 1) u), '{}'),
+           coalesce(round(max(extract(epoch FROM now() - query_start)) FILTER (WHERE state = 'active')::numeric, 1), 0),
+           round(count(*) * 100.0 / current_setting('max_connections')::int, 1)
+      FROM a
+$$;
+
+-- Sessions that hold resources for long: active queries above longRunningQuerySeconds and
+-- sessions idle in a transaction above idleInTransactionSeconds.
+CREATE FUNCTION steward.long_running_sessions()
+RETURNS TABLE (
+    kind text, pid integer, usename name, datname name, application_name text,
+    client_addr inet, state text, duration_seconds numeric, xact_seconds numeric,
+    wait_event_type text, wait_event text, query text
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN a.state = 'active' THEN 'long_running' ELSE 'idle_in_transaction' END,
+           a.pid, a.usename, a.datname, a.application_name, a.client_addr, a.state,
+           round(extract(epoch FROM now() - CASE WHEN a.state = 'active' THEN a.query_start ELSE a.state_change END)::numeric, 1),
+           round(extract(epoch FROM now() - a.xact_start)::numeric, 1),
+           a.wait_event_type, a.wait_event, left(a.query, 1000)
+      FROM pg_stat_activity a
+     WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
+       AND ((a.state = 'active' AND a.query_start < now() - make_interval(secs => steward.setting_number('longRunningQuerySeconds')::double precision))
+         OR (a.state IN ('idle in transaction', 'idle in transaction (aborted)')
+             AND a.state_change < now() - make_interval(secs => steward.setting_number('idleInTransactionSeconds')::double precision)))
+     ORDER BY 8 DESC
+$$;
+
+-- Sessions waiting on a lock and the sessions blocking them (pg_blocking_pids is only asked
+-- about sessions that are waiting on a lock: it takes the lock manager's partition locks).
+CREATE FUNCTION steward.blocking_chains()
+RETURNS TABLE (
+    blocked_pid integer, blocked_user name, blocked_query text, wait_seconds numeric,
+    blocking_pids integer[], blocking_pid integer, blocking_user name, blocking_state text,
+    blocking_query text, blocking_xact_seconds numeric
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH w AS (
+        SELECT a.*, pg_blocking_pids(a.pid) AS blockers
+          FROM pg_stat_activity a
+         WHERE a.wait_event_type = 'Lock' AND a.pid <> pg_backend_pid()
+    )
+    SELECT w.pid, w.usename, left(w.query, 1000),
+           round(extract(epoch FROM now() - coalesce(w.state_change, w.query_start))::numeric, 1),
+           w.blockers, b.pid, b.usename, b.state, left(b.query, 1000),
+           round(extract(epoch FROM now() - b.xact_start)::numeric, 1)
+      FROM w
+      LEFT JOIN pg_stat_activity b ON b.pid = w.blockers[1]
+     WHERE cardinality(w.blockers) > 0
+     ORDER BY 4 DESC
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Transaction-ID and multixact wraparound
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION steward.database_wraparound()
+RETURNS TABLE (
+    datname name, xid_age bigint, mxid_age bigint, pct_towards_wraparound numeric,
+    pct_towards_mxid_wraparound numeric, pct_of_freeze_max_age numeric
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT d.datname, age(d.datfrozenxid)::bigint, mxid_age(d.datminmxid)::bigint,
+           round(age(d.datfrozenxid) * 100.0 / 2147483648, 2),
+           round(mxid_age(d.datminmxid) * 100.0 / 2147483648, 2),
+           round(age(d.datfrozenxid) * 100.0 / current_setting('autovacuum_freeze_max_age')::bigint, 2)
+      FROM pg_database d
+     WHERE d.datallowconn
+     ORDER BY 2 DESC
+$$;
+
+CREATE FUNCTION steward.table_wraparound(lim integer DEFAULT 20)
+RETURNS TABLE (
+    schemaname name, tablename name, xid_age bigint, mxid_age bigint,
+    pct_towards_wraparound numeric, pct_of_freeze_max_age numeric, past_freeze_max_age boolean,
+    relid oid
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT n.nspname, c.relname,
+           greatest(age(c.relfrozenxid), coalesce(age(t.relfrozenxid), 0))::bigint AS xa,
+           greatest(mxid_age(c.relminmxid), coalesce(mxid_age(t.relminmxid), 0))::bigint,
+           round(greatest(age(c.relfrozenxid), coalesce(age(t.relfrozenxid), 0)) * 100.0 / 2147483648, 2),
+           round(greatest(age(c.relfrozenxid), coalesce(age(t.relfrozenxid), 0)) * 100.0
+                 / current_setting('autovacuum_freeze_max_age')::bigint, 2),
+           greatest(age(c.relfrozenxid), coalesce(age(t.relfrozenxid), 0)) > current_setting('autovacuum_freeze_max_age')::bigint,
+           c.oid
+      FROM pg_class c
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+      LEFT JOIN pg_class t ON t.oid = c.reltoastrelid AND c.reltoastrelid <> 0
+     WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't'
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+     ORDER BY xa DESC, 1, 2
+     LIMIT greatest(coalesce(lim, 20), 0)
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Sequences close to exhaustion.  The usable range is the sequence's own and, for a sequence
+-- owned by a column, the column type's.  Reading a sequence's value locks it until the end
+-- of the transaction, so only sequences bounded by int2/int4 are read (a bigint range is not
+-- exhausted in practice), at most sequenceCheckLimit of them per call.
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION steward.sequence_usage()
+RETURNS TABLE (
+    schemaname name, sequencename name, owned_by text, data_type text, last_value bigint,
+    effective_max bigint, pct_used numeric, cycles boolean, sequence_oid oid
+)
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH s AS (
+        SELECT c.oid, n.nspname, c.relname, q.seqmin, q.seqmax, q.seqincrement, q.seqcycle,
+               format_type(q.seqtypid, NULL) AS seqtype,
+               CASE WHEN a.attrelid IS NOT NULL THEN format('%I.%I.%I', tn.nspname, tc.relname, a.attname) END AS owner,
+               least(q.seqmax, CASE a.atttypid WHEN 'int2'::regtype THEN 32767
+                                               WHEN 'int4'::regtype THEN 2147483647
+                                               ELSE 9223372036854775807 END) AS eff_max
+          FROM pg_sequence q
+          JOIN pg_class c ON c.oid = q.seqrelid
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+          LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                               AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+          LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+          LEFT JOIN pg_class tc ON tc.oid = a.attrelid
+          LEFT JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+         WHERE c.relpersistence <> 't' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+    ),
+    bounded AS (
+        SELECT * FROM s WHERE s.eff_max <= 2147483647 AND s.seqincrement > 0
+         ORDER BY s.eff_max, s.oid
+         LIMIT steward.setting_number('sequenceCheckLimit')::bigint
+    )
+    SELECT b.nspname, b.relname, b.owner, b.seqtype, v.lv, b.eff_max,
+           round(coalesce(v.lv - b.seqmin, 0) * 100.0 / greatest(b.eff_max - b.seqmin, 1), 2),
+           b.seqcycle, b.oid
+      FROM bounded b
+     CROSS JOIN LATERAL (SELECT pg_sequence_last_value(b.oid::regclass) AS lv) v
+     ORDER BY 7 DESC, 1, 2
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Name look-ups: plain, schema-qualified or quoted names, resolved like the caller would
+-- (these two run as the caller, with the caller's search_path).  Anything that is not a
+-- valid name is simply not an existing relation.
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION steward.table_exists(p_table_name text) RETURNS boolean
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    v_oid oid;
+BEGIN
+    IF p_table_name IS NULL OR p_table_name = '' THEN
+        RETURN false;
+    END IF;
+    BEGIN
+        v_oid := pg_catalog.to_regclass(p_table_name);
+    EXCEPTION WHEN invalid_name OR syntax_error OR feature_not_supported OR invalid_schema_name THEN
+        RETURN false;
+    END;
+    RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = v_oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f'));
+END
+$$;
+
+CREATE FUNCTION steward.index_exists(p_index_name text) RETURNS boolean
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    v_oid oid;
+BEGIN
+    IF p_index_name IS NULL OR p_index_name = '' THEN
+        RETURN false;
+    END IF;
+    BEGIN
+        v_oid := pg_catalog.to_regclass(p_index_name);
+    EXCEPTION WHEN invalid_name OR syntax_error OR feature_not_supported OR invalid_schema_name THEN
+        RETURN false;
+    END;
+    RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = v_oid AND c.relkind IN ('i', 'I'));
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Snapshots (CONTRACT §6)
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION steward.capture_index_usage_snapshot() RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rows integer;
+BEGIN
+    WITH h AS MATERIALIZED (
+        SELECT now() AS ts, h.schemaname, h.relname AS tablename, h.indexrelname AS indexname, h.idx_scan,
+               h.idx_tup_read, h.idx_tup_fetch, h.index_size, coalesce(t.table_size, 0) AS table_size, h.indexrelid
+          FROM steward.index_health() h
+          LEFT JOIN steward.table_health() t ON t.relid = h.relid
+    ),
+    snap AS (
+        INSERT INTO steward.index_usage_snapshots (snapshot_timestamp, schemaname, tablename, indexname, idx_scan,
+                                                  idx_tup_read, idx_tup_fetch, index_size_bytes, table_size_bytes, indexrelid)
+        SELECT ts, schemaname, tablename, indexname, idx_scan, idx_tup_read, idx_tup_fetch, index_size, table_size, indexrelid
+          FROM h
+        RETURNING 1
+    ),
+    state AS (
+        INSERT INTO steward.index_usage_state AS u (indexrelid, idx_scan, unchanged_since, observed_at)
+        SELECT indexrelid, idx_scan, ts, ts FROM h
+        ON CONFLICT (indexrelid) DO UPDATE
+           SET unchanged_since = CASE WHEN u.idx_scan = EXCLUDED.idx_scan THEN u.unchanged_since ELSE EXCLUDED.observed_at END,
+               idx_scan = EXCLUDED.idx_scan,
+               observed_at = EXCLUDED.observed_at
+        RETURNING 1
+    )
+    SELECT count(*) INTO v_rows FROM snap;
+
+    DELETE FROM steward.index_usage_state u
+     WHERE NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = u.indexrelid);
+    RETURN v_rows;
+END
+$$;
+
+CREATE FUNCTION steward.capture_table_bloat_snapshot() RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rows integer;
+BEGIN
+    INSERT INTO steward.table_bloat_snapshots (schemaname, tablename, actual_size_bytes, estimated_size_bytes,
+                                              bloat_bytes, bloat_ratio, dead_tuples, live_tuples, confidence, relid)
+    SELECT b.schemaname, b.tablename, b.actual_size_bytes, b.estimated_size_bytes, b.bloat_bytes,
+           b.bloat_pct, b.dead_tuples, b.live_tuples, b.confidence, b.relid
+      FROM steward.table_bloat() b;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
+END
+$$;

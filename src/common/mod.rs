@@ -1,0 +1,34 @@
+//! Small pieces every capability uses: turning SPI failures into reports, and reading
+//! typed values out of SPI rows without `unwrap()`.
+
+use pgrx::prelude::*;
+use pgrx::spi::SpiError;
+use pgrx::pg_sys::panic::ErrorReport;
+
+/// An SPI failure inside pg_steward is a defect in our own SQL, never the caller's input:
+/// it is reported as an internal error with the statement's purpose in DETAIL.
+pub fn spi_failure(context: &'static str, err: SpiError) -> ErrorReport {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("pg_steward could not read {context}"),
+        "pg_steward",
+    )
+    .set_detail(err.to_string())
+    .set_hint("This is a bug in pg_steward; please report it with the server log.")
+}
+
+/// Convenience: `.ctx("what")?` on any SPI result.
+pub trait SpiContext<T> {
+    fn ctx(self, context: &'static str) -> Result<T, ErrorReport>;
+}
+
+impl<T> SpiContext<T> for Result<T, SpiError> {
+    fn ctx(self, context: &'static str) -> Result<T, ErrorReport> {
+        self.map_err(|e| spi_failure(context, e))
+    }
+}
+
+/// Block size of this server (BLCKSZ), as used by every page-based estimate.
+pub fn block_size() -> u64 {
+    pg_sys::BLCKSZ as u64
+}

@@ -1,0 +1,62 @@
+//! pg_steward — the Settings & Administration back end of a web platform, inside PostgreSQL.
+//!
+//! Every object lives in schema `steward` (see `pg_steward.control`).  The SQL surface is
+//! assembled from `sql/*.sql` in a fixed order:
+//!
+//! 1. `bootstrap.sql`   — roles, the settings table, caller identity helpers
+//! 2. `health_tables.sql` — monitoring tables of CONTRACT §6 and alerts of §2
+//! 3. Rust functions of `health` (storage scan, bloat estimators, index analysis, report)
+//! 4. `health.sql`      — the public health functions (SQL over the catalogs + the Rust parts)
+//! 5. `alerts.sql`      — alert creation and bloat alerts
+//! 6. `facade.sql`      — `install_rpc_facade(schema)`: the seed-named wrappers
+//! 7. `finalize.sql`    — grants: EXECUTE revoked from PUBLIC and granted explicitly
+
+use pgrx::prelude::*;
+
+mod common;
+mod health;
+
+pgrx::pg_module_magic!();
+
+extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+extension_sql_file!(
+    "../sql/health_tables.sql",
+    name = "health_tables",
+    requires = ["bootstrap"]
+);
+extension_sql_file!(
+    "../sql/health.sql",
+    name = "health",
+    requires = [
+        "health_tables",
+        health::relation_storage,
+        health::table_bloat_estimates,
+        health::index_bloat_estimates,
+        health::index_redundancy,
+        health::heap_bloat_from_tuples,
+    ]
+);
+extension_sql_file!("../sql/alerts.sql", name = "alerts", requires = ["health"]);
+extension_sql_file!(
+    "../sql/report.sql",
+    name = "report",
+    requires = [
+        "alerts",
+        health::report_recommendations,
+        health::render_report_text
+    ]
+);
+extension_sql_file!("../sql/facade.sql", name = "facade", requires = ["report"]);
+extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+/// Hooks used by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    /// The test cluster preloads pg_stat_statements so the slow-query path is exercised with
+    /// the extension both present and absent (absent until `CREATE EXTENSION` in a test).
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec!["shared_preload_libraries = 'pg_stat_statements'"]
+    }
+}
