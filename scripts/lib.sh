@@ -50,7 +50,7 @@ ensure_all() {
 # Build and install the extension into the Debian server (release with PROFILE=release).
 install_extension() {
     log "building and installing pg_steward into PostgreSQL ${PG_MAJOR}"
-    (cd "$ROOT" && cargo pgrx install --pg-config "${PG_CONFIG}" ${PROFILE:+--release} >/dev/null)
+    (cd "$ROOT" && cargo pgrx install --pg-config "${PG_CONFIG}" $([ "${PROFILE:-dev}" = release ] && echo --release) >/dev/null)
 }
 
 # start_server DIR PORT [extra postgresql.conf lines...]

@@ -138,21 +138,27 @@ fn bad_input_is_a_clear_error_never_internal() {
 fn bloat_estimate_is_within_5_points_of_pgstattuple() {
     setup();
     let mut admin = connect(DB, "postgres");
-    admin
-        .batch_execute(
-            "CREATE TABLE public.bloat_engineered (id bigint, customer int, note text, amount numeric, at timestamptz);
-             INSERT INTO public.bloat_engineered
-               SELECT g, g % 1000, 'note ' || md5(g::text), (g % 997) * 1.5, now() - make_interval(secs => g)
-                 FROM generate_series(1, 200000) g;
-             DELETE FROM public.bloat_engineered WHERE id % 2 = 0;
-             VACUUM public.bloat_engineered;
-             ANALYZE public.bloat_engineered;
-             CREATE TABLE public.bloat_untouched (id bigint, label text, flag boolean, payload jsonb);
-             INSERT INTO public.bloat_untouched
-               SELECT g, repeat('x', (g % 40) + 1), g % 3 = 0, jsonb_build_object('g', g) FROM generate_series(1, 100000) g;
-             ANALYZE public.bloat_untouched;",
-        )
-        .expect("engineered tables");
+    // One statement per call: a multi-statement batch is an implicit transaction block, and
+    // VACUUM refuses to run in one.
+    for sql in [
+        "CREATE TABLE public.bloat_engineered (id bigint, customer int, note text, amount numeric, at timestamptz)",
+        "INSERT INTO public.bloat_engineered
+           SELECT g, g % 1000, 'note ' || md5(g::text), (g % 997) * 1.5, now() - make_interval(secs => g)
+             FROM generate_series(1, 200000) g",
+        "SELECT pg_stat_force_next_flush()",
+        "DELETE FROM public.bloat_engineered WHERE id % 2 = 0",
+        "SELECT pg_stat_force_next_flush()",
+        "VACUUM public.bloat_engineered",
+        "ANALYZE public.bloat_engineered",
+        "CREATE TABLE public.bloat_untouched (id bigint, label text, flag boolean, payload jsonb)",
+        "INSERT INTO public.bloat_untouched
+           SELECT g, repeat('x', (g % 40) + 1), g % 3 = 0, jsonb_build_object('g', g) FROM generate_series(1, 100000) g",
+        "SELECT pg_stat_force_next_flush()",
+        "ANALYZE public.bloat_untouched",
+        "SELECT pg_stat_force_next_flush()",
+    ] {
+        admin.batch_execute(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
     for (table, expect_low, expect_high) in [("bloat_engineered", 40.0, 60.0), ("bloat_untouched", 0.0, 10.0)] {
         let row = admin
             .query_one(

@@ -52,6 +52,17 @@ struct StatRow {
 }
 
 impl StatRow {
+    /// Columns 1–5 of the statistics queries: oid, attlen[], attalign[], stawidth[], stanullfrac[].
+    fn read(row: &pgrx::spi::SpiHeapTupleData<'_>) -> Result<Self, pgrx::spi::SpiError> {
+        Ok(StatRow {
+            oid: row.get::<pg_sys::Oid>(1)?.map(|o| o.to_u32()).unwrap_or(0),
+            attlens: row.get::<Vec<Option<i16>>>(2)?.unwrap_or_default(),
+            aligns: row.get::<Vec<Option<String>>>(3)?.unwrap_or_default(),
+            widths: row.get::<Vec<Option<f64>>>(4)?.unwrap_or_default(),
+            nullfracs: row.get::<Vec<Option<f64>>>(5)?.unwrap_or_default(),
+        })
+    }
+
     fn columns(&self) -> Vec<Column> {
         self.attlens
             .iter()
@@ -169,15 +180,17 @@ fn index_stats_query(direct: bool) -> String {
     .concat()
 }
 
-/// The live-tuple count to measure against: the cumulative statistics when they have counted
-/// tuples in the table, else `reltuples` from the last VACUUM/ANALYZE, else unknown.
-/// (A zero count is not trusted on its own: after a stats reset, and inside the transaction
-/// that filled the table, it is 0 while the table is full.)
+/// The live-tuple count to measure against: `reltuples`, which the last VACUUM or ANALYZE
+/// measured together with the column widths the model uses; when the table was never
+/// measured, the cumulative statistics' count if it has counted anything; else unknown.
+/// (The cumulative count is not preferred: ANALYZE stores an absolute figure and a backend's
+/// delayed flush of earlier inserts can land on top of it, doubling it.  Changes since the
+/// measurement are what `confidence` reports as `stale`.)
 fn live_tuples(n_live: f64, n_dead: f64, reltuples: f64) -> Option<f64> {
-    if n_live > 0.0 || n_dead > 0.0 {
-        Some(n_live)
-    } else if reltuples >= 0.0 {
+    if reltuples >= 0.0 {
         Some(reltuples)
+    } else if n_live > 0.0 || n_dead > 0.0 {
+        Some(n_live)
     } else {
         None
     }
@@ -239,13 +252,7 @@ pub fn table_bloat_estimates(
     let rows = Spi::connect(|client| {
         let mut out = Vec::new();
         for row in client.select(query.as_str(), None, &[])? {
-            let stats = StatRow {
-                oid: row.get::<pg_sys::Oid>(1)?.map(|o| o.to_u32()).unwrap_or(0),
-                attlens: row.get::<Vec<Option<i16>>>(2)?.unwrap_or_default(),
-                aligns: row.get::<Vec<Option<String>>>(3)?.unwrap_or_default(),
-                widths: row.get::<Vec<Option<f64>>>(4)?.unwrap_or_default(),
-                nullfracs: row.get::<Vec<Option<f64>>>(5)?.unwrap_or_default(),
-            };
+            let stats = StatRow::read(&row)?;
             let reltuples = row.get::<f64>(6)?.unwrap_or(-1.0);
             let n_live = row.get::<f64>(7)?.unwrap_or(0.0);
             let n_dead = row.get::<f64>(8)?.unwrap_or(0.0);
@@ -302,13 +309,7 @@ pub fn index_bloat_estimates(
     let rows = Spi::connect(|client| {
         let mut out = Vec::new();
         for row in client.select(query.as_str(), None, &[])? {
-            let stats = StatRow {
-                oid: row.get::<pg_sys::Oid>(1)?.map(|o| o.to_u32()).unwrap_or(0),
-                attlens: row.get::<Vec<Option<i16>>>(2)?.unwrap_or_default(),
-                aligns: row.get::<Vec<Option<String>>>(3)?.unwrap_or_default(),
-                widths: row.get::<Vec<Option<f64>>>(4)?.unwrap_or_default(),
-                nullfracs: row.get::<Vec<Option<f64>>>(5)?.unwrap_or_default(),
-            };
+            let stats = StatRow::read(&row)?;
             let idx_reltuples = row.get::<f64>(6)?.unwrap_or(-1.0);
             let tbl_reltuples = row.get::<f64>(7)?.unwrap_or(-1.0);
             let n_live = row.get::<f64>(8)?.unwrap_or(0.0);
@@ -364,7 +365,9 @@ pub fn heap_bloat_from_tuples(
         return Err(HealthError::InvalidArgument { name: "fillfactor", problem: format!("{fillfactor} is outside 10..100") }.into());
     }
     let avg = if tuple_count > 0 { tuple_len as f64 / tuple_count as f64 } else { 0.0 };
-    let width = (avg / bloat::MAXALIGN).ceil() * bloat::MAXALIGN;
+    // Lengths vary when the average is not a whole number of bytes.
+    let varying = tuple_count > 0 && tuple_len % tuple_count != 0;
+    let width = bloat::pad_tuple(avg, varying);
     let est = bloat::heap_estimate_from_width(width, tuple_count as f64, table_len as f64, fillfactor as f64, block_size() as f64);
     Ok(TableIterator::once((est.expected_bytes as i64, est.bloat_bytes as i64, round2(est.bloat_pct))))
 }
