@@ -319,8 +319,9 @@ pub fn index_bloat_estimates(
             let fillfactor = row.get::<f64>(12)?.unwrap_or(90.0);
 
             let actual = sizes.get(&stats.oid).map(|s| s.main_bytes).unwrap_or(0);
-            // Scale the index's own count (partial indexes hold fewer rows) by the table's
-            // growth since it was last measured.
+            // The index's own count (partial indexes hold fewer rows), scaled by the table's
+            // count relative to its reltuples: a factor of 1 whenever the table was measured
+            // (live_tuples then returns reltuples), so it only matters for an unmeasured table.
             let table_live = live_tuples(n_live, n_dead, tbl_reltuples);
             let tuples = match (table_live, idx_reltuples, tbl_reltuples) {
                 (Some(live), i, t) if i >= 0.0 && t > 0.0 => Some(i * live / t),
