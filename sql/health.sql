@@ -20,6 +20,7 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
     SELECT d.datname, sz.bytes, d.numbackends, d.xact_commit, d.xact_rollback, d.blks_read,
            d.blks_hit, d.tup_returned, d.tup_fetched, d.tup_inserted, d.tup_updated,
@@ -30,7 +31,7 @@ AS $$
            pg_size_pretty(sz.bytes),
            current_setting('max_connections')::integer
       FROM pg_stat_database d
-     CROSS JOIN LATERAL (SELECT pg_database_size(d.datid) AS bytes) sz
+     CROSS JOIN (SELECT steward._database_bytes() AS bytes) sz
      WHERE d.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
 $$;
 
@@ -50,6 +51,7 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
     WITH sz AS MATERIALIZED (SELECT * FROM steward._relation_storage()),
     idx AS (
@@ -57,7 +59,13 @@ AS $$
           FROM pg_index i JOIN sz s ON s.relid = i.indexrelid
          GROUP BY i.indrelid
     ),
-    b AS (SELECT * FROM steward._table_bloat_estimates(steward.setting_number('analyzeOverdueDays')::float8)),
+    cfg AS MATERIALIZED (
+        SELECT steward.setting_number('deadTupleRatioThreshold') AS dead_ratio,
+               make_interval(days => steward.setting_number('analyzeOverdueDays')::int) AS analyze_overdue,
+               make_interval(days => steward.setting_number('vacuumOverdueDays')::int) AS vacuum_overdue,
+               steward.setting_number('analyzeOverdueDays')::float8 AS analyze_days
+    ),
+    b AS (SELECT e.* FROM cfg, steward._table_bloat_estimates(cfg.analyze_days) e),
     t AS (
         SELECT s.*, c.reltoastrelid,
                coalesce(h.total_bytes, 0) AS heap_bytes,
@@ -81,12 +89,13 @@ AS $$
            b.bloat_pct::numeric,
            t.relid, t.heap_bytes, t.toast_bytes, t.index_bytes,
            t.ratio,
-           t.ratio > steward.setting_number('deadTupleRatioThreshold'),
-           t.ana_any IS NULL OR t.ana_any < now() - make_interval(days => steward.setting_number('analyzeOverdueDays')::int),
-           t.n_dead_tup > 0 AND (t.vac_any IS NULL OR t.vac_any < now() - make_interval(days => steward.setting_number('vacuumOverdueDays')::int)),
+           t.ratio > cfg.dead_ratio,
+           t.ana_any IS NULL OR t.ana_any < now() - cfg.analyze_overdue,
+           t.n_dead_tup > 0 AND (t.vac_any IS NULL OR t.vac_any < now() - cfg.vacuum_overdue),
            coalesce(b.confidence, 'unknown'), b.bloat_bytes,
            t.n_mod_since_analyze, t.vac_any, t.ana_any
       FROM t
+     CROSS JOIN cfg
       LEFT JOIN b ON b.relid = t.relid
      ORDER BY 5 DESC, t.schemaname, t.relname
 $$;
@@ -97,27 +106,28 @@ $$;
 -- created, whichever is later — a lower bound, so nothing is called unused too early.  For a
 -- scanned index, the time since capture_index_usage_snapshot() last saw its count move.
 -- ---------------------------------------------------------------------------------------
-CREATE FUNCTION steward.index_health()
+-- Usage of every index of a user table (no bloat estimate: unused_indexes() needs none).
+CREATE FUNCTION steward._index_usage()
 RETURNS TABLE (
     schemaname name, relname name, indexrelname name, index_size bigint, idx_scan bigint,
-    idx_tup_read bigint, idx_tup_fetch bigint, days_since_last_use numeric, bloat_pct numeric,
+    idx_tup_read bigint, idx_tup_fetch bigint, days_since_last_use numeric,
     indexrelid oid, relid oid, index_type name, is_unique boolean, is_primary boolean,
-    enforces_constraint boolean, is_valid boolean, is_unused boolean,
-    bloat_confidence text, bloat_bytes bigint
+    enforces_constraint boolean, is_valid boolean, is_unused boolean
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
-    WITH sz AS MATERIALIZED (SELECT * FROM steward._relation_storage()),
+    WITH sz AS MATERIALIZED (SELECT * FROM steward._relation_storage(heap => false, toast => false, index => true)),
     win AS (
         SELECT coalesce(d.stats_reset, pg_postmaster_start_time()) AS started
           FROM pg_stat_database d WHERE d.datname = current_database()
     ),
-    b AS (SELECT * FROM steward._index_bloat_estimates(steward.setting_number('analyzeOverdueDays')::float8)),
+    cfg AS MATERIALIZED (SELECT steward.setting_number('unusedIndexDays') AS unused_days),
+    backing AS (SELECT DISTINCT k.conindid FROM pg_constraint k WHERE k.conindid <> 0),
     x AS (
         SELECT s.*, am.amname, i.indisunique, i.indisprimary, i.indisvalid,
-               (i.indisprimary OR i.indisunique OR i.indisexclusion
-                 OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = s.indexrelid)) AS enforces,
+               (i.indisprimary OR i.indisunique OR i.indisexclusion OR k.conindid IS NOT NULL) AS enforces,
                coalesce(z.main_bytes, 0) AS bytes,
                (extract(epoch FROM now() - CASE
                    WHEN s.idx_scan = 0 THEN greatest((SELECT started FROM win), to_timestamp(z.born_epoch))
@@ -130,16 +140,36 @@ AS $$
           JOIN pg_am am ON am.oid = ic.relam
           LEFT JOIN sz z ON z.relid = s.indexrelid
           LEFT JOIN steward.index_usage_state u ON u.indexrelid = s.indexrelid
+          LEFT JOIN backing k ON k.conindid = s.indexrelid
     )
     SELECT x.schemaname, x.relname, x.indexrelname, x.bytes, x.idx_scan, x.idx_tup_read,
-           x.idx_tup_fetch, round(x.idle_days, 4), b.bloat_pct::numeric,
+           x.idx_tup_fetch, round(x.idle_days, 4),
            x.indexrelid, x.relid, x.amname, x.indisunique, x.indisprimary, x.enforces, x.indisvalid,
            x.idx_scan = 0 AND NOT x.enforces AND x.indisvalid
-             AND coalesce(x.idle_days > steward.setting_number('unusedIndexDays'), false),
-           coalesce(b.confidence, 'unknown'), b.bloat_bytes
-      FROM x
-      LEFT JOIN b ON b.indexrelid = x.indexrelid
-     ORDER BY x.bytes DESC, x.schemaname, x.relname, x.indexrelname
+             AND coalesce(x.idle_days > cfg.unused_days, false)
+      FROM x CROSS JOIN cfg
+$$;
+
+CREATE FUNCTION steward.index_health()
+RETURNS TABLE (
+    schemaname name, relname name, indexrelname name, index_size bigint, idx_scan bigint,
+    idx_tup_read bigint, idx_tup_fetch bigint, days_since_last_use numeric, bloat_pct numeric,
+    indexrelid oid, relid oid, index_type name, is_unique boolean, is_primary boolean,
+    enforces_constraint boolean, is_valid boolean, is_unused boolean,
+    bloat_confidence text, bloat_bytes bigint
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+    SELECT u.schemaname, u.relname, u.indexrelname, u.index_size, u.idx_scan, u.idx_tup_read,
+           u.idx_tup_fetch, u.days_since_last_use, b.bloat_pct::numeric,
+           u.indexrelid, u.relid, u.index_type, u.is_unique, u.is_primary, u.enforces_constraint,
+           u.is_valid, u.is_unused, coalesce(b.confidence, 'unknown'), b.bloat_bytes
+      FROM steward._index_usage() u
+      LEFT JOIN steward._index_bloat_estimates(steward.setting_number('analyzeOverdueDays')::float8) b
+        ON b.indexrelid = u.indexrelid
+     ORDER BY u.index_size DESC, u.schemaname, u.relname, u.indexrelname
 $$;
 
 -- Unused indexes (seed shape): never scanned for more than age_days, never an index that
@@ -151,6 +181,7 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 BEGIN
     IF age_days IS NULL OR age_days < 0 THEN
@@ -160,7 +191,7 @@ BEGIN
     RETURN QUERY
     SELECT h.schemaname, h.relname, h.indexrelname, pg_size_pretty(h.index_size), h.idx_scan,
            h.days_since_last_use, h.index_size, h.indexrelid
-      FROM steward.index_health() h
+      FROM steward._index_usage() h
      WHERE h.idx_scan = 0 AND NOT h.enforces_constraint AND h.is_valid
        AND h.days_since_last_use > age_days
      ORDER BY h.index_size DESC, h.schemaname, h.indexrelname;
@@ -176,8 +207,9 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
-    WITH sz AS (SELECT * FROM steward._relation_storage())
+    WITH sz AS (SELECT * FROM steward._relation_storage(heap => false, toast => false, index => true))
     SELECT n.nspname, tc.relname, ic.relname, r.kind, kc.relname,
            coalesce(z.main_bytes, 0), pg_get_indexdef(r.indexrelid), pg_get_indexdef(r.covered_by),
            r.indexrelid, r.covered_by
@@ -200,8 +232,9 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
-    WITH sz AS (SELECT * FROM steward._relation_storage())
+    WITH sz AS (SELECT * FROM steward._relation_storage(heap => false, toast => false, index => true))
     SELECT n.nspname, tc.relname, ic.relname, coalesce(z.main_bytes, 0), pg_get_indexdef(i.indexrelid),
            CASE WHEN ic.relname ~ '_ccnew[0-9]*$' THEN 'failed REINDEX CONCURRENTLY (new copy)'
                 WHEN ic.relname ~ '_ccold[0-9]*$' THEN 'interrupted REINDEX CONCURRENTLY (old copy)'
@@ -229,6 +262,7 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
     SELECT n.nspname, c.relname, b.actual_bytes, b.expected_bytes, b.bloat_bytes,
            b.bloat_pct::numeric, b.confidence, b.live_tuples::bigint,
@@ -247,6 +281,7 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
     SELECT n.nspname, tc.relname, ic.relname, b.actual_bytes, b.expected_bytes, b.bloat_bytes,
            b.bloat_pct::numeric, b.confidence, b.indexrelid
@@ -268,6 +303,7 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 SET lock_timeout = '2s'
 AS $$
 DECLARE
@@ -314,6 +350,7 @@ $$;
 CREATE FUNCTION steward.pg_stat_statements_schema() RETURNS name
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
     SELECT n.nspname FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace
      WHERE x.extname = 'pg_stat_statements'
@@ -331,6 +368,7 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 DECLARE
     v_schema name := steward.pg_stat_statements_schema();
@@ -394,6 +432,7 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
     WITH a AS (
         SELECT * FROM pg_stat_activity
@@ -422,6 +461,7 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
     SELECT CASE WHEN a.state = 'active' THEN 'long_running' ELSE 'idle_in_transaction' END,
            a.pid, a.usename, a.datname, a.application_name, a.client_addr, a.state,
@@ -446,6 +486,7 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
     WITH w AS (
         SELECT a.*, pg_blocking_pids(a.pid) AS blockers
@@ -472,6 +513,7 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
     SELECT d.datname, age(d.datfrozenxid)::bigint, mxid_age(d.datminmxid)::bigint,
            round(age(d.datfrozenxid) * 100.0 / 2147483648, 2),
@@ -490,6 +532,7 @@ RETURNS TABLE (
 )
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
     SELECT n.nspname, c.relname,
            greatest(age(c.relfrozenxid), coalesce(age(t.relfrozenxid), 0))::bigint AS xa,
@@ -521,6 +564,7 @@ RETURNS TABLE (
 )
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
     WITH s AS (
         SELECT c.oid, n.nspname, c.relname, q.seqmin, q.seqmax, q.seqincrement, q.seqcycle,
@@ -599,6 +643,7 @@ $$;
 CREATE FUNCTION steward.capture_index_usage_snapshot() RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 DECLARE
     v_rows integer;
@@ -636,6 +681,7 @@ $$;
 CREATE FUNCTION steward.capture_table_bloat_snapshot() RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 DECLARE
     v_rows integer;

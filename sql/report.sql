@@ -3,6 +3,7 @@
 CREATE FUNCTION steward.capabilities() RETURNS jsonb
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
     SELECT jsonb_build_object(
         'pg_stat_statements',
@@ -16,6 +17,7 @@ $$;
 CREATE FUNCTION steward.health_report() RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 DECLARE
     v_list  integer := steward.setting_number('reportListLimit')::integer;
@@ -26,6 +28,8 @@ DECLARE
     v_caps  jsonb   := steward.capabilities();
     r jsonb;
 BEGIN
+    -- One scan of the database's files serves every part of the report (overview included).
+    PERFORM steward._database_bytes();
     WITH th AS MATERIALIZED (SELECT * FROM steward.table_health()),
          ih AS MATERIALIZED (SELECT * FROM steward.index_health()),
          dup AS MATERIALIZED (SELECT * FROM steward.duplicate_indexes()),
@@ -117,6 +121,7 @@ $$;
 CREATE FUNCTION steward.health_report_text() RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
     SELECT steward._render_report_text(steward.health_report())
 $$;

@@ -7,6 +7,9 @@
 use pgrx::prelude::*;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::JsonB;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use crate::common::{block_size, SpiContext};
 
@@ -14,14 +17,20 @@ pub mod bloat;
 pub mod error;
 pub mod indexes;
 pub mod report;
+pub mod stats;
 pub mod storage;
 
-use bloat::{Column, Confidence};
+use bloat::Confidence;
 use error::HealthError;
 
 /// Sizes of every relation of this database, from one scan of its files (no locks taken).
+/// `heap`, `toast` and `index` choose which relations to size (fewer is faster).
 #[pg_extern(name = "_relation_storage", volatile, parallel_unsafe)]
-pub fn relation_storage() -> Result<
+pub fn relation_storage(
+    heap: default!(bool, true),
+    toast: default!(bool, true),
+    index: default!(bool, true),
+) -> Result<
     TableIterator<
         'static,
         (
@@ -33,8 +42,12 @@ pub fn relation_storage() -> Result<
     >,
     ErrorReport,
 > {
-    let sizes = storage::sizes_by_oid().map_err(ErrorReport::from)?;
-    let mut rows: Vec<_> = sizes
+    let parts = (if heap { storage::HEAP } else { 0 })
+        | (if toast { storage::TOAST } else { 0 })
+        | (if index { storage::INDEX } else { 0 });
+    let snapshot = storage::snapshot(parts).map_err(ErrorReport::from)?;
+    let mut rows: Vec<_> = snapshot
+        .by_oid
         .iter()
         .map(|(oid, s)| (pg_sys::Oid::from_u32(*oid), s.main_bytes, s.all_bytes, s.born_epoch))
         .collect();
@@ -42,143 +55,13 @@ pub fn relation_storage() -> Result<
     Ok(TableIterator::new(rows))
 }
 
-/// Columns of the statistics query, in order; shared by the table and index estimators.
-struct StatRow {
-    oid: u32,
-    attlens: Vec<Option<i16>>,
-    aligns: Vec<Option<String>>,
-    widths: Vec<Option<f64>>,
-    nullfracs: Vec<Option<f64>>,
+/// Bytes of this database on disk, from the same per-statement scan as `_relation_storage`.
+#[pg_extern(name = "_database_bytes", volatile, parallel_unsafe)]
+pub fn database_bytes() -> Result<i64, ErrorReport> {
+    Ok(storage::snapshot(storage::EVERYTHING).map_err(ErrorReport::from)?.database_bytes)
 }
 
-impl StatRow {
-    /// Columns 1–5 of the statistics queries: oid, attlen[], attalign[], stawidth[], stanullfrac[].
-    fn read(row: &pgrx::spi::SpiHeapTupleData<'_>) -> Result<Self, pgrx::spi::SpiError> {
-        Ok(StatRow {
-            oid: row.get::<pg_sys::Oid>(1)?.map(|o| o.to_u32()).unwrap_or(0),
-            attlens: row.get::<Vec<Option<i16>>>(2)?.unwrap_or_default(),
-            aligns: row.get::<Vec<Option<String>>>(3)?.unwrap_or_default(),
-            widths: row.get::<Vec<Option<f64>>>(4)?.unwrap_or_default(),
-            nullfracs: row.get::<Vec<Option<f64>>>(5)?.unwrap_or_default(),
-        })
-    }
-
-    fn columns(&self) -> Vec<Column> {
-        self.attlens
-            .iter()
-            .enumerate()
-            .map(|(i, len)| Column {
-                attlen: len.unwrap_or(-1),
-                attalign: self
-                    .aligns
-                    .get(i)
-                    .and_then(|a| a.as_deref())
-                    .and_then(|a| a.bytes().next())
-                    .unwrap_or(b'i'),
-                avg_width: self.widths.get(i).copied().flatten(),
-                null_frac: self.nullfracs.get(i).copied().flatten(),
-            })
-            .collect()
-    }
-
-    fn complete(&self) -> bool {
-        self.widths.iter().all(Option::is_some) && self.nullfracs.iter().all(Option::is_some)
-    }
-}
-
-/// Whether the current role can read `pg_statistic` directly.  When it cannot (a managed
-/// service where the extension owner is not a superuser), `pg_stats` is used instead, which
-/// only shows columns the role may read: the others count as "no statistics".
-fn statistic_readable() -> Result<bool, ErrorReport> {
-    Spi::get_one::<bool>("SELECT pg_catalog.has_table_privilege('pg_catalog.pg_statistic', 'SELECT')")
-        .ctx("privileges on pg_statistic")
-        .map(|b| b.unwrap_or(false))
-}
-
-const USER_RELATION_FILTER: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') \
-     AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'";
-
-fn table_stats_query(direct: bool) -> String {
-    let stats_join = if direct {
-        "LEFT JOIN pg_catalog.pg_statistic st ON st.starelid = c.oid AND st.staattnum = a.attnum AND NOT st.stainherit"
-    } else {
-        "LEFT JOIN (SELECT schemaname, tablename, attname, avg_width AS stawidth, null_frac AS stanullfrac \
-                    FROM pg_catalog.pg_stats WHERE NOT inherited) st \
-           ON st.schemaname = n.nspname AND st.tablename = c.relname AND st.attname = a.attname"
-    };
-    [
-        "SELECT c.oid,
-                array_agg(a.attlen ORDER BY a.attnum) AS attlens,
-                array_agg(a.attalign::text ORDER BY a.attnum) AS aligns,
-                array_agg(st.stawidth::float8 ORDER BY a.attnum) AS widths,
-                array_agg(st.stanullfrac::float8 ORDER BY a.attnum) AS nullfracs,
-                c.reltuples::float8 AS reltuples,
-                pg_catalog.pg_stat_get_live_tuples(c.oid)::float8 AS n_live,
-                pg_catalog.pg_stat_get_dead_tuples(c.oid)::float8 AS n_dead,
-                pg_catalog.pg_stat_get_mod_since_analyze(c.oid)::float8 AS n_mod,
-                extract(epoch FROM now() - greatest(pg_catalog.pg_stat_get_last_analyze_time(c.oid),
-                                                    pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid)))::float8 / 86400 AS analyze_age_days,
-                coalesce((SELECT o.option_value FROM pg_catalog.pg_options_to_table(c.reloptions) o
-                          WHERE o.option_name = 'fillfactor'), '100')::float8 AS fillfactor
-           FROM pg_catalog.pg_class c
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-           JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-           ",
-        stats_join,
-        "
-          WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' AND ",
-        USER_RELATION_FILTER,
-        "
-          GROUP BY c.oid",
-    ]
-    .concat()
-}
-
-fn index_stats_query(direct: bool) -> String {
-    let stats_join = if direct {
-        "LEFT JOIN pg_catalog.pg_statistic st_t ON i.indkey[ia.attnum - 1] <> 0 AND st_t.starelid = i.indrelid
-                  AND st_t.staattnum = i.indkey[ia.attnum - 1] AND NOT st_t.stainherit
-         LEFT JOIN pg_catalog.pg_statistic st_i ON i.indkey[ia.attnum - 1] = 0 AND st_i.starelid = i.indexrelid
-                  AND st_i.staattnum = ia.attnum AND NOT st_i.stainherit"
-    } else {
-        "LEFT JOIN pg_catalog.pg_attribute ta ON ta.attrelid = i.indrelid AND ta.attnum = i.indkey[ia.attnum - 1]
-         LEFT JOIN (SELECT schemaname, tablename, attname, avg_width AS stawidth, null_frac AS stanullfrac
-                      FROM pg_catalog.pg_stats WHERE NOT inherited) st_t
-                ON i.indkey[ia.attnum - 1] <> 0 AND st_t.schemaname = n.nspname AND st_t.tablename = tc.relname
-               AND st_t.attname = ta.attname
-         LEFT JOIN (SELECT NULL::int AS stawidth, NULL::real AS stanullfrac) st_i ON false"
-    };
-    [
-        "SELECT i.indexrelid,
-                array_agg(ia.attlen ORDER BY ia.attnum) AS attlens,
-                array_agg(ia.attalign::text ORDER BY ia.attnum) AS aligns,
-                array_agg(coalesce(st_t.stawidth, st_i.stawidth)::float8 ORDER BY ia.attnum) AS widths,
-                array_agg(coalesce(st_t.stanullfrac, st_i.stanullfrac)::float8 ORDER BY ia.attnum) AS nullfracs,
-                min(ic.reltuples)::float8 AS idx_reltuples,
-                min(tc.reltuples)::float8 AS tbl_reltuples,
-                min(pg_catalog.pg_stat_get_live_tuples(tc.oid))::float8 AS n_live,
-                min(pg_catalog.pg_stat_get_dead_tuples(tc.oid))::float8 AS n_dead,
-                min(pg_catalog.pg_stat_get_mod_since_analyze(tc.oid))::float8 AS n_mod,
-                min(extract(epoch FROM now() - greatest(pg_catalog.pg_stat_get_last_analyze_time(tc.oid),
-                              pg_catalog.pg_stat_get_last_autoanalyze_time(tc.oid))))::float8 / 86400 AS analyze_age_days,
-                min(coalesce((SELECT o.option_value FROM pg_catalog.pg_options_to_table(ic.reloptions) o
-                              WHERE o.option_name = 'fillfactor'), '90'))::float8 AS fillfactor
-           FROM pg_catalog.pg_index i
-           JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-           JOIN pg_catalog.pg_am am ON am.oid = ic.relam AND am.amname = 'btree'
-           JOIN pg_catalog.pg_class tc ON tc.oid = i.indrelid
-           JOIN pg_catalog.pg_namespace n ON n.oid = tc.relnamespace
-           JOIN pg_catalog.pg_attribute ia ON ia.attrelid = i.indexrelid AND ia.attnum > 0
-           ",
-        stats_join,
-        "
-          WHERE ic.relpersistence <> 't' AND tc.relkind IN ('r', 'm') AND ",
-        USER_RELATION_FILTER,
-        "
-          GROUP BY i.indexrelid",
-    ]
-    .concat()
-}
+use stats::USER_RELATION_FILTER;
 
 /// The live-tuple count to measure against: `reltuples`, which the last VACUUM or ANALYZE
 /// measured together with the column widths the model uses; when the table was never
@@ -206,6 +89,44 @@ type BloatRow = (
     String,
     Option<f64>,
 );
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum EstimateKind {
+    Table,
+    Index,
+}
+
+thread_local! {
+    /// Estimates computed during the current client statement, so a report that asks for
+    /// table health, index health and bloat lists reads the statistics once.
+    static ESTIMATES: RefCell<(storage::CacheKey, HashMap<(EstimateKind, u64), Rc<Vec<BloatRow>>>)> =
+        RefCell::new(((0, 0), HashMap::new()));
+}
+
+fn cached_estimates(
+    kind: EstimateKind,
+    overdue_days: f64,
+    compute: impl FnOnce() -> Result<Vec<BloatRow>, ErrorReport>,
+) -> Result<Rc<Vec<BloatRow>>, ErrorReport> {
+    let stamp = storage::statement_stamp();
+    let key = (kind, overdue_days.to_bits());
+    let hit = ESTIMATES.with(|c| {
+        let c = c.borrow();
+        if c.0 == stamp { c.1.get(&key).cloned() } else { None }
+    });
+    if let Some(rows) = hit {
+        return Ok(rows);
+    }
+    let rows = Rc::new(compute()?);
+    ESTIMATES.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != stamp {
+            *c = (stamp, HashMap::new());
+        }
+        c.1.insert(key, Rc::clone(&rows));
+    });
+    Ok(rows)
+}
 
 fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
@@ -246,40 +167,33 @@ pub fn table_bloat_estimates(
     >,
     ErrorReport,
 > {
-    let sizes = storage::sizes_by_oid().map_err(ErrorReport::from)?;
-    let query = table_stats_query(statistic_readable()?);
-    let block = block_size() as f64;
-    let rows = Spi::connect(|client| {
-        let mut out = Vec::new();
-        for row in client.select(query.as_str(), None, &[])? {
-            let stats = StatRow::read(&row)?;
-            let reltuples = row.get::<f64>(6)?.unwrap_or(-1.0);
-            let n_live = row.get::<f64>(7)?.unwrap_or(0.0);
-            let n_dead = row.get::<f64>(8)?.unwrap_or(0.0);
-            let n_mod = row.get::<f64>(9)?.unwrap_or(0.0);
-            let age = row.get::<f64>(10)?;
-            let fillfactor = row.get::<f64>(11)?.unwrap_or(100.0);
+    let rows = cached_estimates(EstimateKind::Table, overdue_days, || compute_table_estimates(overdue_days))?;
+    Ok(TableIterator::new(rows.as_ref().clone()))
+}
 
-            let actual = sizes.get(&stats.oid).map(|s| s.main_bytes).unwrap_or(0);
-            let live = live_tuples(n_live, n_dead, reltuples);
-            let columns = stats.columns();
-            let (est, conf) = match live {
-                _ if actual == 0 => (
-                    Some(bloat::Estimate { expected_bytes: 0.0, bloat_bytes: 0.0, bloat_pct: 0.0, tuple_width: 0.0 }),
-                    Confidence::Fresh,
-                ),
-                None => (None, Confidence::Unknown),
-                Some(live) => (
-                    bloat::heap_estimate(&columns, live, actual as f64, fillfactor, block),
-                    bloat::confidence(stats.complete(), age, n_mod, live, overdue_days),
-                ),
-            };
-            out.push(to_row(stats.oid, live, actual, est, conf));
-        }
-        Ok(out)
-    })
-    .ctx("table statistics")?;
-    Ok(TableIterator::new(rows))
+fn compute_table_estimates(overdue_days: f64) -> Result<Vec<BloatRow>, ErrorReport> {
+    let snapshot = storage::snapshot(storage::HEAP).map_err(ErrorReport::from)?;
+    let tables = stats::tables()?;
+    let block = block_size() as f64;
+    let mut out = Vec::with_capacity(tables.len());
+    for (oid, t) in tables.iter() {
+        let actual = snapshot.by_oid.get(oid).map(|s| s.main_bytes).unwrap_or(0);
+        let live = live_tuples(t.n_live, t.n_dead, t.reltuples);
+        let (est, conf) = match live {
+            _ if actual == 0 => (
+                Some(bloat::Estimate { expected_bytes: 0.0, bloat_bytes: 0.0, bloat_pct: 0.0, tuple_width: 0.0 }),
+                Confidence::Fresh,
+            ),
+            None => (None, Confidence::Unknown),
+            Some(live) => (
+                bloat::heap_estimate(&t.columns.columns, live, actual as f64, t.fillfactor, block),
+                bloat::confidence(t.columns.complete, t.analyze_age_days, t.n_mod, live, overdue_days),
+            ),
+        };
+        out.push(to_row(*oid, live, actual, est, conf));
+    }
+    out.sort_by_key(|r| r.0.to_u32());
+    Ok(out)
 }
 
 /// B-tree bloat of every index on a user table, estimated from planner statistics of the
@@ -303,46 +217,40 @@ pub fn index_bloat_estimates(
     >,
     ErrorReport,
 > {
-    let sizes = storage::sizes_by_oid().map_err(ErrorReport::from)?;
-    let query = index_stats_query(statistic_readable()?);
-    let block = block_size() as f64;
-    let rows = Spi::connect(|client| {
-        let mut out = Vec::new();
-        for row in client.select(query.as_str(), None, &[])? {
-            let stats = StatRow::read(&row)?;
-            let idx_reltuples = row.get::<f64>(6)?.unwrap_or(-1.0);
-            let tbl_reltuples = row.get::<f64>(7)?.unwrap_or(-1.0);
-            let n_live = row.get::<f64>(8)?.unwrap_or(0.0);
-            let n_dead = row.get::<f64>(9)?.unwrap_or(0.0);
-            let n_mod = row.get::<f64>(10)?.unwrap_or(0.0);
-            let age = row.get::<f64>(11)?;
-            let fillfactor = row.get::<f64>(12)?.unwrap_or(90.0);
+    let rows = cached_estimates(EstimateKind::Index, overdue_days, || compute_index_estimates(overdue_days))?;
+    Ok(TableIterator::new(rows.as_ref().clone()))
+}
 
-            let actual = sizes.get(&stats.oid).map(|s| s.main_bytes).unwrap_or(0);
-            // The index's own count (partial indexes hold fewer rows), scaled by the table's
-            // count relative to its reltuples: a factor of 1 whenever the table was measured
-            // (live_tuples then returns reltuples), so it only matters for an unmeasured table.
-            let table_live = live_tuples(n_live, n_dead, tbl_reltuples);
-            let tuples = match (table_live, idx_reltuples, tbl_reltuples) {
-                (Some(live), i, t) if i >= 0.0 && t > 0.0 => Some(i * live / t),
-                (Some(live), i, _) if i < 0.0 => Some(live),
-                (_, i, _) if i >= 0.0 => Some(i),
-                _ => None,
-            };
-            let columns = stats.columns();
-            let (est, conf) = match tuples {
-                None => (None, Confidence::Unknown),
-                Some(t) => (
-                    bloat::btree_estimate(&columns, t, actual as f64, fillfactor, block),
-                    bloat::confidence(stats.complete(), age, n_mod, table_live.unwrap_or(t), overdue_days),
-                ),
-            };
-            out.push(to_row(stats.oid, tuples, actual, est, conf));
-        }
-        Ok(out)
-    })
-    .ctx("index statistics")?;
-    Ok(TableIterator::new(rows))
+fn compute_index_estimates(overdue_days: f64) -> Result<Vec<BloatRow>, ErrorReport> {
+    let snapshot = storage::snapshot(storage::INDEX).map_err(ErrorReport::from)?;
+    let tables = stats::tables()?;
+    let block = block_size() as f64;
+    let no_table = stats::TableFacts { reltuples: -1.0, ..stats::TableFacts::default() };
+    let mut out = Vec::new();
+    for idx in stats::btrees(&tables)? {
+        let actual = snapshot.by_oid.get(&idx.oid).map(|s| s.main_bytes).unwrap_or(0);
+        let table = tables.get(&idx.table).unwrap_or(&no_table);
+        // The index's own count (partial indexes hold fewer rows), scaled by the table's
+        // count relative to its reltuples: a factor of 1 whenever the table was measured
+        // (live_tuples then returns reltuples), so it only matters for an unmeasured table.
+        let table_live = live_tuples(table.n_live, table.n_dead, table.reltuples);
+        let tuples = match (table_live, idx.reltuples, table.reltuples) {
+            (Some(live), i, t) if i >= 0.0 && t > 0.0 => Some(i * live / t),
+            (Some(live), i, _) if i < 0.0 => Some(live),
+            (_, i, _) if i >= 0.0 => Some(i),
+            _ => None,
+        };
+        let (est, conf) = match tuples {
+            None => (None, Confidence::Unknown),
+            Some(t) => (
+                bloat::btree_estimate(&idx.columns.columns, t, actual as f64, idx.fillfactor, block),
+                bloat::confidence(idx.columns.complete, table.analyze_age_days, table.n_mod, table_live.unwrap_or(t), overdue_days),
+            ),
+        };
+        out.push(to_row(idx.oid, tuples, actual, est, conf));
+    }
+    out.sort_by_key(|r| r.0.to_u32());
+    Ok(out)
 }
 
 /// Heap bloat from exact tuple figures (pgstattuple's `table_len`, `tuple_count`,

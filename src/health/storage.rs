@@ -10,7 +10,7 @@
 //! that asks for table, index and bloat figures reads the directory once.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -65,35 +65,141 @@ pub fn parse_data_file_name(name: &str) -> Option<(u32, Fork, u32)> {
     Some((number.parse::<u32>().ok()?, fork, segment))
 }
 
-/// Sum every data file of one directory by relfilenode.
-pub fn scan_directory(dir: &Path) -> Result<HashMap<u32, RelStorage>, HealthError> {
-    let mut sizes: HashMap<u32, RelStorage> = HashMap::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| HealthError::StorageUnreadable {
-        path: dir.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some((filenode, fork, segment)) = name.to_str().and_then(parse_data_file_name) else {
-            continue;
-        };
-        // A file dropped between readdir and stat is simply gone: skip it.
-        let Ok(meta) = entry.metadata() else { continue };
-        let len = i64::try_from(meta.len()).unwrap_or(i64::MAX);
-        let slot = sizes.entry(filenode).or_default();
-        slot.all_bytes = slot.all_bytes.saturating_add(len);
-        if fork == Fork::Main {
-            slot.main_bytes = slot.main_bytes.saturating_add(len);
-            if segment == 0 {
-                slot.born_epoch = meta
+/// One directory's data files summed by relfilenode, plus every byte in the directory
+/// (what `pg_database_size` counts there: data files and the small bookkeeping files).
+#[derive(Debug, Default)]
+pub struct DirectoryScan {
+    pub by_node: HashMap<u32, RelStorage>,
+    pub total_bytes: i64,
+}
+
+/// Below this many files one thread stats them all; above it the work is split.
+const PARALLEL_THRESHOLD: usize = 4096;
+const MAX_THREADS: usize = 4;
+
+/// What one `stat` tells us about one directory entry.
+struct FileFacts {
+    parsed: Option<(u32, Fork, u32)>,
+    len: i64,
+    born_epoch: Option<f64>,
+}
+
+fn stat_entries(entries: &[std::fs::DirEntry]) -> Vec<FileFacts> {
+    entries
+        .iter()
+        .filter_map(|entry| {
+            // A file dropped between readdir and stat is simply gone: skip it.
+            let meta = entry.metadata().ok()?;
+            if !meta.is_file() {
+                return None;
+            }
+            let parsed = entry.file_name().to_str().and_then(parse_data_file_name);
+            let born_epoch = match parsed {
+                Some((_, Fork::Main, 0)) => meta
                     .created()
                     .ok()
                     .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map(|d| d.as_secs_f64());
+                    .map(|d| d.as_secs_f64()),
+                _ => None,
+            };
+            Some(FileFacts { parsed, len: i64::try_from(meta.len()).unwrap_or(i64::MAX), born_epoch })
+        })
+        .collect()
+}
+
+/// `stat` every entry, on several threads when there are many.  The threads only make
+/// system calls (no PostgreSQL function, no allocation through palloc) and run with every
+/// signal blocked, so PostgreSQL's signal handlers keep running on the backend's own thread.
+fn stat_all(entries: &[std::fs::DirEntry]) -> Vec<FileFacts> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(MAX_THREADS);
+    if entries.len() < PARALLEL_THRESHOLD || threads < 2 {
+        return stat_entries(entries);
+    }
+    let chunk = entries.len().div_ceil(threads);
+    let _blocked = SignalsBlocked::new();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = entries
+            .chunks(chunk)
+            .skip(1)
+            .map(|part| std::thread::Builder::new().spawn_scoped(scope, move || stat_entries(part)))
+            .collect();
+        // Signals are blocked only while the helpers are started: they inherit the mask,
+        // and this thread takes pending signals again as soon as `_blocked` is dropped.
+        drop(_blocked);
+        let mut all = stat_entries(entries.chunks(chunk).next().unwrap_or(&[]));
+        for (i, handle) in handles.into_iter().enumerate() {
+            match handle.map(|h| h.join()) {
+                Ok(Ok(part)) => all.extend(part),
+                // A thread that could not start or failed: do its share here.
+                _ => all.extend(stat_entries(entries.chunks(chunk).nth(i + 1).unwrap_or(&[]))),
+            }
+        }
+        all
+    })
+}
+
+/// Blocks every signal on the current thread until dropped (restoring the previous mask).
+struct SignalsBlocked {
+    previous: Option<libc::sigset_t>,
+}
+
+impl SignalsBlocked {
+    fn new() -> Self {
+        // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask only write to it.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut previous: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            if libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous) == 0 {
+                SignalsBlocked { previous: Some(previous) }
+            } else {
+                SignalsBlocked { previous: None }
             }
         }
     }
-    Ok(sizes)
+}
+
+impl Drop for SignalsBlocked {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            // SAFETY: restores the mask saved in `new` on the same thread.
+            unsafe {
+                libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+            }
+        }
+    }
+}
+
+/// Sum the files of one directory by relfilenode.  With `wanted`, only files of those
+/// relfilenodes are looked at (a `stat` is the expensive part: listing names is cheap);
+/// without it every file is, and `total_bytes` covers the whole directory.
+pub fn scan_directory(dir: &Path, wanted: Option<&HashSet<u32>>) -> Result<DirectoryScan, HealthError> {
+    let entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir)
+        .map_err(|e| HealthError::StorageUnreadable { path: dir.display().to_string(), reason: e.to_string() })?
+        .flatten()
+        .filter(|entry| match wanted {
+            None => true,
+            Some(set) => entry
+                .file_name()
+                .to_str()
+                .and_then(parse_data_file_name)
+                .is_some_and(|(node, _, _)| set.contains(&node)),
+        })
+        .collect();
+    let mut scan = DirectoryScan::default();
+    for facts in stat_all(&entries) {
+        scan.total_bytes = scan.total_bytes.saturating_add(facts.len);
+        let Some((filenode, fork, segment)) = facts.parsed else { continue };
+        let slot = scan.by_node.entry(filenode).or_default();
+        slot.all_bytes = slot.all_bytes.saturating_add(facts.len);
+        if fork == Fork::Main {
+            slot.main_bytes = slot.main_bytes.saturating_add(facts.len);
+            if segment == 0 {
+                slot.born_epoch = facts.born_epoch;
+            }
+        }
+    }
+    Ok(scan)
 }
 
 fn data_directory() -> PathBuf {
@@ -131,41 +237,78 @@ fn tablespace_directory(spc: u32, db: u32) -> Result<PathBuf, HealthError> {
     })
 }
 
-thread_local! {
-    static CACHE: RefCell<Option<(i64, Rc<HashMap<u32, RelStorage>>)>> = const { RefCell::new(None) };
+/// Which relations a caller needs sizes for.  Each part is a bit; a scan covers a set of parts.
+pub const HEAP: u8 = 1;
+/// TOAST tables and their indexes.
+pub const TOAST: u8 = 2;
+/// Indexes of user tables.
+pub const INDEX: u8 = 4;
+/// Every file of the database's directories (for the database's total size).
+pub const EVERYTHING: u8 = 8;
+
+/// Everything one scan learned: sizes by relation OID and the database's total bytes.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub by_oid: HashMap<u32, RelStorage>,
+    /// Every byte in this database's directories (what `pg_database_size` reports);
+    /// only when the scan covered `EVERYTHING`.
+    pub database_bytes: i64,
+    /// The parts this scan covered.
+    pub parts: u8,
 }
 
-/// Sizes of every relation with storage in this database, by OID.
-/// Cached for the current client statement.
-pub fn sizes_by_oid() -> Result<Rc<HashMap<u32, RelStorage>>, HealthError> {
+thread_local! {
+    static CACHE: RefCell<Option<(CacheKey, Rc<Snapshot>)>> = const { RefCell::new(None) };
+}
+
+/// The key of every per-statement cache: the start of the current client statement and the
+/// current command id, so a change made within the statement (an ANALYZE, an INSERT in a
+/// procedure) is seen by the next call instead of a cached figure.
+pub type CacheKey = (i64, u32);
+
+pub fn statement_stamp() -> CacheKey {
     // SAFETY: plain reads of backend-local state.
-    let stamp = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
-    if let Some(hit) = CACHE.with(|c| {
-        c.borrow()
-            .as_ref()
-            .filter(|(s, _)| *s == stamp)
-            .map(|(_, m)| Rc::clone(m))
-    }) {
-        return Ok(hit);
+    unsafe { (pg_sys::GetCurrentStatementStartTimestamp(), pg_sys::GetCurrentCommandId(false)) }
+}
+
+/// Sizes of the relations in `parts`, cached for the current client statement: a later call
+/// in the same statement that needs no more parts reuses the scan; one that needs more scans
+/// again for everything asked so far.
+pub fn snapshot(parts: u8) -> Result<Rc<Snapshot>, HealthError> {
+    let stamp = statement_stamp();
+    let previous = CACHE.with(|c| c.borrow().as_ref().filter(|(s, _)| *s == stamp).map(|(_, m)| Rc::clone(m)));
+    if let Some(hit) = &previous {
+        if hit.parts & parts == parts {
+            return Ok(Rc::clone(hit));
+        }
     }
-    let fresh = Rc::new(scan_all()?);
+    let mut wanted = parts | previous.map(|p| p.parts).unwrap_or(0);
+    if wanted & EVERYTHING != 0 {
+        // Every file is looked at anyway: map every relation too.
+        wanted = HEAP | TOAST | INDEX | EVERYTHING;
+    }
+    let fresh = Rc::new(scan_all(wanted)?);
     CACHE.with(|c| *c.borrow_mut() = Some((stamp, Rc::clone(&fresh))));
     Ok(fresh)
 }
 
-fn scan_all() -> Result<HashMap<u32, RelStorage>, HealthError> {
+fn scan_all(parts: u8) -> Result<Snapshot, HealthError> {
     // SAFETY: backend-local globals, set before any function can run.
     let (db, db_spc) = unsafe { (pg_sys::MyDatabaseId.to_u32(), pg_sys::MyDatabaseTableSpace.to_u32()) };
 
-    // relfilenode -> oid, per effective tablespace.  Temporary relations live in other files
-    // (t<backend>_<n>) and mapped catalogs have relfilenode 0: neither is ours to size.
+    // relfilenode -> oid, per effective tablespace, with the part each relation belongs to.
+    // Temporary relations live in other files (t<backend>_<n>), mapped catalogs have
+    // relfilenode 0, and sequences (always one page) are sized by no metric.
     let rows: Vec<(u32, u32, u32)> = Spi::connect(|client| {
         let table = client.select(
-            "SELECT c.oid, c.relfilenode, c.reltablespace FROM pg_catalog.pg_class c \
-             WHERE c.relkind IN ('r','i','t','m','S') AND c.relpersistence <> 't' \
-               AND c.relfilenode <> 0",
+            "SELECT c.oid, c.relfilenode, c.reltablespace
+               FROM pg_catalog.pg_class c
+              WHERE c.relkind IN ('r','i','t','m') AND c.relpersistence <> 't' AND c.relfilenode <> 0
+                AND (CASE WHEN c.relkind IN ('r', 'm') THEN 1
+                          WHEN c.relkind = 't' OR c.relnamespace = 'pg_toast'::pg_catalog.regnamespace THEN 2
+                          ELSE 4 END & $1) <> 0",
             None,
-            &[],
+            &[i32::from(parts).into()],
         )?;
         let mut out = Vec::with_capacity(table.len());
         for row in table {
@@ -180,6 +323,8 @@ fn scan_all() -> Result<HashMap<u32, RelStorage>, HealthError> {
     .map_err(HealthError::Report)?;
 
     let mut by_spc: HashMap<u32, Vec<(u32, u32)>> = HashMap::new();
+    // The database's default tablespace is always scanned, even when it holds no user table.
+    by_spc.entry(db_spc).or_default();
     for (oid, node, spc) in rows {
         let effective = if spc == 0 { db_spc } else { spc };
         if effective == GLOBAL_TABLESPACE_OID {
@@ -188,12 +333,18 @@ fn scan_all() -> Result<HashMap<u32, RelStorage>, HealthError> {
         by_spc.entry(effective).or_default().push((oid, node));
     }
 
-    let mut result = HashMap::new();
+    let mut result = Snapshot { parts, ..Snapshot::default() };
     for (spc, rels) in by_spc {
         let dir = tablespace_directory(spc, db)?;
-        let files = scan_directory(&dir)?;
+        let files = if parts & EVERYTHING != 0 {
+            scan_directory(&dir, None)?
+        } else {
+            let wanted: HashSet<u32> = rels.iter().map(|(_, node)| *node).collect();
+            scan_directory(&dir, Some(&wanted))?
+        };
+        result.database_bytes = result.database_bytes.saturating_add(files.total_bytes);
         for (oid, node) in rels {
-            result.insert(oid, files.get(&node).copied().unwrap_or_default());
+            result.by_oid.insert(oid, files.by_node.get(&node).copied().unwrap_or_default());
         }
     }
     Ok(result)

@@ -1,0 +1,277 @@
+//! Reading planner statistics for the bloat estimators.
+//!
+//! On a catalog of 10 000 tables the cost is in the catalog queries and in moving rows
+//! through SPI, so the shape of the reads matters more than the arithmetic:
+//! * one flat row per table column (no aggregated arrays), grouped here;
+//! * one row per table with its counters (`pg_stat_get_*` once per table, not per index);
+//! * one row per B-tree with its key attribute numbers: key columns take the width, null
+//!   fraction and storage of the table column they store, so indexes need no per-column
+//!   catalog join; only expression columns read the index's own attributes and statistics.
+//!
+//! Everything is cached for the current client statement (see `storage::statement_stamp`),
+//! so a report that needs table and index estimates reads the table statistics once.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::spi::{SpiClient, SpiError};
+
+use super::bloat::Column;
+use super::storage::statement_stamp;
+use crate::common::SpiContext;
+
+/// The columns of one relation, in attribute order, with their attribute numbers.
+#[derive(Debug, Default, Clone)]
+pub struct ColumnSet {
+    pub attnums: Vec<i16>,
+    pub columns: Vec<Column>,
+    /// Every column has a width and a null fraction.
+    pub complete: bool,
+}
+
+impl ColumnSet {
+    pub fn by_attnum(&self, attnum: i16) -> Option<Column> {
+        self.attnums.binary_search(&attnum).ok().and_then(|i| self.columns.get(i).copied())
+    }
+}
+
+/// One user table as the estimators see it.
+#[derive(Debug, Default, Clone)]
+pub struct TableFacts {
+    pub reltuples: f64,
+    pub n_live: f64,
+    pub n_dead: f64,
+    pub n_mod: f64,
+    /// Days since the last ANALYZE (manual or auto); `None` when never analysed.
+    pub analyze_age_days: Option<f64>,
+    pub fillfactor: f64,
+    pub columns: ColumnSet,
+}
+
+/// One B-tree on a user table.
+#[derive(Debug, Clone)]
+pub struct BtreeFacts {
+    pub oid: u32,
+    pub table: u32,
+    pub reltuples: f64,
+    pub fillfactor: f64,
+    /// The index's columns (key and INCLUDE), resolved to widths; `complete` is false when
+    /// any of them lacks statistics.
+    pub columns: ColumnSet,
+}
+
+/// Whether the current role can read `pg_statistic` directly.  When it cannot (a managed
+/// service where the extension owner is not a superuser), `pg_stats` is used instead, which
+/// only shows columns the role may read: the others count as "no statistics".
+fn statistic_readable() -> Result<bool, ErrorReport> {
+    Spi::get_one::<bool>("SELECT pg_catalog.has_table_privilege('pg_catalog.pg_statistic', 'SELECT')")
+        .ctx("privileges on pg_statistic")
+        .map(|b| b.unwrap_or(false))
+}
+
+pub const USER_RELATION_FILTER: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') \
+     AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'";
+
+/// Reads rows of (relid, attnum, attlen, attalign, stawidth, stanullfrac), ordered by relid
+/// and attnum, into one column set per relation.
+fn load_columns(client: &SpiClient<'_>, query: &str) -> Result<HashMap<u32, ColumnSet>, SpiError> {
+    let mut sets: HashMap<u32, ColumnSet> = HashMap::new();
+    let mut current: Option<(u32, ColumnSet)> = None;
+    for row in client.select(query, None, &[])? {
+        let relid = row.get::<pg_sys::Oid>(1)?.map(|o| o.to_u32()).unwrap_or(0);
+        let attnum = row.get::<i16>(2)?.unwrap_or(0);
+        let avg_width = row.get::<f64>(5)?;
+        let null_frac = row.get::<f64>(6)?;
+        let column = Column {
+            attlen: row.get::<i16>(3)?.unwrap_or(-1),
+            attalign: row.get::<i8>(4)?.map(|c| c as u8).unwrap_or(b'i'),
+            avg_width,
+            null_frac,
+        };
+        let known = avg_width.is_some() && null_frac.is_some();
+        match current.as_mut() {
+            Some((id, set)) if *id == relid => {
+                set.attnums.push(attnum);
+                set.columns.push(column);
+                set.complete &= known;
+            }
+            _ => {
+                if let Some((id, set)) = current.take() {
+                    sets.insert(id, set);
+                }
+                current = Some((relid, ColumnSet { attnums: vec![attnum], columns: vec![column], complete: known }));
+            }
+        }
+    }
+    if let Some((id, set)) = current.take() {
+        sets.insert(id, set);
+    }
+    Ok(sets)
+}
+
+fn table_columns_query(direct: bool) -> String {
+    let stats_join = if direct {
+        "LEFT JOIN pg_catalog.pg_statistic st ON st.starelid = a.attrelid AND st.staattnum = a.attnum AND NOT st.stainherit"
+    } else {
+        "LEFT JOIN (SELECT schemaname, tablename, attname, avg_width AS stawidth, null_frac AS stanullfrac \
+                    FROM pg_catalog.pg_stats WHERE NOT inherited) st \
+           ON st.schemaname = n.nspname AND st.tablename = c.relname AND st.attname = a.attname"
+    };
+    [
+        "SELECT a.attrelid, a.attnum, a.attlen, a.attalign, st.stawidth::float8, st.stanullfrac::float8
+           FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+           ",
+        stats_join,
+        "
+          WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' AND ",
+        USER_RELATION_FILTER,
+        "
+          ORDER BY a.attrelid, a.attnum",
+    ]
+    .concat()
+}
+
+fn tables_query() -> String {
+    [
+        "SELECT c.oid, c.reltuples::float8,
+                pg_catalog.pg_stat_get_live_tuples(c.oid)::float8,
+                pg_catalog.pg_stat_get_dead_tuples(c.oid)::float8,
+                pg_catalog.pg_stat_get_mod_since_analyze(c.oid)::float8,
+                extract(epoch FROM now() - greatest(pg_catalog.pg_stat_get_last_analyze_time(c.oid),
+                                                    pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid)))::float8 / 86400,
+                coalesce((SELECT o.option_value FROM pg_catalog.pg_options_to_table(c.reloptions) o
+                          WHERE o.option_name = 'fillfactor'), '100')::float8
+           FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' AND ",
+        USER_RELATION_FILTER,
+    ]
+    .concat()
+}
+
+const USER_BTREES: &str = "FROM pg_catalog.pg_index i
+           JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+           JOIN pg_catalog.pg_class tc ON tc.oid = i.indrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid = tc.relnamespace
+          WHERE ic.relam = 403 AND ic.relpersistence <> 't' AND tc.relkind IN ('r', 'm') AND ";
+
+fn btrees_query() -> String {
+    [
+        "SELECT i.indexrelid, i.indrelid, i.indkey::int2[], ic.reltuples::float8,
+                coalesce((SELECT o.option_value FROM pg_catalog.pg_options_to_table(ic.reloptions) o
+                          WHERE o.option_name = 'fillfactor'), '90')::float8
+           ",
+        USER_BTREES,
+        USER_RELATION_FILTER,
+    ]
+    .concat()
+}
+
+/// The attributes of expression indexes, with the statistics ANALYZE gathers for them.
+fn expression_columns_query(direct: bool) -> String {
+    let stats_join = if direct {
+        "LEFT JOIN pg_catalog.pg_statistic st ON st.starelid = ia.attrelid AND st.staattnum = ia.attnum AND NOT st.stainherit"
+    } else {
+        "LEFT JOIN (SELECT schemaname, tablename, attname, avg_width AS stawidth, null_frac AS stanullfrac \
+                    FROM pg_catalog.pg_stats WHERE NOT inherited) st \
+           ON st.schemaname = n.nspname AND st.tablename = ic.relname AND st.attname = ia.attname"
+    };
+    [
+        "SELECT ia.attrelid, ia.attnum, ia.attlen, ia.attalign, st.stawidth::float8, st.stanullfrac::float8
+           FROM pg_catalog.pg_index i
+           JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+           JOIN pg_catalog.pg_class tc ON tc.oid = i.indrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid = tc.relnamespace
+           JOIN pg_catalog.pg_attribute ia ON ia.attrelid = i.indexrelid AND ia.attnum > 0
+           ",
+        stats_join,
+        "
+          WHERE i.indexprs IS NOT NULL AND ic.relam = 403 AND tc.relkind IN ('r', 'm') AND ",
+        USER_RELATION_FILTER,
+        "
+          ORDER BY ia.attrelid, ia.attnum",
+    ]
+    .concat()
+}
+
+fn load_tables() -> Result<HashMap<u32, TableFacts>, ErrorReport> {
+    let columns_query = table_columns_query(statistic_readable()?);
+    Spi::connect(|client| {
+        let mut sets = load_columns(&client, &columns_query)?;
+        let mut tables = HashMap::with_capacity(sets.len());
+        for row in client.select(&tables_query(), None, &[])? {
+            let oid = row.get::<pg_sys::Oid>(1)?.map(|o| o.to_u32()).unwrap_or(0);
+            let facts = TableFacts {
+                reltuples: row.get::<f64>(2)?.unwrap_or(-1.0),
+                n_live: row.get::<f64>(3)?.unwrap_or(0.0),
+                n_dead: row.get::<f64>(4)?.unwrap_or(0.0),
+                n_mod: row.get::<f64>(5)?.unwrap_or(0.0),
+                analyze_age_days: row.get::<f64>(6)?,
+                fillfactor: row.get::<f64>(7)?.unwrap_or(100.0),
+                // A table without columns has nothing to lack statistics for.
+                columns: sets.remove(&oid).unwrap_or(ColumnSet { complete: true, ..ColumnSet::default() }),
+            };
+            tables.insert(oid, facts);
+        }
+        Ok(tables)
+    })
+    .ctx("table statistics")
+}
+
+thread_local! {
+    static TABLES: RefCell<Option<(super::storage::CacheKey, Rc<HashMap<u32, TableFacts>>)>> = const { RefCell::new(None) };
+}
+
+/// Every user table with its counters and column statistics, cached for the statement.
+pub fn tables() -> Result<Rc<HashMap<u32, TableFacts>>, ErrorReport> {
+    let stamp = statement_stamp();
+    if let Some(hit) = TABLES.with(|c| c.borrow().as_ref().filter(|(s, _)| *s == stamp).map(|(_, t)| Rc::clone(t))) {
+        return Ok(hit);
+    }
+    let fresh = Rc::new(load_tables()?);
+    TABLES.with(|c| *c.borrow_mut() = Some((stamp, Rc::clone(&fresh))));
+    Ok(fresh)
+}
+
+/// Every B-tree on a user table, its columns resolved through the table's statistics.
+pub fn btrees(tables: &HashMap<u32, TableFacts>) -> Result<Vec<BtreeFacts>, ErrorReport> {
+    let expr_query = expression_columns_query(statistic_readable()?);
+    Spi::connect(|client| {
+        let expression_sets = load_columns(&client, &expr_query)?;
+        let mut out = Vec::new();
+        for row in client.select(&btrees_query(), None, &[])? {
+            let oid = row.get::<pg_sys::Oid>(1)?.map(|o| o.to_u32()).unwrap_or(0);
+            let table = row.get::<pg_sys::Oid>(2)?.map(|o| o.to_u32()).unwrap_or(0);
+            let keys: Vec<i16> = row.get::<Vec<Option<i16>>>(3)?.unwrap_or_default().into_iter().map(|k| k.unwrap_or(0)).collect();
+            let own = expression_sets.get(&oid);
+            let table_columns = tables.get(&table).map(|t| &t.columns);
+            let mut set = ColumnSet { complete: true, ..ColumnSet::default() };
+            for (position, key) in keys.iter().enumerate() {
+                let index_attnum = position as i16 + 1;
+                let column = if *key == 0 {
+                    own.and_then(|s| s.by_attnum(index_attnum))
+                } else {
+                    table_columns.and_then(|s| s.by_attnum(*key))
+                };
+                let column = column.unwrap_or(Column { attlen: -1, attalign: b'i', avg_width: None, null_frac: None });
+                set.complete &= column.avg_width.is_some() && column.null_frac.is_some();
+                set.attnums.push(index_attnum);
+                set.columns.push(column);
+            }
+            out.push(BtreeFacts {
+                oid,
+                table,
+                reltuples: row.get::<f64>(4)?.unwrap_or(-1.0),
+                fillfactor: row.get::<f64>(5)?.unwrap_or(90.0),
+                columns: set,
+            });
+        }
+        Ok(out)
+    })
+    .ctx("index statistics")
+}
