@@ -9,12 +9,14 @@
 //! 4. `health.sql`      — the public health functions (SQL over the catalogs + the Rust parts)
 //! 5. `alerts.sql`      — alert creation and bloat alerts
 //! 6. `facade.sql`      — `install_rpc_facade(schema)`: the seed-named wrappers
-//! 7. `finalize.sql`    — grants: EXECUTE revoked from PUBLIC and granted explicitly
+//! 7. `maintenance.sql` — VACUUM/ANALYZE/REINDEX through a background worker, history, pg_cron
+//! 8. `finalize.sql`    — grants: EXECUTE revoked from PUBLIC and granted explicitly
 
 use pgrx::prelude::*;
 
 mod common;
 mod health;
+mod maintenance;
 
 pgrx::pg_module_magic!();
 
@@ -34,6 +36,7 @@ extension_sql_file!(
         health::index_bloat_estimates,
         health::index_redundancy,
         health::heap_bloat_from_tuples,
+        health::database_bytes,
     ]
 );
 extension_sql_file!("../sql/alerts.sql", name = "alerts", requires = ["health"]);
@@ -47,6 +50,11 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!("../sql/facade.sql", name = "facade", requires = ["report"]);
+extension_sql_file!(
+    "../sql/maintenance.sql",
+    name = "maintenance",
+    requires = ["facade", maintenance::maintenance_submit]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// Hooks used by `cargo pgrx test`.
