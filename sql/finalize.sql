@@ -53,6 +53,9 @@ BEGIN
     -- The seed's clients insert, update and list maintenance records themselves.
     EXECUTE format('GRANT SELECT, INSERT, UPDATE ON steward.maintenance_operations TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
+    EXECUTE format('GRANT SELECT ON steward.retention_policies, steward.retention_runs, steward.config_tables,
+                    steward.config_backups, steward.config_backup_log TO %s',
+                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
 END
 $grants$;
 

@@ -512,7 +512,7 @@ BEGIN
 END
 $$;
 
--- pg_cron: hourly snapshots, daily checks, weekly maintenance, monthly report.  Says clearly
+-- pg_cron: hourly snapshots, daily checks and retention, weekly maintenance, monthly report.  Says clearly
 -- when pg_cron is not installed in this database.
 CREATE FUNCTION steward.schedule_jobs() RETURNS TABLE (jobname text, schedule text, command text, jobid bigint)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -533,6 +533,7 @@ BEGIN
     FOR j IN SELECT * FROM (VALUES
         ('steward-hourly-snapshots', '0 * * * *',  'SELECT steward.capture_index_usage_snapshot(); SELECT steward.capture_table_bloat_snapshot();'),
         ('steward-daily-checks',     '15 3 * * *', 'SELECT steward.check_table_bloat_alerts();'),
+        ('steward-daily-retention',  '45 3 * * *', 'SELECT count(*) FROM steward.retention_run();'),
         ('steward-weekly-maintenance', '30 3 * * 0', 'SELECT steward.weekly_maintenance();'),
         ('steward-monthly-report',   '0 4 1 * *',  'SELECT steward.create_performance_alert(''report'', ''info'', ''monthly health report'', steward.health_report());')
     ) AS t(jobname, schedule, command) LOOP

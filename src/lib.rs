@@ -10,7 +10,8 @@
 //! 5. `alerts.sql`      — alert creation and bloat alerts
 //! 6. `facade.sql`      — `install_rpc_facade(schema)`: the seed-named wrappers
 //! 7. `maintenance.sql` — VACUUM/ANALYZE/REINDEX through a background worker, history, pg_cron
-//! 8. `finalize.sql`    — grants: EXECUTE revoked from PUBLIC and granted explicitly
+//! 8. `retention.sql`   — retention policies, configuration backup/restore
+//! 9. `finalize.sql`    — grants: EXECUTE revoked from PUBLIC and granted explicitly
 
 use pgrx::prelude::*;
 
@@ -55,6 +56,7 @@ extension_sql_file!(
     name = "maintenance",
     requires = ["facade", maintenance::maintenance_submit]
 );
+extension_sql_file!("../sql/retention.sql", name = "retention", requires = ["maintenance"]);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// Hooks used by `cargo pgrx test`.

@@ -350,3 +350,155 @@ fn history_running_and_cancel() {
     .expect("history");
     assert!(!newest.is_empty());
 }
+
+#[test]
+fn retention_and_configuration_backup_through_the_facade() {
+    let _serial = serial();
+    setup();
+    let mut db = connect(DB, "postgres");
+    db.batch_execute(
+        "DROP TABLE IF EXISTS public.m_conv, public.m_conv_archive, public.m_conf;
+         CREATE TABLE public.m_conv (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, created_at timestamptz NOT NULL);
+         INSERT INTO public.m_conv (created_at) SELECT now() - make_interval(days => g) + interval '12 hours' FROM generate_series(1, 60) g;
+         CREATE TABLE public.m_conv_archive (LIKE public.m_conv);
+         CREATE TABLE public.m_conf (key text PRIMARY KEY, value jsonb NOT NULL);
+         INSERT INTO public.m_conf VALUES ('a', '1'), ('b', '2');
+         SELECT steward.config_register('public.m_conf');",
+    )
+    .expect("tables");
+    let mut c = connect(DB, "authenticator");
+    let claims = service("a0000000-0000-4000-8000-000000000007");
+    // Policy, dry run and real run inside one request that commits.
+    let (dry, done): (i64, i64) = {
+        let mut tx = c.transaction().expect("begin");
+        tx.batch_execute("SET LOCAL ROLE service_role").expect("role");
+        tx.execute("SELECT set_config('request.jwt.claims', $1, true)", &[&claims]).expect("claims");
+        tx.query_one(
+            "SELECT * FROM public.set_retention_policy(tbl := 'public.m_conv', timestamp_column := 'created_at',
+                      keep := '30 days', action := 'archive', archive_table := 'public.m_conv_archive', batch_size := 7)",
+            &[],
+        )
+        .expect("policy");
+        let dry: i64 = tx
+            .query_one("SELECT sum(eligible)::bigint FROM public.run_retention(dry_run := true) WHERE relation = 'public.m_conv'", &[])
+            .expect("dry run")
+            .get(0);
+        let done: i64 = tx
+            .query_one("SELECT sum(processed)::bigint FROM public.run_retention() WHERE relation = 'public.m_conv'", &[])
+            .expect("run")
+            .get(0);
+        tx.commit().expect("commit");
+        (dry, done)
+    };
+    assert_eq!(dry, 30, "rows older than 30 days");
+    assert_eq!(done, 30);
+    let (left, archived): (i64, i64) = {
+        let r = db
+            .query_one("SELECT (SELECT count(*) FROM public.m_conv), (SELECT count(*) FROM public.m_conv_archive)", &[])
+            .expect("counts");
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((left, archived), (30, 30));
+
+    // Backup, change, restore: all rows back exactly.
+    let id: String = as_role(&mut c, "service_role", &claims, |tx| {
+        let id: String = tx.query_one("SELECT public.backup_configuration(label := 'it')::text", &[])?.get(0);
+        Ok(id)
+    })
+    .expect("backup");
+    // as_role rolled the backup back: take it for real in a committed request.
+    let id = {
+        assert!(!id.is_empty());
+        let mut tx = c.transaction().expect("begin");
+        tx.batch_execute("SET LOCAL ROLE service_role").expect("role");
+        let id: String = tx.query_one("SELECT public.backup_configuration(label := 'it')::text", &[]).expect("backup").get(0);
+        tx.commit().expect("commit");
+        id
+    };
+    db.batch_execute("UPDATE public.m_conf SET value = '9'; INSERT INTO public.m_conf VALUES ('c', '3')").expect("change");
+    let err = as_role(&mut c, "service_role", &claims, |tx| {
+        tx.query("SELECT public.restore_configuration($1::text::uuid)", &[&id]).map(|_| ())
+    })
+    .expect_err("restore without confirm");
+    assert_eq!(sqlstate(&err), "22023");
+    {
+        let mut tx = c.transaction().expect("begin");
+        tx.batch_execute("SET LOCAL ROLE service_role").expect("role");
+        tx.query("SELECT public.restore_configuration($1::text::uuid, confirm := true)", &[&id]).expect("restore");
+        tx.commit().expect("commit");
+    }
+    let rows: Vec<(String, String)> = db
+        .query("SELECT key, value::text FROM public.m_conf ORDER BY key", &[])
+        .expect("rows")
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, vec![("a".to_string(), "1".to_string()), ("b".to_string(), "2".to_string())]);
+    for (role, claims) in [("anon", ANON_CLAIMS), ("authenticated", USER_CLAIMS)] {
+        let err = as_role(&mut c, role, claims, |tx| tx.query("SELECT public.backup_configuration()", &[]).map(|_| ()))
+            .expect_err("admins only");
+        assert_eq!(sqlstate(&err), "42501");
+    }
+}
+
+#[test]
+fn a_statement_timeout_fails_the_operation_and_a_failed_reindex_concurrently_is_cleaned_up() {
+    let _serial = serial();
+    setup();
+    let mut db = connect(DB, "postgres");
+    table_with_dead_rows(&mut db, "m_time", 2_000);
+    let mut c = connect(DB, "authenticator");
+    let claims = service("a0000000-0000-4000-8000-000000000008");
+    let tight = |tx: &mut postgres::Transaction<'_>| -> Result<(), postgres::Error> {
+        tx.execute("SELECT steward.set_setting('maintenanceStatementTimeoutSeconds', '2')", &[])?;
+        tx.execute("SELECT steward.set_setting('maintenanceLockTimeoutSeconds', '0')", &[])?;
+        Ok(())
+    };
+
+    // 1. VACUUM waiting for a lock (no lock timeout) is cancelled by the statement timeout.
+    let mut locker = connect(DB, "postgres");
+    let mut held = locker.transaction().expect("begin");
+    held.batch_execute("LOCK TABLE public.m_time IN ACCESS EXCLUSIVE MODE").expect("lock");
+    let err = as_role(&mut c, "service_role", &claims, |tx| {
+        tight(tx)?;
+        tx.query("SELECT * FROM public.execute_vacuum(p_table_name := 'm_time')", &[]).map(|_| ())
+    })
+    .expect_err("statement timeout");
+    assert_eq!(sqlstate(&err), "57014", "{err}");
+    assert!(err.to_string().contains("statement timeout") || format!("{err:?}").contains("statement timeout"), "{err:?}");
+    held.rollback().expect("unlock");
+
+    // 2. REINDEX CONCURRENTLY builds its _ccnew copy, then waits for an open writer; the
+    // timeout fails it; the worker drops the invalid copy once the writer is gone.
+    let mut writer = connect(DB, "postgres");
+    let mut open = writer.transaction().expect("begin");
+    open.batch_execute("INSERT INTO public.m_time VALUES (1000000, 'writer')").expect("write");
+    let id: String = as_role(&mut c, "service_role", &claims, |tx| {
+        tight(tx)?;
+        Ok(tx
+            .query_one("SELECT id::text FROM public.execute_reindex(p_index_name := 'm_time_pkey', p_concurrent := true)", &[])?
+            .get(0))
+    })
+    .expect("queued");
+    // The reindex times out at ~2 s; its cleanup then waits for this writer: end it at 3 s.
+    std::thread::sleep(Duration::from_millis(3000));
+    open.rollback().expect("end writer");
+    let (status, state, message) = wait_finished(&mut db, &id);
+    assert_eq!(status, "failed");
+    assert_eq!(state.as_deref(), Some("57014"), "{message:?}");
+    let cleanup: String = db
+        .query_one("SELECT coalesce((options -> 'cleanup')::text, '') FROM steward.maintenance_operations WHERE id = $1::text::uuid", &[&id])
+        .expect("record")
+        .get(0);
+    assert!(cleanup.contains("\"dropped\""), "cleanup recorded: {cleanup}");
+    assert!(!cleanup.contains("not_dropped"), "cleanup failed: {cleanup}");
+    let left: i64 = db
+        .query_one(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+              WHERE i.indrelid = 'public.m_time'::regclass AND (NOT i.indisvalid OR c.relname ~ '_ccnew')",
+            &[],
+        )
+        .expect("indexes")
+        .get(0);
+    assert_eq!(left, 0, "no invalid _ccnew index may be left behind");
+}

@@ -1,0 +1,282 @@
+-- Retention policies and configuration backup/restore (issue #3, the admin-console seed).
+--
+-- Relations are stored as regclass (OIDs, renamed tables follow); statements are built from
+-- the catalog's names with format('%s', regclass) / %I, never from caller text.
+
+-- ---------------------------------------------------------------------------------------
+-- Retention
+-- ---------------------------------------------------------------------------------------
+CREATE TABLE steward.retention_policies (
+    id               uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    table_name       regclass NOT NULL,
+    timestamp_column name NOT NULL,
+    keep             interval NOT NULL CHECK (keep > interval '0'),
+    action           text NOT NULL DEFAULT 'delete' CHECK (action IN ('delete', 'archive')),
+    archive_table    regclass,
+    batch_size       integer NOT NULL DEFAULT 10000 CHECK (batch_size BETWEEN 1 AND 1000000),
+    enabled          boolean NOT NULL DEFAULT true,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by       text NOT NULL,
+    CHECK ((action = 'archive') = (archive_table IS NOT NULL)),
+    UNIQUE (table_name, timestamp_column)
+);
+SELECT pg_catalog.pg_extension_config_dump('steward.retention_policies', '');
+
+CREATE TABLE steward.retention_runs (
+    id          uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    policy_id   uuid NOT NULL REFERENCES steward.retention_policies (id) ON DELETE CASCADE,
+    run_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    dry_run     boolean NOT NULL,
+    cutoff      timestamptz NOT NULL,
+    eligible    bigint NOT NULL,
+    processed   bigint NOT NULL,
+    batches     integer NOT NULL,
+    duration_ms bigint NOT NULL,
+    initiator   text NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('steward.retention_runs', '');
+CREATE INDEX retention_runs_policy_idx ON steward.retention_runs (policy_id, run_at DESC);
+
+-- Add (or replace) a policy.  The column must be a date/timestamp column of the table; an
+-- archive table must have the table's columns (names and types, in order).
+CREATE FUNCTION steward.retention_set(tbl regclass, timestamp_column name, keep interval,
+                                      action text DEFAULT 'delete', archive_table regclass DEFAULT NULL,
+                                      batch_size integer DEFAULT 10000)
+RETURNS steward.retention_policies
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_type regtype;
+    v_src text;
+    v_dst text;
+    r steward.retention_policies;
+BEGIN
+    IF tbl IS NULL OR timestamp_column IS NULL OR keep IS NULL THEN
+        RAISE EXCEPTION 'tbl, timestamp_column and keep are required' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tbl AND c.relkind IN ('r', 'p')) THEN
+        RAISE EXCEPTION '% is not a table', tbl USING ERRCODE = '42809';
+    END IF;
+    SELECT a.atttypid::regtype INTO v_type FROM pg_attribute a
+     WHERE a.attrelid = tbl AND a.attname = timestamp_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF v_type IS NULL THEN
+        RAISE EXCEPTION 'column "%" of % does not exist', timestamp_column, tbl USING ERRCODE = '42703';
+    END IF;
+    IF v_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+        RAISE EXCEPTION 'column "%" of % is %, not a date or timestamp', timestamp_column, tbl, v_type
+            USING ERRCODE = '42804';
+    END IF;
+    IF keep <= interval '0' THEN
+        RAISE EXCEPTION 'keep must be a positive interval' USING ERRCODE = '22023', DETAIL = format('got %s', keep);
+    END IF;
+    IF action NOT IN ('delete', 'archive') THEN
+        RAISE EXCEPTION 'action must be delete or archive' USING ERRCODE = '22023', DETAIL = format('got %s', action);
+    END IF;
+    IF (action = 'archive') <> (archive_table IS NOT NULL) THEN
+        RAISE EXCEPTION 'an archive table is required for action archive, and only for it' USING ERRCODE = '22023';
+    END IF;
+    IF archive_table IS NOT NULL THEN
+        SELECT string_agg(format('%s %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum) INTO v_src
+          FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped;
+        SELECT string_agg(format('%s %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum) INTO v_dst
+          FROM pg_attribute a WHERE a.attrelid = archive_table AND a.attnum > 0 AND NOT a.attisdropped;
+        IF v_src IS DISTINCT FROM v_dst THEN
+            RAISE EXCEPTION 'archive table % does not have the columns of %', archive_table, tbl
+                USING ERRCODE = '42804', DETAIL = format('%s: (%s); %s: (%s)', tbl, v_src, archive_table, v_dst),
+                      HINT = format('CREATE TABLE ... (LIKE %s) creates a matching archive table.', tbl);
+        END IF;
+    END IF;
+    INSERT INTO steward.retention_policies AS p (table_name, timestamp_column, keep, action, archive_table, batch_size, created_by)
+    VALUES (tbl, timestamp_column, keep, action, archive_table, batch_size, steward.caller_id())
+    ON CONFLICT ON CONSTRAINT retention_policies_table_name_timestamp_column_key DO UPDATE
+       SET keep = EXCLUDED.keep, action = EXCLUDED.action, archive_table = EXCLUDED.archive_table,
+           batch_size = EXCLUDED.batch_size, enabled = true
+    RETURNING * INTO r;
+    RETURN r;
+END
+$$;
+
+-- Apply the enabled policies (or one), in batches of batch_size rows; with dry_run only
+-- count what would go.  Every run, dry or not, is recorded in retention_runs.
+CREATE FUNCTION steward.retention_run(policy_id uuid DEFAULT NULL, dry_run boolean DEFAULT false)
+RETURNS TABLE (policy uuid, relation text, policy_action text, cutoff timestamptz, eligible bigint,
+               processed bigint, batches integer, was_dry_run boolean)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p steward.retention_policies;
+    v_cut timestamptz;
+    v_eligible bigint;
+    v_done bigint;
+    v_n bigint;
+    v_batches integer;
+    v_started timestamptz;
+    v_dry boolean := coalesce(retention_run.dry_run, false);
+BEGIN
+    IF policy_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM steward.retention_policies x WHERE x.id = policy_id) THEN
+        RAISE EXCEPTION 'retention policy % does not exist', policy_id USING ERRCODE = 'P0002';
+    END IF;
+    FOR p IN SELECT * FROM steward.retention_policies x
+              WHERE (retention_run.policy_id IS NULL AND x.enabled) OR x.id = retention_run.policy_id
+              ORDER BY x.created_at LOOP
+        v_started := clock_timestamp();
+        v_cut := now() - p.keep;
+        EXECUTE format('SELECT count(*) FROM %s WHERE %I < $1', p.table_name, p.timestamp_column)
+           INTO v_eligible USING v_cut;
+        v_done := 0;
+        v_batches := 0;
+        IF NOT v_dry THEN
+            LOOP
+                IF p.action = 'archive' THEN
+                    EXECUTE format('WITH gone AS (DELETE FROM %1$s WHERE ctid IN (SELECT ctid FROM %1$s WHERE %2$I < $1 LIMIT $2) RETURNING *)
+                                    INSERT INTO %3$s SELECT * FROM gone', p.table_name, p.timestamp_column, p.archive_table)
+                       USING v_cut, p.batch_size;
+                ELSE
+                    EXECUTE format('DELETE FROM %1$s WHERE ctid IN (SELECT ctid FROM %1$s WHERE %2$I < $1 LIMIT $2)',
+                                   p.table_name, p.timestamp_column)
+                       USING v_cut, p.batch_size;
+                END IF;
+                GET DIAGNOSTICS v_n = ROW_COUNT;
+                EXIT WHEN v_n = 0;
+                v_done := v_done + v_n;
+                v_batches := v_batches + 1;
+                EXIT WHEN v_n < p.batch_size;
+            END LOOP;
+        END IF;
+        INSERT INTO steward.retention_runs (policy_id, dry_run, cutoff, eligible, processed, batches, duration_ms, initiator)
+        VALUES (p.id, v_dry, v_cut, v_eligible, v_done, v_batches,
+                (extract(epoch FROM clock_timestamp() - v_started) * 1000)::bigint, steward.caller_id());
+        policy := p.id; relation := p.table_name::text; policy_action := p.action; cutoff := v_cut;
+        eligible := v_eligible; processed := v_done; batches := v_batches; was_dry_run := v_dry;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- Configuration backup / restore of registered configuration tables
+-- ---------------------------------------------------------------------------------------
+CREATE TABLE steward.config_tables (
+    table_name    regclass PRIMARY KEY,
+    registered_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+SELECT pg_catalog.pg_extension_config_dump('steward.config_tables', '');
+
+CREATE TABLE steward.config_backups (
+    id          uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    label       text,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by  text NOT NULL,
+    tables      jsonb NOT NULL,       -- {"schema.table": [row, ...], ...}
+    row_counts  jsonb NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('steward.config_backups', '');
+
+CREATE TABLE steward.config_backup_log (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    backup_id   uuid NOT NULL,
+    action      text NOT NULL CHECK (action IN ('backup', 'restore')),
+    at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    initiator   text NOT NULL,
+    row_counts  jsonb NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('steward.config_backup_log', '');
+
+-- Register a table whose rows are configuration (install_train_schema will register the
+-- application's tables).  Needs a primary key, so a restore is well defined.
+CREATE FUNCTION steward.config_register(tbl regclass) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tbl AND c.relkind IN ('r', 'p')) THEN
+        RAISE EXCEPTION '% is not a table', tbl USING ERRCODE = '42809';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = tbl AND k.contype = 'p') THEN
+        RAISE EXCEPTION '% has no primary key', tbl USING ERRCODE = '42P10',
+              HINT = 'Configuration tables need a primary key to be backed up and restored.';
+    END IF;
+    INSERT INTO steward.config_tables (table_name) VALUES (tbl) ON CONFLICT DO NOTHING;
+    RETURN FOUND;
+END
+$$;
+
+CREATE FUNCTION steward.config_backup(label text DEFAULT NULL) RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+    v_rows jsonb;
+    v_tables jsonb := '{}';
+    v_counts jsonb := '{}';
+    v_id uuid;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM steward.config_tables) THEN
+        RAISE EXCEPTION 'no configuration table is registered' USING ERRCODE = 'P0002',
+              HINT = 'steward.config_register(table) registers one.';
+    END IF;
+    FOR t IN SELECT c.table_name, format('%I.%I', n.nspname, k.relname) AS qualified
+               FROM steward.config_tables c JOIN pg_class k ON k.oid = c.table_name
+               JOIN pg_namespace n ON n.oid = k.relnamespace ORDER BY 2 LOOP
+        -- A consistent snapshot of every table: lock against writers for the copy.
+        EXECUTE format('LOCK TABLE %s IN SHARE MODE', t.table_name);
+        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(x)), ''[]'') FROM %s x', t.table_name) INTO v_rows;
+        v_tables := v_tables || jsonb_build_object(t.qualified, v_rows);
+        v_counts := v_counts || jsonb_build_object(t.qualified, jsonb_array_length(v_rows));
+    END LOOP;
+    INSERT INTO steward.config_backups (label, created_by, tables, row_counts)
+    VALUES (label, steward.caller_id(), v_tables, v_counts) RETURNING id INTO v_id;
+    INSERT INTO steward.config_backup_log (backup_id, action, initiator, row_counts)
+    VALUES (v_id, 'backup', steward.caller_id(), v_counts);
+    RETURN v_id;
+END
+$$;
+
+-- Restore every table of a backup, all or nothing: each table is emptied and refilled from
+-- the backup under an exclusive lock, in one transaction.  Needs confirm => true.
+CREATE FUNCTION steward.config_restore(backup_id uuid, confirm boolean DEFAULT false) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    b steward.config_backups;
+    t record;
+    v_rel regclass;
+    v_counts jsonb := '{}';
+    v_n bigint;
+BEGIN
+    SELECT * INTO b FROM steward.config_backups x WHERE x.id = backup_id;
+    IF b.id IS NULL THEN
+        RAISE EXCEPTION 'configuration backup % does not exist', backup_id USING ERRCODE = 'P0002';
+    END IF;
+    IF NOT coalesce(confirm, false) THEN
+        RAISE EXCEPTION 'restoring a configuration backup replaces the current rows' USING ERRCODE = '22023',
+              DETAIL = format('tables: %s', (SELECT string_agg(k, ', ') FROM jsonb_object_keys(b.tables) k)),
+              HINT = 'Pass confirm => true.';
+    END IF;
+    FOR t IN SELECT key, value FROM jsonb_each(b.tables) ORDER BY key LOOP
+        v_rel := to_regclass(t.key);
+        IF v_rel IS NULL THEN
+            RAISE EXCEPTION 'table % of the backup no longer exists', t.key USING ERRCODE = '42P01';
+        END IF;
+        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_rel);
+        EXECUTE format('DELETE FROM %s', v_rel);
+        EXECUTE format('INSERT INTO %1$s OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_recordset(NULL::%1$s, $1)', v_rel)
+           USING t.value;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_counts := v_counts || jsonb_build_object(t.key, v_n);
+    END LOOP;
+    INSERT INTO steward.config_backup_log (backup_id, action, initiator, row_counts)
+    VALUES (b.id, 'restore', steward.caller_id(), v_counts);
+    RETURN jsonb_build_object('backup_id', b.id, 'restored', v_counts);
+END
+$$;
+
+INSERT INTO steward.facade_functions (seed_name, target, volatility, grant_to) VALUES
+    ('set_retention_policy',  'steward.retention_set(regclass,name,interval,text,regclass,integer)', 'volatile', '{steward_admin,service_role}'),
+    ('run_retention',         'steward.retention_run(uuid,boolean)',                                 'volatile', '{steward_admin,service_role}'),
+    ('backup_configuration',  'steward.config_backup(text)',                                         'volatile', '{steward_admin,service_role}'),
+    ('restore_configuration', 'steward.config_restore(uuid,boolean)',                                'volatile', '{steward_admin,service_role}');
