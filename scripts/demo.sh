@@ -22,4 +22,12 @@ log "exact bloat of the bloated table through pgstattuple, next to the estimate"
 psql_at "$DIR" "$PORT" -c "SELECT e.tablename, e.bloat_pct AS estimated_pct, e.confidence, x.bloat_pct AS pgstattuple_pct
                              FROM steward.table_bloat() e, steward.table_bloat_exact(e.relid) x
                             WHERE e.schemaname = 'public' ORDER BY 1"
+log "maintenance that really runs: VACUUM through the background worker, then the history"
+BLOATED=$(psql_at "$DIR" "$PORT" -At -c "SELECT format('%I.%I', schemaname, tablename) FROM steward.table_bloat() WHERE schemaname = 'public' ORDER BY bloat_bytes DESC NULLS LAST LIMIT 1")
+psql_at "$DIR" "$PORT" -c "SELECT n_dead_tup AS dead_before, vacuum_count FROM pg_stat_user_tables WHERE relid = '${BLOATED}'::regclass"
+psql_at "$DIR" "$PORT" -c "SELECT operation_type, table_name, status, duration_ms, options ->> 'statement' AS statement FROM steward.vacuum('${BLOATED}', \"analyze\" => true)"
+log "a refused attempt (VACUUM FULL without confirm => true) is an error with its SQLSTATE, and recorded"
+psql_at "$DIR" "$PORT" -c "SELECT * FROM steward.vacuum('${BLOATED}', \"full\" => true)" 2>&1 || true
+psql_at "$DIR" "$PORT" -c "SELECT n_dead_tup AS dead_after, vacuum_count FROM pg_stat_user_tables WHERE relid = '${BLOATED}'::regclass" \
+    -c "SELECT created_at::time(0) AS at, operation_type, table_name, status, refused, error_sqlstate FROM steward.maintenance_history(5)"
 log "the demo server is still running: psql -h 127.0.0.1 -p ${PORT} -U postgres   (stop: scripts/demo.sh stop)"

@@ -17,7 +17,10 @@ install_extension
 DIR=/tmp/pg_steward_test
 PORT=${PG_STEWARD_TEST_PORT:-54329}
 log "starting a test server on 127.0.0.1:${PORT}"
-start_server "$DIR" "$PORT" "shared_preload_libraries = 'pg_stat_statements'"
+# pg_cron runs its scheduler in the regress database (created below), so schedule_jobs() is
+# tested with pg_cron present; the other databases show the "not installed" path.
+start_server "$DIR" "$PORT" "shared_preload_libraries = 'pg_stat_statements,pg_cron'" \
+    "cron.database_name = 'steward_regress'"
 trap 'stop_server "$DIR"' EXIT
 
 log "tier 2: pg_regress golden files"
@@ -26,7 +29,7 @@ psql_at "$DIR" "$PORT" -d postgres -c "DROP DATABASE IF EXISTS steward_regress" 
 REGRESS="$("${PG_CONFIG}" --pkglibdir)/pgxs/src/test/regress/pg_regress"
 if ! "$REGRESS" --use-existing --host=127.0.0.1 --port="$PORT" --user=postgres \
         --bindir="${PG_BIN}" --inputdir=test --outputdir="$DIR/regress" --dbname=steward_regress \
-        health facade maintenance retention; then
+        health facade maintenance retention cron; then
     cat "$DIR/regress/regression.diffs" >&2 || true
     exit 1
 fi

@@ -523,8 +523,16 @@ DECLARE
     j record;
     v_id bigint;
 BEGIN
-    SELECT n.nspname INTO v_schema FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace
-     WHERE x.extname = 'pg_cron';
+    -- pg_cron keeps its functions in schema cron whatever its extnamespace says: find the
+    -- schema of the extension's own schedule(name, schedule, command).
+    SELECT n.nspname INTO v_schema
+      FROM pg_extension x
+      JOIN pg_depend d ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = x.oid AND d.deptype = 'e'
+                      AND d.classid = 'pg_proc'::regclass
+      JOIN pg_proc p ON p.oid = d.objid AND p.proname = 'schedule' AND p.pronargs = 3
+      JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE x.extname = 'pg_cron'
+     LIMIT 1;
     IF v_schema IS NULL THEN
         RAISE NOTICE 'pg_cron is not installed in this database: no jobs were scheduled'
             USING HINT = 'Add pg_cron to shared_preload_libraries (cron.database_name = this database), restart, then CREATE EXTENSION pg_cron; and call steward.schedule_jobs() again.';
