@@ -24,6 +24,7 @@ DECLARE
         'table_exists', 'index_exists', 'capabilities', 'health_report', 'health_report_text',
         'pg_stat_statements_schema', 'caller_id', 'caller_uuid', 'setting_number'];
     v_roles text[] := ARRAY['steward_admin'];
+    v_config_functions text;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
         v_roles := v_roles || 'service_role'::text;
@@ -52,6 +53,33 @@ BEGIN
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     -- The seed's clients insert, update and list maintenance records themselves.
     EXECUTE format('GRANT SELECT, INSERT, UPDATE ON steward.maintenance_operations TO %s',
+                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
+    -- End users (Supabase's authenticated) read their own effective configuration and use the
+    -- validators; row-level security and the functions' own checks decide what they see.
+    -- The configuration functions run with the caller's rights (row-level security decides):
+    -- their building blocks must be executable by everyone who may call them.
+    v_config_functions := 'steward.get_effective_ai_config(uuid), steward.effective_ai_config(uuid),
+                 steward.explain_ai_config(uuid), steward.effective_user_preferences(uuid),
+                 steward.validate_ai_config(jsonb), steward.validate_user_preferences(jsonb),
+                 steward.default_ai_config(), steward.default_user_preferences(),
+                 steward.calculate_cost(bigint, bigint, text), steward.caller_id(), steward.caller_uuid(),
+                 steward._ai_config_layers(uuid), steward._resolve_layers(text, jsonb[]),
+                 steward._explain_layers(text, jsonb[], text[], uuid[]), steward._config_admin(),
+                 steward._sees_api_keys(), steward._mask_api_keys(jsonb), steward._apply_update(text, jsonb, jsonb),
+                 steward._train_table(text), steward._require_caller(),
+                 steward.update_user_preferences(jsonb), steward.reset_user_preferences(),
+                 steward.upsert_ai_config(text, jsonb, integer, boolean), steward.set_ai_config_active(text, boolean),
+                 steward.delete_ai_config(text), steward.rotate_api_key(text, text)';
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', v_config_functions,
+                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
+        EXECUTE 'GRANT USAGE ON SCHEMA steward TO authenticated';
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO authenticated', v_config_functions);
+        EXECUTE 'GRANT SELECT ON steward.config_overrides, steward.train_schema TO authenticated';
+    END IF;
+    EXECUTE format('GRANT SELECT ON steward.config_overrides, steward.train_schema TO %s',
+                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
+    EXECUTE format('GRANT INSERT, UPDATE, DELETE ON steward.config_overrides TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     EXECUTE format('GRANT SELECT ON steward.retention_policies, steward.retention_runs, steward.config_tables,
                     steward.config_backups, steward.config_backup_log TO %s',

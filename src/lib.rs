@@ -11,12 +11,14 @@
 //! 6. `facade.sql`      — `install_rpc_facade(schema)`: the seed-named wrappers
 //! 7. `maintenance.sql` — VACUUM/ANALYZE/REINDEX through a background worker, history, pg_cron
 //! 8. `retention.sql`   — retention policies, configuration backup/restore
-//! 9. `finalize.sql`    — grants: EXECUTE revoked from PUBLIC and granted explicitly
+//! 9. `config.sql`      — configuration tables, validators, effective configuration, provenance
+//! 10. `finalize.sql`    — grants: EXECUTE revoked from PUBLIC and granted explicitly
 
 use pgrx::prelude::*;
 
 mod common;
 mod health;
+mod config;
 mod maintenance;
 
 pgrx::pg_module_magic!();
@@ -57,6 +59,21 @@ extension_sql_file!(
     requires = ["facade", maintenance::maintenance_submit]
 );
 extension_sql_file!("../sql/retention.sql", name = "retention", requires = ["maintenance"]);
+extension_sql_file!(
+    "../sql/config.sql",
+    name = "config",
+    requires = [
+        "retention",
+        config::check_document,
+        config::resolve_layers,
+        config::explain_layers,
+        config::validate_user_preferences,
+        config::validate_ai_config,
+        config::calculate_cost,
+        config::apply_update,
+        config::mask_api_keys,
+    ]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// Hooks used by `cargo pgrx test`.

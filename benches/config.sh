@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Effective configuration (issue #4), in one run on the same data:
+#   1. steward.effective_ai_config(user) for a user with an organisation layer and a user layer,
+#   2. the bare index lookups of the same rows (the user's best active row, the organisation's
+#      rows through membership) — budget: 1. <= 1.5x 2.,
+#   3. the seed's shallow PL/pgSQL function (defaults || user row) — 1. must be faster per call,
+#   4. validation of a full document — budget: <= 10 us per call (measured through SQL, so an
+#      upper bound).
+#   bash benches/config.sh      (PROFILE=release by default; USERS=1000; SECONDS_EACH=10)
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+USERS=${USERS:-1000}
+SECONDS_EACH=${SECONDS_EACH:-10}
+export PROFILE=${PROFILE:-release}
+DIR=/tmp/pg_steward_bench_config
+PORT=${PG_STEWARD_BENCH_PORT:-54333}
+
+ensure_all
+install_extension
+start_server "$DIR" "$PORT" "shared_buffers = '256MB'"
+trap 'stop_server "$DIR"' EXIT
+psql_at "$DIR" "$PORT" >/dev/null <<SQL
+CREATE EXTENSION pg_steward;
+SELECT steward.install_train_schema('public');
+INSERT INTO steward.config_overrides (kind, document) VALUES ('ai_config', '{"rateLimiting": {"requestsPerMinute": 20}}');
+INSERT INTO organizations (id, name) SELECT md5('org' || o)::uuid, 'org ' || o FROM generate_series(1, 50) o;
+INSERT INTO organization_members (organization_id, user_id)
+SELECT md5('org' || (1 + u % 50))::uuid, md5(u::text)::uuid FROM generate_series(1, ${USERS}) u;
+INSERT INTO ai_configurations (organization_id, config_name, configuration, priority)
+SELECT md5('org' || o)::uuid, 'org-' || p, jsonb_build_object('model', jsonb_build_object('temperature', 0.1 * p), 'costBudget', jsonb_build_object('dailyBudget', 10 * p)), p
+  FROM generate_series(1, 50) o, generate_series(1, 2) p;
+INSERT INTO ai_configurations (user_id, config_name, configuration, priority)
+SELECT md5(u::text)::uuid, 'cfg-' || p, jsonb_build_object('model', jsonb_build_object('topP', 0.1 * p, 'maxTokens', 1000 * p)), p
+  FROM generate_series(1, ${USERS}) u, generate_series(1, 3) p;
+ANALYZE;
+-- The seed's function: a shallow merge of the defaults with the user's newest active row.
+CREATE FUNCTION public.seed_get_effective_ai_config(p_user_id uuid) RETURNS jsonb LANGUAGE plpgsql STABLE AS \$\$
+DECLARE v jsonb;
+BEGIN
+  SELECT configuration INTO v FROM public.ai_configurations
+   WHERE user_id = p_user_id AND is_active ORDER BY priority DESC LIMIT 1;
+  RETURN steward.default_ai_config() || coalesce(v, '{}');
+END \$\$;
+SQL
+
+run() { # name sql -> mean latency in ms
+    local f; f=$(mktemp)
+    printf '\\set u random(1, %s)\n%s\n' "$USERS" "$2" > "$f"
+    "${PG_BIN}/pgbench" -n -h 127.0.0.1 -p "$PORT" -U postgres -M prepared -T "$SECONDS_EACH" -f "$f" postgres 2>/dev/null \
+        | awk -F' = ' '/latency average/ {print $2+0}'
+    rm -f "$f"
+}
+ours=$(run ours "SELECT steward.effective_ai_config(md5(:u::text)::uuid);")
+bare=$(run bare "SELECT (SELECT configuration FROM public.ai_configurations WHERE user_id = md5(:u::text)::uuid AND is_active ORDER BY priority DESC LIMIT 1), (SELECT array_agg(c.configuration ORDER BY c.priority) FROM public.ai_configurations c JOIN public.organization_members m ON m.organization_id = c.organization_id WHERE m.user_id = md5(:u::text)::uuid AND c.is_active);")
+seed=$(run seed "SELECT public.seed_get_effective_ai_config(md5(:u::text)::uuid);")
+validate_us=$(psql_at "$DIR" "$PORT" -At <<'SQL'
+CREATE TEMP TABLE d AS SELECT steward.default_ai_config() || jsonb_build_object('costBudget', jsonb_build_object('dailyBudget', g % 50, 'weeklyBudget', 500, 'monthlyBudget', 2000, 'alertThresholds', '[0.5, 0.9]'::jsonb)) AS doc
+  FROM generate_series(1, 100000) g;
+SELECT count(*) FROM d;
+\o /dev/null
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(*) FROM d WHERE cardinality(steward.validate_ai_config(doc)) = 0;
+SELECT clock_timestamp() AS t1 \gset
+SELECT count(*) FROM d WHERE doc IS NOT NULL;
+SELECT clock_timestamp() AS t2 \gset
+\o
+SELECT round(((extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz) - extract(epoch FROM :'t2'::timestamptz - :'t1'::timestamptz)) * 1e6 / 100000)::numeric, 2);
+SQL
+)
+validate_us=$(echo "$validate_us" | tail -1)
+printf '\nEffective AI configuration, %s users, %s s each, pgbench -M prepared, mean latency:\n' "$USERS" "$SECONDS_EACH"
+printf '  steward.effective_ai_config(user)          %8.3f ms\n' "$ours"
+printf '  bare index lookups of the same rows        %8.3f ms   ratio %.2fx (budget 1.5x) %s\n' "$bare" \
+    "$(awk -v a="$ours" -v b="$bare" 'BEGIN{print a/b}')" "$(awk -v a="$ours" -v b="$bare" 'BEGIN{print (a <= 1.5*b) ? "ok" : "OVER BUDGET"}')"
+printf '  seed shallow PL/pgSQL function             %8.3f ms   %s\n' "$seed" \
+    "$(awk -v a="$ours" -v b="$seed" 'BEGIN{print (a < b) ? "ours faster: ok" : "ours slower: OVER BUDGET"}')"
+printf '  validate_ai_config(full document)          %8.2f us per call (budget 10 us) %s\n' "$validate_us" \
+    "$(awk -v a="$validate_us" 'BEGIN{print (a <= 10) ? "ok" : "OVER BUDGET"}')"

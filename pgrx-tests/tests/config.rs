@@ -1,0 +1,163 @@
+//! Configuration as the web app reaches it: end users read their own effective configuration
+//! through the seed name, row-level security keeps them to their own rows, the validator
+//! guards every write path.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::*;
+
+const ME: &str = "6f1d2c1e-1111-4a4a-9999-000000000001";
+const OTHER: &str = "6f1d2c1e-1111-4a4a-9999-000000000002";
+const ORG: &str = "0a000000-0000-4000-8000-00000000000a";
+
+fn data() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        setup();
+        let mut db = connect(DB, "postgres");
+        db.batch_execute(&format!(
+            "SELECT steward.install_train_schema('public');
+             INSERT INTO public.organizations (id, name) VALUES ('{ORG}', 'Acme');
+             INSERT INTO public.organization_members (organization_id, user_id) VALUES ('{ORG}', '{ME}');
+             INSERT INTO public.ai_configurations (organization_id, config_name, configuration, priority)
+             VALUES ('{ORG}', 'org', '{{\"model\": {{\"temperature\": 0.3}}, \"costBudget\": {{\"dailyBudget\": 10}}}}', 1);
+             INSERT INTO public.ai_configurations (user_id, config_name, configuration, priority)
+             VALUES ('{ME}', 'mine', '{{\"model\": {{\"topP\": 0.5}}}}', 2),
+                    ('{OTHER}', 'theirs', '{{\"model\": {{\"topP\": 0.1}}}}', 2);"
+        ))
+        .expect("data");
+    });
+}
+
+fn user_claims(sub: &str) -> String {
+    format!(r#"{{"sub": "{sub}", "role": "authenticated"}}"#)
+}
+
+#[test]
+fn a_user_reads_their_own_effective_configuration_only() {
+    data();
+    let mut c = connect(DB, "authenticator");
+    let (temperature, top_p, daily): (String, String, String) = as_role(&mut c, "authenticated", &user_claims(ME), |tx| {
+        let r = tx.query_one(
+            "SELECT c #>> '{model,temperature}', c #>> '{model,topP}', c #>> '{costBudget,dailyBudget}'
+               FROM public.get_effective_ai_config(p_user_id := $1::text::uuid) c",
+            &[&ME],
+        )?;
+        Ok((r.get(0), r.get(1), r.get(2)))
+    })
+    .expect("own config");
+    assert_eq!((temperature.as_str(), top_p.as_str(), daily.as_str()), ("0.3", "0.5", "10"));
+
+    let err = as_role(&mut c, "authenticated", &user_claims(ME), |tx| {
+        tx.query("SELECT public.get_effective_ai_config(p_user_id := $1::text::uuid)", &[&OTHER]).map(|_| ())
+    })
+    .expect_err("another user's configuration");
+    assert_eq!(sqlstate(&err), "42501", "{err}");
+    let err = as_role(&mut c, "anon", ANON_CLAIMS, |tx| {
+        tx.query("SELECT public.get_effective_ai_config(p_user_id := $1::text::uuid)", &[&ME]).map(|_| ())
+    })
+    .expect_err("anon");
+    assert_eq!(sqlstate(&err), "42501", "{err}");
+
+    // The service role reads anyone's.
+    let top_p: String = as_role(&mut c, "service_role", SERVICE_CLAIMS, |tx| {
+        Ok(tx.query_one("SELECT public.get_effective_ai_config($1::text::uuid) #>> '{model,topP}'", &[&OTHER])?.get(0))
+    })
+    .expect("service role");
+    assert_eq!(top_p, "0.1");
+}
+
+#[test]
+fn row_level_security_and_the_validator_guard_the_tables() {
+    data();
+    let mut c = connect(DB, "authenticator");
+    // Own rows and the organisation's, never another user's.
+    let names: Vec<String> = as_role(&mut c, "authenticated", &user_claims(ME), |tx| {
+        Ok(tx
+            .query("SELECT config_name FROM public.ai_configurations ORDER BY config_name", &[])?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect())
+    })
+    .expect("select");
+    assert_eq!(names, vec!["mine".to_string(), "org".to_string()]);
+    // Writing a row for someone else is refused by the policy.
+    let err = as_role(&mut c, "authenticated", &user_claims(ME), |tx| {
+        tx.execute("INSERT INTO public.ai_configurations (user_id, config_name) VALUES ($1::text::uuid, 'x')", &[&OTHER])
+            .map(|_| ())
+    })
+    .expect_err("foreign row");
+    assert_eq!(sqlstate(&err), "42501", "{err}");
+    // An invalid document through the table (supabase.from(...).insert) is 22023 with DETAIL.
+    let err = as_role(&mut c, "authenticated", &user_claims(ME), |tx| {
+        tx.execute(
+            "INSERT INTO public.ai_configurations (user_id, config_name, configuration) VALUES ($1::text::uuid, 'hot', '{\"model\": {\"temperature\": 3.0}}')",
+            &[&ME],
+        )
+        .map(|_| ())
+    })
+    .expect_err("invalid document");
+    assert_eq!(sqlstate(&err), "22023", "{err}");
+    let detail = err.as_db_error().and_then(|e| e.detail()).unwrap_or_default().to_string();
+    assert!(detail.contains("model.temperature must be a number between 0 and 1"), "{detail}");
+    // Valid own write passes, and the validators are callable by end users.
+    let problems: Vec<String> = as_role(&mut c, "authenticated", &user_claims(ME), |tx| {
+        tx.execute("UPDATE public.ai_configurations SET configuration = '{\"model\": {\"topP\": 0.4}}' WHERE config_name = 'mine'", &[])?;
+        Ok(tx.query_one("SELECT public.validate_ai_config('{\"model\": {\"maxTokens\": 9999}}')", &[])?.get(0))
+    })
+    .expect("own update");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+}
+
+#[test]
+fn writes_for_the_calling_user_merge_validate_and_mask_keys() {
+    data();
+    let mut c = connect(DB, "authenticator");
+    const WRITER: &str = "6f1d2c1e-1111-4a4a-9999-000000000003";
+    let claims = user_claims(WRITER);
+    let (theme, email, toast, masked, version, effective_key): (String, String, String, String, String, String) =
+        as_role(&mut c, "authenticated", &claims, |tx| {
+            tx.query_one("SELECT public.update_user_preferences(p_updates := '{\"theme\": \"dark\", \"notifications\": {\"email\": true}}')", &[])?;
+            let r = tx.query_one(
+                "SELECT p ->> 'theme', p #>> '{notifications,email}', p #>> '{notifications,toast}'
+                   FROM public.update_user_preferences(p_updates := '{\"notifications\": {\"toast\": false}}') p",
+                &[],
+            )?;
+            tx.query_one("SELECT public.upsert_ai_config(p_config_name := 'main', p_configuration := '{\"model\": {\"temperature\": 0.2}}')", &[])?;
+            let k = tx.query_one("SELECT k ->> 'primaryKey', k ->> 'keyVersion' FROM public.rotate_api_key('main', 'sk-ant-secret-key-9876') k", &[])?;
+            let e: String = tx
+                .query_one("SELECT public.get_effective_ai_config($1::text::uuid) #>> '{apiKeys,primaryKey}'", &[&WRITER])?
+                .get(0);
+            // An invalid partial update is refused with every problem and stores nothing.
+            let err = tx.query_one("SELECT public.update_user_preferences('{\"rowsPerPage\": 7}')", &[]).err();
+            assert_eq!(err.as_ref().map(sqlstate).as_deref(), Some("22023"));
+            Ok((r.get(0), r.get(1), r.get(2), k.get(0), k.get(1), e))
+        })
+        .expect("writes");
+    assert_eq!((theme.as_str(), email.as_str(), toast.as_str()), ("dark", "true", "false"));
+    assert_eq!(masked, "••••9876");
+    assert_eq!(version, "2");
+    assert_eq!(effective_key, "••••9876", "end users never see keys in clear");
+
+    // The service role sees the key in clear.
+    let clear: String = {
+        let mut tx = c.transaction().expect("begin");
+        tx.batch_execute("SET LOCAL ROLE authenticated").expect("role");
+        tx.execute("SELECT set_config('request.jwt.claims', $1, true)", &[&claims]).expect("claims");
+        tx.query_one("SELECT public.upsert_ai_config('keys', '{}')", &[]).expect("upsert");
+        tx.query_one("SELECT public.rotate_api_key('keys', 'sk-ant-visible-1234')", &[]).expect("rotate");
+        tx.batch_execute("RESET ROLE; SET LOCAL ROLE service_role").expect("service");
+        let v: Option<String> = tx
+            .query_one(
+                "SELECT configuration #>> '{apiKeys,primaryKey}' FROM public.ai_configurations WHERE user_id = $1::text::uuid AND config_name = 'keys'",
+                &[&WRITER],
+            )
+            .expect("read")
+            .get(0);
+        tx.rollback().expect("rollback");
+        v.unwrap_or_default()
+    };
+    assert_eq!(clear, "sk-ant-visible-1234");
+}

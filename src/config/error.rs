@@ -1,0 +1,32 @@
+//! Errors of the configuration capability, each with its SQLSTATE, DETAIL and HINT.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown document kind \"{0}\"")]
+    UnknownKind(String),
+    #[error("invalid {kind}")]
+    Invalid { kind: &'static str, problems: Vec<String> },
+    #[error("unknown model \"{0}\"")]
+    UnknownModel(String),
+}
+
+impl From<ConfigError> for ErrorReport {
+    fn from(err: ConfigError) -> Self {
+        let message = err.to_string();
+        match err {
+            ConfigError::UnknownKind(_) => ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, "pg_steward.config")
+                .set_hint("Use user_preferences or ai_config."),
+            ConfigError::Invalid { problems, .. } => {
+                let count = problems.len();
+                ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("{message}: {count} problem{}", if count == 1 { "" } else { "s" }), "pg_steward.config")
+                    .set_detail(problems.join("\n"))
+                    .set_hint("Nothing was stored. steward.validate_user_preferences() / validate_ai_config() list the same problems.")
+            }
+            ConfigError::UnknownModel(_) => ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, "pg_steward.config")
+                .set_hint("Known models: claude-sonnet-4-5-20250929, claude-3-opus-20240229, claude-3-haiku-20240307."),
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Layered resolution: objects merge key by key, recursively; scalars and arrays from a
+//! higher layer replace lower ones; a JSON `null` in an override layer means "inherit".
+//! `explain` keeps, for every leaf, the layer it came from.
+
+use serde_json::{Map, Value};
+
+/// Merge `over` onto `base` in place.
+pub fn merge_into(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (_, Value::Null) => {}
+        (Value::Object(b), Value::Object(o)) => {
+            for (key, value) in o {
+                match b.get_mut(key) {
+                    Some(slot) => merge_into(slot, value),
+                    None if !value.is_null() => {
+                        let mut fresh = Value::Object(Map::new());
+                        if value.is_object() {
+                            merge_into(&mut fresh, value);
+                        } else {
+                            fresh = value.clone();
+                        }
+                        b.insert(key.clone(), fresh);
+                    }
+                    None => {}
+                }
+            }
+        }
+        (slot, value) => *slot = value.clone(),
+    }
+}
+
+/// Apply a partial update to a stored document: objects merge recursively, scalars and arrays
+/// replace, and `null` removes the key (so the value is inherited again) — RFC 7396 semantics.
+pub fn apply_update(doc: &mut Value, update: &Value) {
+    match (doc, update) {
+        (Value::Object(d), Value::Object(u)) => {
+            for (key, value) in u {
+                if value.is_null() {
+                    d.remove(key);
+                } else if let Some(slot) = d.get_mut(key).filter(|s| s.is_object() && value.is_object()) {
+                    apply_update(slot, value);
+                } else {
+                    let mut fresh = Value::Object(Map::new());
+                    if value.is_object() {
+                        apply_update(&mut fresh, value);
+                    } else {
+                        fresh = value.clone();
+                    }
+                    d.insert(key.clone(), fresh);
+                }
+            }
+        }
+        (slot, value) => *slot = value.clone(),
+    }
+}
+
+/// API keys shown to anyone but the service role: the last four characters only.
+pub fn mask_api_keys(doc: &mut Value) {
+    if let Some(Value::Object(keys)) = doc.get_mut("apiKeys") {
+        for name in ["primaryKey", "secondaryKey"] {
+            if let Some(Value::String(key)) = keys.get_mut(name) {
+                if !key.is_empty() {
+                    let tail: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+                    *key = if key.chars().count() > 8 { format!("••••{tail}") } else { "••••".to_string() };
+                }
+            }
+        }
+    }
+}
+
+/// The older flat AI configuration form (`model` as a string, top-level `temperature`,
+/// `maxTokens`, `topP`, `streaming`) read as the nested form; anything else is kept.
+pub fn normalize_ai_config(doc: &Value) -> Value {
+    let Value::Object(map) = doc else { return doc.clone() };
+    let legacy = ["temperature", "maxTokens", "topP", "streaming"];
+    if !map.get("model").is_some_and(Value::is_string) && !legacy.iter().any(|k| map.contains_key(*k)) {
+        return doc.clone();
+    }
+    let mut out = map.clone();
+    let mut model = match out.remove("model") {
+        Some(Value::Object(m)) => m,
+        Some(Value::String(name)) => {
+            let mut m = Map::new();
+            m.insert("model".into(), Value::String(name));
+            m
+        }
+        Some(other) => {
+            // Neither form: leave it for the validator to report.
+            out.insert("model".into(), other);
+            return Value::Object(out);
+        }
+        None => Map::new(),
+    };
+    for key in legacy {
+        if let Some(v) = out.remove(key) {
+            // The nested value wins when both forms are present.
+            model.entry(key.to_string()).or_insert(v);
+        }
+    }
+    out.insert("model".into(), Value::Object(model));
+    Value::Object(out)
+}
+
+/// One leaf of a resolved document and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leaf {
+    pub path: String,
+    pub value: Value,
+    pub source: String,
+    pub source_id: Option<String>,
+}
+
+/// Resolve `layers` (lowest first: (source, id, document)) and return every leaf with the
+/// layer that set it last.
+pub fn explain(layers: &[(String, Option<String>, Value)]) -> (Value, Vec<Leaf>) {
+    let mut doc = Value::Object(Map::new());
+    let mut origin: std::collections::BTreeMap<String, (String, Option<String>)> = Default::default();
+    for (source, id, layer) in layers {
+        merge_into(&mut doc, layer);
+        record_origin(layer, "", source, id, &mut origin);
+    }
+    let mut leaves = Vec::new();
+    collect_leaves(&doc, "", &origin, &mut leaves);
+    (doc, leaves)
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+fn record_origin(
+    layer: &Value,
+    prefix: &str,
+    source: &str,
+    id: &Option<String>,
+    origin: &mut std::collections::BTreeMap<String, (String, Option<String>)>,
+) {
+    if let Value::Object(map) = layer {
+        for (key, value) in map {
+            let path = join(prefix, key);
+            match value {
+                Value::Null => {}
+                Value::Object(inner) if !inner.is_empty() => record_origin(value, &path, source, id, origin),
+                _ => {
+                    origin.insert(path, (source.to_string(), id.clone()));
+                }
+            }
+        }
+    }
+}
+
+fn collect_leaves(
+    doc: &Value,
+    prefix: &str,
+    origin: &std::collections::BTreeMap<String, (String, Option<String>)>,
+    out: &mut Vec<Leaf>,
+) {
+    match doc {
+        Value::Object(map) if !map.is_empty() || prefix.is_empty() => {
+            for (key, value) in map {
+                collect_leaves(value, &join(prefix, key), origin, out);
+            }
+        }
+        _ => {
+            let (source, source_id) = origin.get(prefix).cloned().unwrap_or_else(|| ("default".into(), None));
+            out.push(Leaf { path: prefix.to_string(), value: doc.clone(), source, source_id });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn objects_merge_scalars_and_arrays_replace_null_inherits() {
+        let mut base = json!({"a": {"b": 1, "c": [1, 2]}, "d": "x", "e": 5});
+        merge_into(&mut base, &json!({"a": {"c": [3], "n": null}, "d": null, "e": {"deep": true}}));
+        assert_eq!(base, json!({"a": {"b": 1, "c": [3]}, "d": "x", "e": {"deep": true}}));
+    }
+
+    #[test]
+    fn updates_merge_and_null_removes() {
+        let mut doc = json!({"theme": "dark", "notifications": {"email": true, "toast": false}});
+        apply_update(&mut doc, &json!({"theme": null, "notifications": {"email": false}, "rowsPerPage": 50}));
+        assert_eq!(doc, json!({"notifications": {"email": false, "toast": false}, "rowsPerPage": 50}));
+    }
+
+    #[test]
+    fn keys_are_masked_to_their_last_four_characters() {
+        let mut doc = json!({"apiKeys": {"primaryKey": "sk-ant-1234567890abcd", "secondaryKey": "short", "keyVersion": 2}});
+        mask_api_keys(&mut doc);
+        assert_eq!(doc, json!({"apiKeys": {"primaryKey": "••••abcd", "secondaryKey": "••••", "keyVersion": 2}}));
+    }
+
+    #[test]
+    fn legacy_flat_form_reads_as_nested() {
+        let flat = json!({"model": "claude-3-opus-20240229", "temperature": 0.2, "maxTokens": 100, "rateLimiting": {"requestsPerMinute": 5}});
+        assert_eq!(
+            normalize_ai_config(&flat),
+            json!({"model": {"model": "claude-3-opus-20240229", "temperature": 0.2, "maxTokens": 100}, "rateLimiting": {"requestsPerMinute": 5}})
+        );
+        let nested = json!({"model": {"temperature": 0.5}});
+        assert_eq!(normalize_ai_config(&nested), nested);
+        // Both forms: the nested value wins.
+        assert_eq!(normalize_ai_config(&json!({"model": {"topP": 0.1}, "topP": 0.9})), json!({"model": {"topP": 0.1}}));
+    }
+
+    #[test]
+    fn provenance_names_the_last_layer_that_set_each_leaf() {
+        let layers = vec![
+            ("default".to_string(), None, json!({"model": {"temperature": 0.7, "topP": 0.9}, "x": [1]})),
+            ("database".to_string(), None, json!({"model": {"topP": 0.5}})),
+            ("user".to_string(), Some("u1".to_string()), json!({"model": {"temperature": null}, "x": [2]})),
+        ];
+        let (doc, leaves) = explain(&layers);
+        assert_eq!(doc, json!({"model": {"temperature": 0.7, "topP": 0.5}, "x": [2]}));
+        let find = |p: &str| leaves.iter().find(|l| l.path == p).map(|l| (l.source.clone(), l.source_id.clone()));
+        assert_eq!(find("model.temperature"), Some(("default".into(), None)));
+        assert_eq!(find("model.topP"), Some(("database".into(), None)));
+        assert_eq!(find("x"), Some(("user".into(), Some("u1".into()))));
+    }
+}

@@ -1,0 +1,372 @@
+//! One validator per document kind (CONTRACT §4 rules plus type checks and unknown-key
+//! warnings).  Documents may be partial: each key present is checked against its spec; a
+//! `null` means "inherit" and is accepted; rules across fields (autoApproval ≥ flagging,
+//! maxDelay ≥ baseDelay, budgets ordered) are checked on the document merged over the
+//! defaults, which is what the user gets.  Warnings start with "warning:" and do not make a
+//! write fail; every other entry does.
+
+use serde_json::Value;
+
+use super::{defaults, merge};
+
+#[derive(Debug)]
+enum Kind {
+    Bool,
+    Str,
+    Enum(&'static [&'static str]),
+    Int { min: f64, max: f64 },
+    Num { min: f64, max: f64 },
+    IntOneOf(&'static [i64]),
+    /// `null` or an array of strings.
+    NullOrStrings,
+    /// `[min, max]` within the bounds, min ≤ max.
+    Range { min: f64, max: f64 },
+    Nums { min: f64, max: f64 },
+    Obj(&'static [(&'static str, Kind)]),
+}
+
+const INF: f64 = f64::INFINITY;
+
+const USER_PREFERENCES: Kind = Kind::Obj(&[
+    ("theme", Kind::Enum(&["light", "dark", "system"])),
+    ("sidebarCollapsed", Kind::Bool),
+    ("tableDensity", Kind::Enum(&["compact", "comfortable", "spacious"])),
+    ("rowsPerPage", Kind::IntOneOf(&[10, 25, 50, 100])),
+    ("enableAnimations", Kind::Bool),
+    (
+        "notifications",
+        Kind::Obj(&[
+            ("toast", Kind::Bool),
+            ("email", Kind::Bool),
+            ("inApp", Kind::Bool),
+            ("frequency", Kind::Enum(&["immediate", "daily", "weekly"])),
+            (
+                "categories",
+                Kind::Obj(&[
+                    ("generationComplete", Kind::Bool),
+                    ("approvalRequired", Kind::Bool),
+                    ("errors", Kind::Bool),
+                    ("systemAlerts", Kind::Bool),
+                ]),
+            ),
+        ]),
+    ),
+    (
+        "defaultFilters",
+        Kind::Obj(&[
+            ("tier", Kind::NullOrStrings),
+            ("status", Kind::NullOrStrings),
+            ("qualityRange", Kind::Range { min: 0.0, max: 10.0 }),
+            ("autoApply", Kind::Bool),
+        ]),
+    ),
+    (
+        "exportPreferences",
+        Kind::Obj(&[
+            ("defaultFormat", Kind::Enum(&["json", "jsonl", "csv", "markdown"])),
+            ("includeMetadata", Kind::Bool),
+            ("includeQualityScores", Kind::Bool),
+            ("includeTimestamps", Kind::Bool),
+            ("includeApprovalHistory", Kind::Bool),
+            ("autoCompression", Kind::Bool),
+            ("autoCompressionThreshold", Kind::Int { min: 0.0, max: INF }),
+        ]),
+    ),
+    (
+        "keyboardShortcuts",
+        Kind::Obj(&[
+            ("enabled", Kind::Bool),
+            (
+                "customBindings",
+                Kind::Obj(&[
+                    ("openSearch", Kind::Str),
+                    ("generateAll", Kind::Str),
+                    ("export", Kind::Str),
+                    ("approve", Kind::Str),
+                    ("reject", Kind::Str),
+                    ("nextItem", Kind::Str),
+                    ("previousItem", Kind::Str),
+                ]),
+            ),
+        ]),
+    ),
+    (
+        "qualityThresholds",
+        Kind::Obj(&[
+            ("autoApproval", Kind::Num { min: 0.0, max: 10.0 }),
+            ("flagging", Kind::Num { min: 0.0, max: 10.0 }),
+            ("minimumAcceptable", Kind::Num { min: 0.0, max: 10.0 }),
+        ]),
+    ),
+]);
+
+const MODEL_NAMES: &[&str] = &["claude-sonnet-4-5-20250929", "claude-3-opus-20240229", "claude-3-haiku-20240307"];
+
+const AI_CONFIG: Kind = Kind::Obj(&[
+    (
+        "model",
+        Kind::Obj(&[
+            ("model", Kind::Enum(MODEL_NAMES)),
+            ("temperature", Kind::Num { min: 0.0, max: 1.0 }),
+            ("maxTokens", Kind::Int { min: 1.0, max: 4096.0 }),
+            ("topP", Kind::Num { min: 0.0, max: 1.0 }),
+            ("streaming", Kind::Bool),
+        ]),
+    ),
+    (
+        "rateLimiting",
+        Kind::Obj(&[
+            ("requestsPerMinute", Kind::Int { min: 1.0, max: INF }),
+            ("concurrentRequests", Kind::Int { min: 1.0, max: INF }),
+            ("burstAllowance", Kind::Int { min: 0.0, max: INF }),
+        ]),
+    ),
+    (
+        "retryStrategy",
+        Kind::Obj(&[
+            ("maxRetries", Kind::Int { min: 0.0, max: 10.0 }),
+            ("backoffType", Kind::Enum(&["exponential", "linear", "fixed"])),
+            ("baseDelay", Kind::Num { min: 0.0, max: INF }),
+            ("maxDelay", Kind::Num { min: 0.0, max: INF }),
+        ]),
+    ),
+    (
+        "costBudget",
+        Kind::Obj(&[
+            ("dailyBudget", Kind::Num { min: 0.0, max: INF }),
+            ("weeklyBudget", Kind::Num { min: 0.0, max: INF }),
+            ("monthlyBudget", Kind::Num { min: 0.0, max: INF }),
+            ("alertThresholds", Kind::Nums { min: 0.0, max: 1.0 }),
+        ]),
+    ),
+    (
+        "apiKeys",
+        Kind::Obj(&[
+            ("primaryKey", Kind::Str),
+            ("secondaryKey", Kind::Str),
+            ("keyVersion", Kind::Int { min: 1.0, max: INF }),
+            ("rotationSchedule", Kind::Enum(&["manual", "monthly", "quarterly"])),
+        ]),
+    ),
+    (
+        "timeouts",
+        Kind::Obj(&[
+            ("generationTimeout", Kind::Int { min: 0.0, max: INF }),
+            ("connectionTimeout", Kind::Int { min: 0.0, max: INF }),
+            ("totalRequestTimeout", Kind::Int { min: 0.0, max: INF }),
+        ]),
+    ),
+]);
+
+fn describe(v: &Value) -> String {
+    let text = v.to_string();
+    if text.len() > 60 {
+        format!("{}…", &text[..text.char_indices().nth(57).map(|(i, _)| i).unwrap_or(text.len())])
+    } else {
+        text
+    }
+}
+
+fn bounds(min: f64, max: f64) -> String {
+    match (min.is_finite(), max.is_finite()) {
+        (true, true) => format!("between {min} and {max}"),
+        (true, false) => format!("at least {min}"),
+        _ => "a number".to_string(),
+    }
+}
+
+fn check(value: &Value, kind: &Kind, path: &str, out: &mut Vec<String>) {
+    if value.is_null() {
+        return; // inherit
+    }
+    let number = value.as_f64();
+    match kind {
+        Kind::Bool if !value.is_boolean() => out.push(format!("{path} must be true or false (got {})", describe(value))),
+        Kind::Str if !value.is_string() => out.push(format!("{path} must be a string (got {})", describe(value))),
+        Kind::Enum(allowed) => {
+            if !value.as_str().is_some_and(|s| allowed.contains(&s)) {
+                out.push(format!("{path} must be one of {} (got {})", allowed.join(", "), describe(value)));
+            }
+        }
+        Kind::Int { min, max } => match number {
+            Some(n) if n.fract() == 0.0 && n >= *min && n <= *max => {}
+            _ => out.push(format!("{path} must be a whole number {} (got {})", bounds(*min, *max), describe(value))),
+        },
+        Kind::Num { min, max } => match number {
+            Some(n) if n >= *min && n <= *max => {}
+            _ => out.push(format!("{path} must be a number {} (got {})", bounds(*min, *max), describe(value))),
+        },
+        Kind::IntOneOf(allowed) => {
+            let ok = number.is_some_and(|n| n.fract() == 0.0 && allowed.contains(&(n as i64)));
+            if !ok {
+                let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
+                out.push(format!("{path} must be one of {} (got {})", list.join(", "), describe(value)));
+            }
+        }
+        Kind::NullOrStrings => {
+            if !value.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
+                out.push(format!("{path} must be null or an array of strings (got {})", describe(value)));
+            }
+        }
+        Kind::Range { min, max } => {
+            let pair: Option<Vec<f64>> = value.as_array().filter(|a| a.len() == 2).and_then(|a| a.iter().map(Value::as_f64).collect());
+            match pair.as_deref() {
+                Some([lo, hi]) if *lo >= *min && *hi <= *max && lo <= hi => {}
+                _ => out.push(format!("{path} must be [min, max] with {min} ≤ min ≤ max ≤ {max} (got {})", describe(value))),
+            }
+        }
+        Kind::Nums { min, max } => {
+            let ok = value.as_array().is_some_and(|a| a.iter().all(|v| v.as_f64().is_some_and(|n| n >= *min && n <= *max)));
+            if !ok {
+                out.push(format!("{path} must be an array of numbers {} (got {})", bounds(*min, *max), describe(value)));
+            }
+        }
+        Kind::Obj(fields) => match value.as_object() {
+            None => out.push(format!("{} must be an object (got {})", if path.is_empty() { "document" } else { path }, describe(value))),
+            Some(map) => {
+                for (key, v) in map {
+                    let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    match fields.iter().find(|(name, _)| name == key) {
+                        Some((_, k)) => check(v, k, &child, out),
+                        None => out.push(format!("warning: unknown key {child}")),
+                    }
+                }
+            }
+        },
+        _ => {}
+    }
+}
+
+fn number_at(doc: &Value, pointer: &str) -> Option<f64> {
+    doc.pointer(pointer).and_then(Value::as_f64)
+}
+
+fn ordered(doc: &Value, low: &str, high: &str, out: &mut Vec<String>, what: &str) {
+    if let (Some(a), Some(b)) = (number_at(doc, low), number_at(doc, high)) {
+        if a > b {
+            out.push(format!("{what} ({a} > {b})"));
+        }
+    }
+}
+
+/// Every problem of a user-preferences document; empty when valid.
+pub fn user_preferences(doc: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    check(doc, &USER_PREFERENCES, "", &mut out);
+    if doc.is_object() && !out.iter().any(|e| !e.starts_with("warning:")) {
+        let mut effective = defaults::user_preferences();
+        merge::merge_into(&mut effective, doc);
+        ordered(&effective, "/qualityThresholds/flagging", "/qualityThresholds/autoApproval", &mut out,
+                "qualityThresholds.autoApproval must be at least qualityThresholds.flagging");
+    }
+    out
+}
+
+/// Every problem of an AI configuration document (nested or legacy flat form); empty when valid.
+pub fn ai_config(doc: &Value) -> Vec<String> {
+    let normalized = merge::normalize_ai_config(doc);
+    let mut out = Vec::new();
+    check(&normalized, &AI_CONFIG, "", &mut out);
+    if normalized.is_object() && !out.iter().any(|e| !e.starts_with("warning:")) {
+        let mut effective = defaults::ai_config();
+        merge::merge_into(&mut effective, &normalized);
+        ordered(&effective, "/retryStrategy/baseDelay", "/retryStrategy/maxDelay", &mut out,
+                "retryStrategy.maxDelay must be at least retryStrategy.baseDelay");
+        ordered(&effective, "/costBudget/dailyBudget", "/costBudget/weeklyBudget", &mut out,
+                "costBudget.weeklyBudget must be at least costBudget.dailyBudget");
+        ordered(&effective, "/costBudget/weeklyBudget", "/costBudget/monthlyBudget", &mut out,
+                "costBudget.monthlyBudget must be at least costBudget.weeklyBudget");
+    }
+    out
+}
+
+/// Only the entries that make a write fail.
+pub fn errors(problems: &[String]) -> Vec<String> {
+    problems.iter().filter(|p| !p.starts_with("warning:")).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(user_preferences(&defaults::user_preferences()), Vec::<String>::new());
+        assert_eq!(ai_config(&defaults::ai_config()), Vec::<String>::new());
+        assert_eq!(user_preferences(&json!({})), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_user_preference_rule_fails_when_broken() {
+        let cases = [
+            (json!({"theme": "blue"}), "theme must be one of"),
+            (json!({"rowsPerPage": 30}), "rowsPerPage must be one of 10, 25, 50, 100"),
+            (json!({"rowsPerPage": "25"}), "rowsPerPage must be one of"),
+            (json!({"tableDensity": "dense"}), "tableDensity"),
+            (json!({"qualityThresholds": {"flagging": 11}}), "qualityThresholds.flagging must be a number between 0 and 10"),
+            (json!({"qualityThresholds": {"autoApproval": 5}}), "autoApproval must be at least qualityThresholds.flagging"),
+            (json!({"defaultFilters": {"qualityRange": [7, 3]}}), "qualityRange"),
+            (json!({"defaultFilters": {"qualityRange": [0, 11]}}), "qualityRange"),
+            (json!({"defaultFilters": {"tier": [1]}}), "tier must be null or an array of strings"),
+            (json!({"notifications": {"frequency": "hourly"}}), "notifications.frequency"),
+            (json!({"exportPreferences": {"defaultFormat": "xml"}}), "exportPreferences.defaultFormat"),
+            (json!({"sidebarCollapsed": "yes"}), "sidebarCollapsed must be true or false"),
+            (json!([1, 2]), "document must be an object"),
+        ];
+        for (doc, expected) in cases {
+            let problems = user_preferences(&doc);
+            assert!(problems.iter().any(|p| p.contains(expected)), "{doc}: {problems:?}");
+            assert!(!errors(&problems).is_empty(), "{doc}");
+        }
+        // Passing counterparts.
+        for doc in [json!({"theme": "dark", "rowsPerPage": 100}), json!({"qualityThresholds": {"autoApproval": 6, "flagging": 6}}),
+                    json!({"defaultFilters": {"qualityRange": [2, 2], "tier": ["gold"]}})] {
+            assert_eq!(user_preferences(&doc), Vec::<String>::new(), "{doc}");
+        }
+    }
+
+    #[test]
+    fn every_ai_rule_fails_when_broken() {
+        let cases = [
+            (json!({"model": {"temperature": 3.0}}), "model.temperature must be a number between 0 and 1"),
+            (json!({"model": {"temperature": "hot"}}), "model.temperature"),
+            (json!({"temperature": 1.5}), "model.temperature"),
+            (json!({"model": {"topP": -0.1}}), "model.topP"),
+            (json!({"model": {"maxTokens": 5000}}), "model.maxTokens must be a whole number between 1 and 4096"),
+            (json!({"model": {"maxTokens": 0}}), "model.maxTokens"),
+            (json!({"model": {"model": "gpt-4"}}), "model.model must be one of"),
+            (json!({"model": "gpt-4"}), "model.model must be one of"),
+            (json!({"rateLimiting": {"requestsPerMinute": 0}}), "requestsPerMinute"),
+            (json!({"rateLimiting": {"concurrentRequests": 0}}), "concurrentRequests"),
+            (json!({"retryStrategy": {"maxRetries": 11}}), "maxRetries"),
+            (json!({"retryStrategy": {"baseDelay": -1}}), "baseDelay"),
+            (json!({"retryStrategy": {"maxDelay": 500}}), "maxDelay must be at least"),
+            (json!({"costBudget": {"dailyBudget": -1}}), "dailyBudget"),
+            (json!({"costBudget": {"weeklyBudget": 50}}), "weeklyBudget must be at least"),
+            (json!({"costBudget": {"monthlyBudget": 400}}), "monthlyBudget must be at least"),
+            (json!({"apiKeys": {"rotationSchedule": "weekly"}}), "rotationSchedule"),
+            (json!("text"), "document must be an object"),
+        ];
+        for (doc, expected) in cases {
+            let problems = ai_config(&doc);
+            assert!(problems.iter().any(|p| p.contains(expected)), "{doc}: {problems:?}");
+        }
+        for doc in [json!({"model": {"temperature": 0, "maxTokens": 4096}}), json!({"model": "claude-3-haiku-20240307", "temperature": 1}),
+                    json!({"retryStrategy": {"baseDelay": 0, "maxDelay": 0}}), json!({"costBudget": {"dailyBudget": 1, "weeklyBudget": 1, "monthlyBudget": 1}})] {
+            assert_eq!(ai_config(&doc), Vec::<String>::new(), "{doc}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings_not_errors() {
+        let problems = ai_config(&json!({"model": {"temperature": 0.5, "colour": "red"}, "extra": 1}));
+        assert_eq!(problems, vec!["warning: unknown key extra".to_string(), "warning: unknown key model.colour".to_string()]);
+        assert!(errors(&problems).is_empty());
+    }
+
+    #[test]
+    fn null_inherits_and_is_valid() {
+        assert_eq!(ai_config(&json!({"model": {"temperature": null}, "costBudget": null})), Vec::<String>::new());
+    }
+}
