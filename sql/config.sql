@@ -168,6 +168,7 @@ BEGIN
                  FOR EACH ROW EXECUTE FUNCTION steward._default_preferences_for_new_user()';
     END IF;
 
+    PERFORM steward._generate_ai_config_rows(s);
     INSERT INTO steward.train_schema (schema_name) VALUES (s)
     ON CONFLICT (singleton) DO UPDATE SET schema_name = EXCLUDED.schema_name, installed_at = now();
     PERFORM steward.config_register(format('%I.user_preferences', s)::regclass);
@@ -189,44 +190,63 @@ $$;
 -- The layers of a user's AI configuration, lowest first: database, organisations (by
 -- priority), the user's own best active configuration.  Runs with the caller's rights, so
 -- row-level security decides what an end user may read; reading another user's layers is 42501.
+-- The rows of a user's organisation and user layers.  install_train_schema() regenerates this
+-- function with the tables' schema written into it (static SQL: its plans are cached per
+-- session, which dynamic SQL could not do); until then there are no rows.
+CREATE FUNCTION steward._ai_config_rows(p_user uuid)
+RETURNS TABLE (configuration jsonb, source text, id uuid)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN; END $$;
+
+CREATE FUNCTION steward._generate_ai_config_rows(p_schema name) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $gen$
+BEGIN
+    EXECUTE format($f$
+        CREATE OR REPLACE FUNCTION steward._ai_config_rows(p_user uuid)
+        RETURNS TABLE (configuration jsonb, source text, id uuid)
+        LANGUAGE plpgsql STABLE
+        SET search_path = pg_catalog, pg_temp
+        AS $body$
+        BEGIN
+            RETURN QUERY
+            SELECT x.configuration, x.source, x.id
+              FROM (SELECT 1 AS ord, c.configuration, c.priority, c.updated_at, c.id, 'organization'::text AS source
+                      FROM %1$I.ai_configurations c
+                      JOIN %1$I.organization_members m ON m.organization_id = c.organization_id AND m.user_id = p_user
+                     WHERE c.is_active
+                    UNION ALL
+                    (SELECT 2, c.configuration, c.priority, c.updated_at, c.id, 'user'
+                       FROM %1$I.ai_configurations c
+                      WHERE c.user_id = p_user AND c.is_active
+                      ORDER BY c.priority DESC, c.updated_at DESC, c.id LIMIT 1)) x
+             ORDER BY x.ord, x.priority, x.updated_at, x.id;
+        END
+        $body$$f$, p_schema);
+END
+$gen$;
+
+-- The layers of a user's AI configuration, lowest first: database, organisations (by
+-- priority), the user's own best active configuration.  Runs with the caller's rights, so
+-- row-level security decides what an end user may read; reading another user's layers is 42501.
 CREATE FUNCTION steward._ai_config_layers(p_user uuid,
     OUT docs jsonb[], OUT sources text[], OUT ids uuid[])
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_schema name := (SELECT t.schema_name FROM steward.train_schema t);
 BEGIN
-    IF p_user IS DISTINCT FROM steward.caller_uuid() AND NOT steward._config_admin() THEN
+    IF NOT steward._config_admin() AND p_user IS DISTINCT FROM steward.caller_uuid() THEN
         RAISE EXCEPTION 'permission denied for the configuration of another user' USING ERRCODE = '42501';
     END IF;
-    docs := ARRAY[(SELECT o.document FROM steward.config_overrides o WHERE o.kind = 'ai_config')];
-    sources := ARRAY['database'];
-    ids := ARRAY[NULL::uuid];
-    IF v_schema IS NULL OR p_user IS NULL THEN
-        RETURN;
-    END IF;
-    EXECUTE format($q$
-        SELECT coalesce(array_agg(x.configuration ORDER BY x.ord, x.priority, x.updated_at, x.id), '{}'),
-               coalesce(array_agg(x.source ORDER BY x.ord, x.priority, x.updated_at, x.id), '{}'),
-               coalesce(array_agg(x.id ORDER BY x.ord, x.priority, x.updated_at, x.id), '{}')
-          FROM (SELECT 1 AS ord, c.configuration, c.priority, c.updated_at, c.id, 'organization'::text AS source
-                  FROM %1$I.ai_configurations c
-                  JOIN %1$I.organization_members m ON m.organization_id = c.organization_id AND m.user_id = $1
-                 WHERE c.is_active
-                UNION ALL
-                (SELECT 2, c.configuration, c.priority, c.updated_at, c.id, 'user'
-                   FROM %1$I.ai_configurations c
-                  WHERE c.user_id = $1 AND c.is_active
-                  ORDER BY c.priority DESC, c.updated_at DESC, c.id LIMIT 1)) x
-        $q$, v_schema)
-    INTO docs, sources, ids USING p_user;
-    docs := ARRAY[(SELECT o.document FROM steward.config_overrides o WHERE o.kind = 'ai_config')] || docs;
-    sources := ARRAY['database'] || sources;
-    ids := ARRAY[NULL::uuid] || ids;
+    SELECT ARRAY[(SELECT o.document FROM steward.config_overrides o WHERE o.kind = 'ai_config')] || coalesce(array_agg(r.configuration), '{}'),
+           ARRAY['database'] || coalesce(array_agg(r.source), '{}'),
+           ARRAY[NULL::uuid] || coalesce(array_agg(r.id), '{}')
+      INTO docs, sources, ids
+      FROM steward._ai_config_rows(p_user) r;
 END
 $$;
-
 -- Whether API keys may be shown in clear: only to the service role (and superusers).
 CREATE FUNCTION steward._sees_api_keys() RETURNS boolean
 LANGUAGE sql STABLE

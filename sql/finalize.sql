@@ -63,7 +63,7 @@ BEGIN
                  steward.validate_ai_config(jsonb), steward.validate_user_preferences(jsonb),
                  steward.default_ai_config(), steward.default_user_preferences(),
                  steward.calculate_cost(bigint, bigint, text), steward.caller_id(), steward.caller_uuid(),
-                 steward._ai_config_layers(uuid), steward._resolve_layers(text, jsonb[]),
+                 steward._ai_config_layers(uuid), steward._ai_config_rows(uuid), steward._resolve_layers(text, jsonb[]),
                  steward._explain_layers(text, jsonb[], text[], uuid[]), steward._config_admin(),
                  steward._sees_api_keys(), steward._mask_api_keys(jsonb), steward._apply_update(text, jsonb, jsonb),
                  steward._train_table(text), steward._require_caller(),

@@ -226,3 +226,85 @@ mod tests {
         assert_eq!(find("x"), Some(("user".into(), Some("u1".into()))));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::config::defaults;
+    use proptest::prelude::*;
+
+    /// An override shaped like `template`: for each key absent, null, a scalar of any kind
+    /// where the template has a scalar, or (recursively) an override where it has an object.
+    fn override_like(template: Value) -> BoxedStrategy<Value> {
+        match template {
+            Value::Object(map) => {
+                let fields: Vec<BoxedStrategy<Option<(String, Value)>>> = map
+                    .into_iter()
+                    .map(|(key, value)| {
+                        let k = key.clone();
+                        prop_oneof![
+                            Just(None),
+                            Just(Some((key, Value::Null))),
+                            override_like(value).prop_map(move |v| Some((k.clone(), v))),
+                        ]
+                        .boxed()
+                    })
+                    .collect();
+                fields.prop_map(|entries| Value::Object(entries.into_iter().flatten().collect())).boxed()
+            }
+            _ => prop_oneof![
+                any::<bool>().prop_map(Value::Bool),
+                any::<i32>().prop_map(|n| Value::from(n)),
+                "[a-z]{0,8}".prop_map(Value::String),
+                prop::collection::vec(any::<u8>(), 0..3).prop_map(|v| Value::from(v)),
+            ]
+            .boxed(),
+        }
+    }
+
+    fn leaf_paths(doc: &Value, prefix: &str, out: &mut Vec<String>) {
+        match doc {
+            Value::Object(map) if !map.is_empty() => {
+                for (k, v) in map {
+                    leaf_paths(v, &if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, out);
+                }
+            }
+            _ => out.push(prefix.to_string()),
+        }
+    }
+
+    fn has_path(doc: &Value, path: &str) -> bool {
+        path.split('.').try_fold(doc, |d, k| d.get(k)).is_some()
+    }
+
+    proptest! {
+        #[test]
+        fn merging_layers_never_loses_a_default_key(
+            org in override_like(defaults::ai_config()),
+            user in override_like(defaults::ai_config()),
+        ) {
+            let (doc, leaves) = explain(&[
+                ("default".into(), None, defaults::ai_config()),
+                ("organization".into(), None, org),
+                ("user".into(), None, user),
+            ]);
+            let mut paths = Vec::new();
+            leaf_paths(&defaults::ai_config(), "", &mut paths);
+            for path in &paths {
+                prop_assert!(has_path(&doc, path), "lost {}", path);
+                prop_assert!(leaves.iter().any(|l| &l.path == path), "no provenance for {}", path);
+            }
+        }
+
+        #[test]
+        fn user_preferences_keep_every_default_key(update in override_like(defaults::user_preferences())) {
+            let mut doc = defaults::user_preferences();
+            merge_into(&mut doc, &update);
+            let mut paths = Vec::new();
+            leaf_paths(&defaults::user_preferences(), "", &mut paths);
+            for path in &paths {
+                prop_assert!(has_path(&doc, path), "lost {}", path);
+            }
+        }
+    }
+}
