@@ -86,12 +86,17 @@ $$;
 
 -- The caller as a uuid when the identity is one (Supabase users), else NULL.
 CREATE FUNCTION steward.caller_uuid() RETURNS uuid
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                THEN id::uuid END
-      FROM (SELECT steward.caller_id() AS id) c
+DECLARE
+    id text := steward.caller_id();
+BEGIN
+    IF id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+        RETURN id::uuid;
+    END IF;
+    RETURN NULL;
+END
 $$;
 
 -- A numeric setting (thresholds are all numbers).

@@ -178,13 +178,17 @@ END
 $$;
 
 -- Whether the current role may read anyone's configuration.
+-- (PL/pgSQL rather than SQL here and below: a SQL function with a SET clause is planned again
+-- on every call, a PL/pgSQL function keeps its plans for the session — these run per request.)
 CREATE FUNCTION steward._config_admin() RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_has_role(current_user, 'steward_admin', 'MEMBER')
+BEGIN
+    RETURN pg_has_role(current_user, 'steward_admin', 'MEMBER')
         OR (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') AND pg_has_role(current_user, 'service_role', 'MEMBER'))
-        OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+        OR coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false);
+END
 $$;
 
 -- The layers of a user's AI configuration, lowest first: database, organisations (by
@@ -249,19 +253,27 @@ END
 $$;
 -- Whether API keys may be shown in clear: only to the service role (and superusers).
 CREATE FUNCTION steward._sees_api_keys() RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') AND pg_has_role(current_user, 'service_role', 'MEMBER'))
-        OR coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false)
+BEGIN
+    RETURN (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') AND pg_has_role(current_user, 'service_role', 'MEMBER'))
+        OR coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false);
+END
 $$;
 
 CREATE FUNCTION steward.effective_ai_config(user_id uuid) RETURNS jsonb
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN steward._sees_api_keys() THEN r ELSE steward._mask_api_keys(r) END
-      FROM (SELECT steward._resolve_layers('ai_config', l.docs) AS r FROM steward._ai_config_layers(user_id) l) x
+DECLARE
+    r jsonb := steward._resolve_layers('ai_config', (steward._ai_config_layers(user_id)).docs);
+BEGIN
+    IF steward._sees_api_keys() THEN
+        RETURN r;
+    END IF;
+    RETURN steward._mask_api_keys(r);
+END
 $$;
 
 CREATE FUNCTION steward.explain_ai_config(user_id uuid)
@@ -281,9 +293,9 @@ $$;
 
 -- Seed name (CONTRACT §4).
 CREATE FUNCTION steward.get_effective_ai_config(p_user_id uuid) RETURNS jsonb
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT steward.effective_ai_config(p_user_id) $$;
+AS $$ BEGIN RETURN steward.effective_ai_config(p_user_id); END $$;
 
 CREATE FUNCTION steward.effective_user_preferences(user_id uuid) RETURNS jsonb
 LANGUAGE plpgsql STABLE
