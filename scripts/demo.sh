@@ -30,4 +30,20 @@ log "a refused attempt (VACUUM FULL without confirm => true) is an error with it
 psql_at "$DIR" "$PORT" -c "SELECT * FROM steward.vacuum('${BLOATED}', \"full\" => true)" 2>&1 || true
 psql_at "$DIR" "$PORT" -c "SELECT n_dead_tup AS dead_after, vacuum_count FROM pg_stat_user_tables WHERE relid = '${BLOATED}'::regclass" \
     -c "SELECT created_at::time(0) AS at, operation_type, table_name, status, refused, error_sqlstate FROM steward.maintenance_history(5)"
+log "configuration: the application's tables, a validated write, and a user's effective AI configuration with provenance"
+psql_at "$DIR" "$PORT" -At -c "SELECT steward.install_train_schema('public')"
+psql_at "$DIR" "$PORT" -q <<'SQL' >/dev/null
+INSERT INTO public.organizations (id, name) VALUES ('0a000000-0000-4000-8000-00000000000a', 'Acme') ON CONFLICT DO NOTHING;
+INSERT INTO public.organization_members (organization_id, user_id)
+VALUES ('0a000000-0000-4000-8000-00000000000a', '6f1d2c1e-1111-4a4a-9999-000000000001') ON CONFLICT DO NOTHING;
+INSERT INTO public.ai_configurations (organization_id, config_name, configuration, priority)
+VALUES ('0a000000-0000-4000-8000-00000000000a', 'acme', '{"model": {"temperature": 0.3}, "costBudget": {"dailyBudget": 25}}', 1)
+ON CONFLICT DO NOTHING;
+INSERT INTO public.ai_configurations (user_id, config_name, configuration, priority)
+VALUES ('6f1d2c1e-1111-4a4a-9999-000000000001', 'mine', '{"model": "claude-3-haiku-20240307", "maxTokens": 2048}', 1)
+ON CONFLICT DO NOTHING;
+SQL
+psql_at "$DIR" "$PORT" -c "INSERT INTO public.ai_configurations (user_id, config_name, configuration)
+                           VALUES ('6f1d2c1e-1111-4a4a-9999-000000000001', 'hot', '{\"model\": {\"temperature\": 3.0}}')" 2>&1 || true
+psql_at "$DIR" "$PORT" -c "SELECT path, value, source FROM steward.explain_ai_config('6f1d2c1e-1111-4a4a-9999-000000000001') WHERE source <> 'default'"
 log "the demo server is still running: psql -h 127.0.0.1 -p ${PORT} -U postgres   (stop: scripts/demo.sh stop)"
