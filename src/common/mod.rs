@@ -1,6 +1,8 @@
 //! Small pieces every capability uses: turning SPI failures into reports, and reading
 //! typed values out of SPI rows without `unwrap()`.
 
+pub mod jsonb;
+
 use pgrx::prelude::*;
 use pgrx::spi::SpiError;
 use pgrx::pg_sys::panic::ErrorReport;

@@ -6,11 +6,16 @@ pub mod merge;
 pub mod validate;
 pub mod error;
 
+#[cfg(any(test, feature = "pg_test"))]
+#[path = "config_test.rs"]
+mod config_test;
+
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::Value;
 
+use crate::common::jsonb::Doc;
 use error::ConfigError;
 
 /// The document kinds.
@@ -53,13 +58,13 @@ impl DocKind {
 
 /// Every rule a user-preferences document breaks (warnings start with "warning:"); empty when valid.
 #[pg_extern(immutable, parallel_safe, strict)]
-pub fn validate_user_preferences(doc: JsonB) -> Vec<String> {
+pub fn validate_user_preferences(doc: Doc) -> Vec<String> {
     validate::user_preferences(&doc.0)
 }
 
 /// Every rule an AI configuration document breaks (nested or legacy flat form); empty when valid.
 #[pg_extern(immutable, parallel_safe, strict)]
-pub fn validate_ai_config(doc: JsonB) -> Vec<String> {
+pub fn validate_ai_config(doc: Doc) -> Vec<String> {
     validate::ai_config(&doc.0)
 }
 
@@ -76,7 +81,7 @@ pub fn default_ai_config() -> JsonB {
 /// Raise 22023 with every problem in DETAIL when `doc` is not a valid document of `kind`
 /// (warnings do not fail); used by the write paths and the table triggers.
 #[pg_extern(name = "_check_document", immutable, parallel_safe)]
-pub fn check_document(kind: &str, doc: Option<JsonB>) -> Result<bool, ErrorReport> {
+pub fn check_document(kind: &str, doc: Option<Doc>) -> Result<bool, ErrorReport> {
     let kind = DocKind::parse(kind)?;
     let Some(doc) = doc else { return Err(ConfigError::Invalid { kind: "document", problems: vec!["document must not be null".into()] }.into()) };
     let errors = validate::errors(&kind.validate(&doc.0));
@@ -93,7 +98,7 @@ pub fn check_document(kind: &str, doc: Option<JsonB>) -> Result<bool, ErrorRepor
 
 /// The defaults of `kind` with `layers` merged on top, lowest first (null layers skipped).
 #[pg_extern(name = "_resolve_layers", immutable, parallel_safe)]
-pub fn resolve_layers(kind: &str, layers: Vec<Option<JsonB>>) -> Result<JsonB, ErrorReport> {
+pub fn resolve_layers(kind: &str, layers: Vec<Option<Doc>>) -> Result<JsonB, ErrorReport> {
     let kind = DocKind::parse(kind)?;
     let mut doc = kind.defaults();
     for layer in layers.into_iter().flatten() {
@@ -106,7 +111,7 @@ pub fn resolve_layers(kind: &str, layers: Vec<Option<JsonB>>) -> Result<JsonB, E
 #[pg_extern(name = "_explain_layers", immutable, parallel_safe)]
 pub fn explain_layers(
     kind: &str,
-    layers: Vec<Option<JsonB>>,
+    layers: Vec<Option<Doc>>,
     sources: Vec<Option<String>>,
     source_ids: Vec<Option<pgrx::Uuid>>,
 ) -> Result<
@@ -148,7 +153,7 @@ pub fn calculate_cost(input_tokens: i64, output_tokens: i64, model: default!(&st
 /// `doc` with `update` applied (objects merged, `null` removes a key), normalised to the
 /// nested form for AI configurations.
 #[pg_extern(name = "_apply_update", immutable, parallel_safe)]
-pub fn apply_update(kind: &str, doc: Option<JsonB>, update: JsonB) -> Result<JsonB, ErrorReport> {
+pub fn apply_update(kind: &str, doc: Option<Doc>, update: Doc) -> Result<JsonB, ErrorReport> {
     let kind = DocKind::parse(kind)?;
     if !update.0.is_object() {
         return Err(ConfigError::Invalid { kind: "update", problems: vec!["the update must be a JSON object".into()] }.into());
@@ -160,7 +165,7 @@ pub fn apply_update(kind: &str, doc: Option<JsonB>, update: JsonB) -> Result<Jso
 
 /// API keys masked to their last four characters.
 #[pg_extern(name = "_mask_api_keys", immutable, parallel_safe, strict)]
-pub fn mask_api_keys(doc: JsonB) -> JsonB {
+pub fn mask_api_keys(doc: Doc) -> JsonB {
     let mut doc = doc.0;
     merge::mask_api_keys(&mut doc);
     JsonB(doc)

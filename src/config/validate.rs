@@ -237,16 +237,31 @@ fn check(value: &Value, kind: &Kind, path: &str, out: &mut Vec<String>) {
     }
 }
 
-fn number_at(doc: &Value, pointer: &str) -> Option<f64> {
-    doc.pointer(pointer).and_then(Value::as_f64)
+/// The number at `pointer` in `doc`, or in the defaults when `doc` does not set it (absent or
+/// null inherits) — what the merged document would hold, without building it.
+fn effective_number(doc: &Value, defaults: &Value, pointer: &str) -> Option<f64> {
+    match doc.pointer(pointer) {
+        Some(Value::Null) | None => defaults.pointer(pointer).and_then(Value::as_f64),
+        Some(v) => v.as_f64(),
+    }
 }
 
-fn ordered(doc: &Value, low: &str, high: &str, out: &mut Vec<String>, what: &str) {
-    if let (Some(a), Some(b)) = (number_at(doc, low), number_at(doc, high)) {
+fn ordered(doc: &Value, defaults: &Value, low: &str, high: &str, out: &mut Vec<String>, what: &str) {
+    if let (Some(a), Some(b)) = (effective_number(doc, defaults, low), effective_number(doc, defaults, high)) {
         if a > b {
             out.push(format!("{what} ({a} > {b})"));
         }
     }
+}
+
+fn user_defaults() -> &'static Value {
+    static D: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    D.get_or_init(defaults::user_preferences)
+}
+
+fn ai_defaults() -> &'static Value {
+    static D: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    D.get_or_init(defaults::ai_config)
 }
 
 /// Every problem of a user-preferences document; empty when valid.
@@ -254,9 +269,7 @@ pub fn user_preferences(doc: &Value) -> Vec<String> {
     let mut out = Vec::new();
     check(doc, &USER_PREFERENCES, "", &mut out);
     if doc.is_object() && !out.iter().any(|e| !e.starts_with("warning:")) {
-        let mut effective = defaults::user_preferences();
-        merge::merge_into(&mut effective, doc);
-        ordered(&effective, "/qualityThresholds/flagging", "/qualityThresholds/autoApproval", &mut out,
+        ordered(doc, user_defaults(), "/qualityThresholds/flagging", "/qualityThresholds/autoApproval", &mut out,
                 "qualityThresholds.autoApproval must be at least qualityThresholds.flagging");
     }
     out
@@ -268,13 +281,12 @@ pub fn ai_config(doc: &Value) -> Vec<String> {
     let mut out = Vec::new();
     check(&normalized, &AI_CONFIG, "", &mut out);
     if normalized.is_object() && !out.iter().any(|e| !e.starts_with("warning:")) {
-        let mut effective = defaults::ai_config();
-        merge::merge_into(&mut effective, &normalized);
-        ordered(&effective, "/retryStrategy/baseDelay", "/retryStrategy/maxDelay", &mut out,
+        let d = ai_defaults();
+        ordered(&normalized, d, "/retryStrategy/baseDelay", "/retryStrategy/maxDelay", &mut out,
                 "retryStrategy.maxDelay must be at least retryStrategy.baseDelay");
-        ordered(&effective, "/costBudget/dailyBudget", "/costBudget/weeklyBudget", &mut out,
+        ordered(&normalized, d, "/costBudget/dailyBudget", "/costBudget/weeklyBudget", &mut out,
                 "costBudget.weeklyBudget must be at least costBudget.dailyBudget");
-        ordered(&effective, "/costBudget/weeklyBudget", "/costBudget/monthlyBudget", &mut out,
+        ordered(&normalized, d, "/costBudget/weeklyBudget", "/costBudget/monthlyBudget", &mut out,
                 "costBudget.monthlyBudget must be at least costBudget.weeklyBudget");
     }
     out

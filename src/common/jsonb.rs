@@ -1,0 +1,145 @@
+//! `jsonb` arguments read straight from PostgreSQL's binary form.
+//!
+//! pgrx's `JsonB` prints every document to text with `jsonb_out` and parses the text again
+//! with serde; on the per-request paths (validation, effective configuration) that round trip
+//! was most of the cost.  `Doc` walks the binary container with `JsonbIteratorNext` instead;
+//! only numbers go through their text form (`numeric_out`), so every digit is kept.
+
+use std::ffi::CStr;
+
+use pgrx::callconv::{Arg, ArgAbi};
+use pgrx::datum::{Datum, UnboxDatum};
+use pgrx::nullable::Nullable;
+use pgrx::pgrx_sql_entity_graph::metadata::{
+    ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin,
+};
+use pgrx::prelude::*;
+use serde_json::{Map, Number, Value};
+
+/// A `jsonb` argument as a serde value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Doc(pub Value);
+
+unsafe fn string_of(v: &pg_sys::JsonbValue) -> String {
+    let s = unsafe { v.val.string };
+    if s.val.is_null() || s.len <= 0 {
+        return String::new();
+    }
+    let bytes = unsafe { std::slice::from_raw_parts(s.val as *const u8, s.len as usize) };
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+unsafe fn scalar(v: &pg_sys::JsonbValue) -> Value {
+    match v.type_ {
+        pg_sys::jbvType::jbvString => Value::String(unsafe { string_of(v) }),
+        pg_sys::jbvType::jbvBool => Value::Bool(unsafe { v.val.boolean }),
+        pg_sys::jbvType::jbvNumeric => {
+            let numeric = unsafe { v.val.numeric };
+            let text = unsafe {
+                pgrx::direct_function_call::<&CStr>(pg_sys::numeric_out, &[Some(pg_sys::Datum::from(numeric))])
+            };
+            text.and_then(|t| t.to_str().ok().and_then(|s| s.parse::<Number>().ok()))
+                .map(Value::Number)
+                .unwrap_or(Value::Null)
+        }
+        _ => Value::Null,
+    }
+}
+
+fn attach(stack: &mut [(Value, Option<String>)], value: Value, result: &mut Value) {
+    match stack.last_mut() {
+        Some((Value::Object(map), key)) => {
+            if let Some(k) = key.take() {
+                map.insert(k, value);
+            }
+        }
+        Some((Value::Array(items), _)) => items.push(value),
+        _ => *result = value,
+    }
+}
+
+/// Walk a detoasted jsonb.
+unsafe fn walk(jsonb: *mut pg_sys::Jsonb) -> Value {
+    let mut iterator = unsafe { pg_sys::JsonbIteratorInit(&mut (*jsonb).root) };
+    let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
+    let mut stack: Vec<(Value, Option<String>)> = Vec::new();
+    let mut result = Value::Null;
+    let mut raw_scalar = false;
+    loop {
+        let token = unsafe { pg_sys::JsonbIteratorNext(&mut iterator, &mut v, false) };
+        match token {
+            pg_sys::JsonbIteratorToken::WJB_DONE => break,
+            pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT => stack.push((Value::Object(Map::new()), None)),
+            pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY => {
+                if stack.is_empty() && unsafe { v.val.array.rawScalar } {
+                    raw_scalar = true;
+                }
+                stack.push((Value::Array(Vec::new()), None));
+            }
+            pg_sys::JsonbIteratorToken::WJB_KEY => {
+                let key = unsafe { string_of(&v) };
+                if let Some(top) = stack.last_mut() {
+                    top.1 = Some(key);
+                }
+            }
+            pg_sys::JsonbIteratorToken::WJB_VALUE | pg_sys::JsonbIteratorToken::WJB_ELEM => {
+                let value = unsafe { scalar(&v) };
+                attach(&mut stack, value, &mut result);
+            }
+            pg_sys::JsonbIteratorToken::WJB_END_OBJECT | pg_sys::JsonbIteratorToken::WJB_END_ARRAY => {
+                if let Some((container, _)) = stack.pop() {
+                    attach(&mut stack, container, &mut result);
+                }
+            }
+            _ => break,
+        }
+    }
+    if raw_scalar {
+        if let Value::Array(mut items) = result {
+            return items.pop().unwrap_or(Value::Null);
+        }
+    }
+    result
+}
+
+impl FromDatum for Doc {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Doc> {
+        if is_null {
+            return None;
+        }
+        // SAFETY: the datum is a jsonb varlena (the SQL signature says jsonb).
+        unsafe {
+            // Not the "packed" variant: the container must sit behind a 4-byte header.
+            let detoasted = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *mut pg_sys::Jsonb;
+            Some(Doc(walk(detoasted)))
+        }
+    }
+}
+
+unsafe impl<'fcx> ArgAbi<'fcx> for Doc {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        // A NULL never reaches a strict function; a non-strict one reads it as JSON null.
+        unsafe { arg.unbox_arg_using_from_datum().unwrap_or(Doc(Value::Null)) }
+    }
+
+    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+        unsafe { arg.unbox_arg_using_from_datum().into() }
+    }
+}
+
+unsafe impl UnboxDatum for Doc {
+    type As<'src> = Doc where Self: 'src;
+    unsafe fn unbox<'src>(d: Datum<'src>) -> Self::As<'src>
+    where
+        Self: 'src,
+    {
+        unsafe { Doc::from_datum(d.sans_lifetime(), false).unwrap_or(Doc(Value::Null)) }
+    }
+}
+
+unsafe impl SqlTranslatable for Doc {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(Doc);
+    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
+}
