@@ -185,9 +185,7 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    RETURN pg_has_role(current_user, 'steward_admin', 'MEMBER')
-        OR (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') AND pg_has_role(current_user, 'service_role', 'MEMBER'))
-        OR coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false);
+    RETURN pg_has_role(current_user, 'steward_admin', 'MEMBER') OR steward._sees_api_keys();
 END
 $$;
 

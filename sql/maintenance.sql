@@ -447,9 +447,8 @@ BEGIN
 END
 $$;
 
--- Phase and percent of a running operation, from the pg_stat_progress_* views.
-CREATE FUNCTION steward.maintenance_progress(operation_id uuid)
-RETURNS TABLE (id uuid, status text, command text, phase text, percent numeric, relid oid, detail jsonb)
+-- One record, as it is now (dead workers reaped first); P0002 when the id is unknown.
+CREATE FUNCTION steward._maintenance_record(operation_id uuid) RETURNS steward.maintenance_operations
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -461,6 +460,20 @@ BEGIN
     IF r.id IS NULL THEN
         RAISE EXCEPTION 'maintenance operation % does not exist', operation_id USING ERRCODE = 'P0002';
     END IF;
+    RETURN r;
+END
+$$;
+
+-- Phase and percent of a running operation, from the pg_stat_progress_* views.
+CREATE FUNCTION steward.maintenance_progress(operation_id uuid)
+RETURNS TABLE (id uuid, status text, command text, phase text, percent numeric, relid oid, detail jsonb)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r steward.maintenance_operations;
+BEGIN
+    r := steward._maintenance_record(operation_id);
     RETURN QUERY
     SELECT r.id, r.status, p.command, p.phase, p.percent, p.relid, p.detail
       FROM (SELECT 'VACUUM'::text AS command, v.phase, v.relid,
@@ -499,11 +512,7 @@ AS $$
 DECLARE
     r steward.maintenance_operations;
 BEGIN
-    PERFORM steward._reap_maintenance();
-    SELECT * INTO r FROM steward.maintenance_operations m WHERE m.id = operation_id;
-    IF r.id IS NULL THEN
-        RAISE EXCEPTION 'maintenance operation % does not exist', operation_id USING ERRCODE = 'P0002';
-    END IF;
+    r := steward._maintenance_record(operation_id);
     IF r.status NOT IN ('queued', 'running') THEN
         RETURN false;
     END IF;
