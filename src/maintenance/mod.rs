@@ -44,7 +44,7 @@ pub fn maintenance_submit(request: JsonB, wait: bool) -> Result<pgrx::Uuid, Erro
         // A refused request is only recorded, whatever it asked for.
         parsed.operation().map_err(MaintenanceError::BadRequest)?;
     }
-    let id = uuid_from_text(&parsed.id).ok_or_else(|| MaintenanceError::BadRequest(format!("id {:?} is not a uuid", parsed.id)))?;
+    let id = pgrx::Uuid::from_bytes(*parsed.id.as_bytes());
     let text = serde_json::to_vec(&request.0).map_err(|e| MaintenanceError::BadRequest(e.to_string()))?;
     let len = u32::try_from(text.len()).map_err(|_| MaintenanceError::BadRequest("request too large".into()))?;
 
@@ -116,18 +116,6 @@ fn wait_a_moment(timeout: Duration) {
         pg_sys::ResetLatch(pg_sys::MyLatch);
     }
     check_for_interrupts!();
-}
-
-fn uuid_from_text(text: &str) -> Option<pgrx::Uuid> {
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut bytes = [0u8; 16];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(pgrx::Uuid::from_bytes(bytes))
 }
 
 #[cfg(any(test, feature = "pg_test"))]

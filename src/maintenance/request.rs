@@ -1,14 +1,15 @@
 //! What a maintenance request says, and the one statement text it becomes.
 //!
 //! The statement is built only from catalog names of relations resolved to OIDs, quoted
-//! with pgrx's identifier quoting; nothing the caller typed is ever part of it.
+//! with pgrx's identifier quoting (`QuotedName`, the only type `statement` accepts); nothing
+//! the caller typed is ever part of it.
 
 use serde::Deserialize;
 
 /// The request `steward.run_maintenance` builds (extra fields are kept in the record only).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Request {
-    pub id: String,
+    pub id: uuid::Uuid,
     pub operation_type: String,
     pub relid: Option<u32>,
     pub indexrelid: Option<u32>,
@@ -45,11 +46,7 @@ pub enum Operation {
 
 impl Request {
     pub fn parse(doc: &serde_json::Value) -> Result<Request, String> {
-        let req: Request = serde_json::from_value(doc.clone()).map_err(|e| e.to_string())?;
-        if req.id.len() != 36 {
-            return Err(format!("id {:?} is not a uuid", req.id));
-        }
-        Ok(req)
+        serde_json::from_value(doc.clone()).map_err(|e| e.to_string())
     }
 
     pub fn operation(&self) -> Result<Operation, String> {
@@ -73,8 +70,36 @@ impl Request {
     }
 }
 
-/// The statement for one target, whose name is already quoted (`quote_qualified_identifier`).
-pub fn statement(op: Operation, quoted_target: &str) -> String {
+/// A schema-qualified relation name read from the catalog and quoted with pgrx's identifier
+/// quoting: the only form in which a name can become part of a statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotedName(String);
+
+impl QuotedName {
+    /// Quote a catalog name (`pg_namespace.nspname`, `pg_class.relname`).
+    pub fn from_catalog(schema: &str, name: &str) -> QuotedName {
+        QuotedName(pgrx::spi::quote_qualified_identifier(schema, name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// For unit tests, which run without a server to quote with.
+    #[cfg(test)]
+    fn already_quoted(text: &str) -> QuotedName {
+        QuotedName(text.to_string())
+    }
+}
+
+/// `DROP INDEX CONCURRENTLY` of an invalid index a failed `REINDEX CONCURRENTLY` left.
+pub fn drop_index_concurrently(index: &QuotedName) -> String {
+    format!("DROP INDEX CONCURRENTLY IF EXISTS {}", index.as_str())
+}
+
+/// The statement for one target.
+pub fn statement(op: Operation, target: &QuotedName) -> String {
+    let quoted_target = target.as_str();
     fn options(list: &[(&str, bool)]) -> String {
         let on: Vec<&str> = list.iter().filter(|(_, set)| *set).map(|(name, _)| *name).collect();
         if on.is_empty() {
@@ -109,14 +134,16 @@ mod tests {
 
     #[test]
     fn statements_carry_only_the_options_asked_for() {
+        let q = QuotedName::already_quoted;
         let plain = Operation::Vacuum { full: false, analyze: false, verbose: false };
-        assert_eq!(statement(plain, "public.t"), "VACUUM public.t");
+        assert_eq!(statement(plain, &q("public.t")), "VACUUM public.t");
         let all = Operation::Vacuum { full: true, analyze: true, verbose: true };
-        assert_eq!(statement(all, "\"My Schema\".\"T\""), "VACUUM (FULL, ANALYZE, VERBOSE) \"My Schema\".\"T\"");
-        assert_eq!(statement(Operation::Analyze { verbose: false }, "s.t"), "ANALYZE s.t");
-        assert_eq!(statement(Operation::Analyze { verbose: true }, "s.t"), "ANALYZE (VERBOSE) s.t");
-        assert_eq!(statement(Operation::ReindexTable { concurrently: true }, "s.t"), "REINDEX TABLE CONCURRENTLY s.t");
-        assert_eq!(statement(Operation::ReindexIndex { concurrently: false }, "s.i"), "REINDEX INDEX s.i");
+        assert_eq!(statement(all, &q("\"My Schema\".\"T\"")), "VACUUM (FULL, ANALYZE, VERBOSE) \"My Schema\".\"T\"");
+        assert_eq!(statement(Operation::Analyze { verbose: false }, &q("s.t")), "ANALYZE s.t");
+        assert_eq!(statement(Operation::Analyze { verbose: true }, &q("s.t")), "ANALYZE (VERBOSE) s.t");
+        assert_eq!(statement(Operation::ReindexTable { concurrently: true }, &q("s.t")), "REINDEX TABLE CONCURRENTLY s.t");
+        assert_eq!(statement(Operation::ReindexIndex { concurrently: false }, &q("s.i")), "REINDEX INDEX s.i");
+        assert_eq!(drop_index_concurrently(&q("s.i_ccnew")), "DROP INDEX CONCURRENTLY IF EXISTS s.i_ccnew");
     }
 
     #[test]

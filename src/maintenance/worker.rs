@@ -14,11 +14,10 @@ use std::time::Instant;
 use pgrx::bgworkers::BackgroundWorker;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
-use pgrx::spi::quote_qualified_identifier;
 use pgrx::{JsonB, PgList, PgTryBuilder};
 use serde_json::{json, Value};
 
-use super::request::{statement, Operation, Request};
+use super::request::{drop_index_concurrently, statement, Operation, QuotedName, Request};
 use super::{Handover, HANDOVER_HEADER, RECORDED};
 
 // utils/timeout.h is not part of pgrx's bindings.  STATEMENT_TIMEOUT is the fourth member of
@@ -253,7 +252,7 @@ fn finish(id: &str, outcome: &Value) {
 }
 
 /// Quoted schema-qualified name of a relation, `None` when it no longer exists.
-fn quoted_name(relid: u32) -> Result<Option<String>, Failure> {
+fn quoted_name(relid: u32) -> Result<Option<QuotedName>, Failure> {
     in_transaction(|| {
         let names = Spi::get_two_with_args::<String, String>(
             "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c
@@ -261,7 +260,7 @@ fn quoted_name(relid: u32) -> Result<Option<String>, Failure> {
             &[pg_sys::Oid::from_u32(relid).into()],
         );
         match names {
-            Ok((Some(schema), Some(name))) => Ok(Some(quote_qualified_identifier(schema, name))),
+            Ok((Some(schema), Some(name))) => Ok(Some(QuotedName::from_catalog(&schema, &name))),
             Ok(_) | Err(pgrx::spi::SpiError::InvalidPosition) => Ok(None),
             Err(e) => Err(spi_failure(e)),
         }
@@ -269,7 +268,7 @@ fn quoted_name(relid: u32) -> Result<Option<String>, Failure> {
 }
 
 /// Every user table and materialized view, as (oid, quoted name), in OID order.
-fn user_tables() -> Result<Vec<(u32, String)>, Failure> {
+fn user_tables() -> Result<Vec<(u32, QuotedName)>, Failure> {
     in_transaction(|| {
         Spi::connect(|client| {
             let rows = client.select(
@@ -287,7 +286,7 @@ fn user_tables() -> Result<Vec<(u32, String)>, Failure> {
                 let oid = row.get::<pg_sys::Oid>(1)?.map(|o| o.to_u32()).unwrap_or(0);
                 let schema = row.get::<String>(2)?.unwrap_or_default();
                 let name = row.get::<String>(3)?.unwrap_or_default();
-                out.push((oid, quote_qualified_identifier(schema, name)));
+                out.push((oid, QuotedName::from_catalog(&schema, &name)));
             }
             Ok(out)
         })
@@ -312,7 +311,7 @@ fn clean_up_ccnew(relid: u32, timeout_ms: i64) -> Vec<Value> {
             for row in rows {
                 let schema = row.get::<String>(1)?.unwrap_or_default();
                 let name = row.get::<String>(2)?.unwrap_or_default();
-                out.push(quote_qualified_identifier(schema, name));
+                out.push(QuotedName::from_catalog(&schema, &name));
             }
             Ok(out)
         })
@@ -321,9 +320,9 @@ fn clean_up_ccnew(relid: u32, timeout_ms: i64) -> Vec<Value> {
     .unwrap_or_default();
     leftovers
         .into_iter()
-        .map(|name| match run_utility(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"), timeout_ms) {
-            Ok(()) => json!({"dropped": name}),
-            Err(f) => json!({"not_dropped": name, "error": f.message}),
+        .map(|name| match run_utility(&drop_index_concurrently(&name), timeout_ms) {
+            Ok(()) => json!({"dropped": name.as_str()}),
+            Err(f) => json!({"not_dropped": name.as_str(), "error": f.message}),
         })
         .collect()
 }
@@ -386,7 +385,7 @@ pub extern "C-unwind" fn pg_steward_maintenance_main(arg: pg_sys::Datum) {
     let live = in_transaction(|| {
         Spi::get_one_with_args::<bool>(
             "SELECT status = 'queued' AND NOT refused FROM steward.maintenance_operations WHERE id = $1::uuid",
-            &[request.id.clone().into()],
+            &[request.id.to_string().into()],
         )
         .map_err(spi_failure)
     });
@@ -401,7 +400,7 @@ fn execute(request: &Request) {
     let _ = in_transaction(|| {
         Spi::run_with_args(
             "UPDATE steward.maintenance_operations SET status = 'running', started_at = now() WHERE id = $1::uuid",
-            &[request.id.clone().into()],
+            &[request.id.to_string().into()],
         )
         .map_err(spi_failure)
     });
@@ -419,7 +418,7 @@ fn execute(request: &Request) {
             let mut failures = Vec::new();
             for (_, name) in &tables {
                 if let Err(f) = run_utility(&statement(op, name), timeout) {
-                    failures.push(json!({"table": name, "sqlstate": f.sqlstate, "message": f.message}));
+                    failures.push(json!({"table": name.as_str(), "sqlstate": f.sqlstate, "message": f.message}));
                 }
             }
             options["relations_processed"] = json!(tables.len());
@@ -467,5 +466,5 @@ fn execute(request: &Request) {
     };
     outcome["duration_ms"] = json!(duration_ms);
     outcome["options"] = options;
-    finish(&request.id, &outcome);
+    finish(&request.id.to_string(), &outcome);
 }
