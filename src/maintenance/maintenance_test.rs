@@ -14,7 +14,8 @@ mod tests {
             .expect("vacuum");
         assert_eq!(status.as_deref(), Some("completed"));
         let (statement, by_worker) = Spi::get_two::<String, bool>(
-            "SELECT options ->> 'statement', worker_pid <> pg_backend_pid() FROM steward.maintenance_history(1)",
+            "SELECT options ->> 'statement', worker_pid <> pg_backend_pid() FROM steward.maintenance_history(1000)
+              WHERE table_name = 'steward.setting_defaults' ORDER BY created_at DESC LIMIT 1",
         )
         .expect("history");
         assert_eq!(statement.as_deref(), Some("VACUUM (ANALYZE) steward.setting_defaults"));
@@ -33,9 +34,11 @@ mod tests {
         .expect("do");
         let caught = Spi::get_one::<String>("SELECT msg FROM caught").expect("caught").unwrap_or_default();
         assert!(caught.starts_with("42P01 ") && caught.contains("no longer exists"), "{caught}");
-        // The caller's error rolled back nothing of the worker's: the record is there.
+        // The caller's error rolled back nothing of the worker's: the record is there.  (Tests
+        // run in parallel: look for this test's own record, not the newest one.)
         let (status, state) = Spi::get_two::<String, String>(
-            "SELECT status, error_sqlstate FROM steward.maintenance_history(1)",
+            "SELECT status, error_sqlstate FROM steward.maintenance_history(1000)
+              WHERE table_name = 'public.m_invisible' ORDER BY created_at DESC LIMIT 1",
         )
         .expect("history");
         assert_eq!(status.as_deref(), Some("failed"));
