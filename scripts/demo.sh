@@ -46,4 +46,37 @@ SQL
 psql_at "$DIR" "$PORT" -c "INSERT INTO public.ai_configurations (user_id, config_name, configuration)
                            VALUES ('6f1d2c1e-1111-4a4a-9999-000000000001', 'hot', '{\"model\": {\"temperature\": 3.0}}')" 2>&1 || true
 psql_at "$DIR" "$PORT" -c "SELECT path, value, source FROM steward.explain_ai_config('6f1d2c1e-1111-4a4a-9999-000000000001') WHERE source <> 'default'"
+log "audit trail: a user changes their configuration through a PostgREST-style request; the change is recorded, attributed and chained"
+psql_at "$DIR" "$PORT" -q <<'SQL' >/dev/null
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "6f1d2c1e-1111-4a4a-9999-000000000001", "role": "authenticated"}', true);
+SELECT set_config('request.headers', '{"user-agent": "supabase-js/2", "x-forwarded-for": "203.0.113.7"}', true);
+SELECT public.upsert_ai_config(p_config_name := 'mine', p_configuration := '{"model": {"temperature": 0.9, "topP": 0.5}}',
+                               p_reason := 'more creative answers');
+COMMIT;
+SQL
+psql_at "$DIR" "$PORT" -c "SELECT l.seq, l.action, l.changed_by, host(l.client_ip) AS client_ip, l.user_agent, l.change_reason,
+                                  encode(l.hash, 'hex')::char(16) || '…' AS hash
+                             FROM steward.configuration_audit_log l JOIN public.ai_configurations c ON c.id = l.config_id
+                            WHERE c.config_name = 'mine' ORDER BY l.seq" \
+                       -c "SELECT steward.audit_verify() AS chain_check" \
+                       -c "INSERT INTO steward.configuration_audit_log SELECT * FROM steward.configuration_audit_log LIMIT 1" 2>&1 || true
+log "diff: what that change did, in the app's shape and as an RFC 6902 JSON Patch"
+psql_at "$DIR" "$PORT" -c "SELECT jsonb_pretty(steward.config_diff(l.old_values, l.new_values)) AS diff,
+                                  steward.jsonb_diff_patch(l.old_values, l.new_values) AS json_patch
+                             FROM steward.configuration_audit_log l JOIN public.ai_configurations c ON c.id = l.config_id
+                            WHERE c.config_name = 'mine' ORDER BY l.seq DESC LIMIT 1"
+log "rollback: preview, then undo the change with the previewed version (itself an audited change)"
+psql_at "$DIR" "$PORT" -q <<'SQL'
+SELECT l.id AS target FROM steward.configuration_audit_log l JOIN public.ai_configurations c ON c.id = l.config_id
+ WHERE c.config_name = 'mine' ORDER BY l.seq DESC LIMIT 1 \gset
+SELECT p -> 'diff' AS "preview: diff", p -> 'warnings' AS warnings FROM steward.rollback_preview(:'target') p;
+SELECT (steward.rollback_preview(:'target')) ->> 'currentVersionId' AS expected \gset
+SELECT steward.rollback(:'target', 'back to the previous settings', :'expected') IS NOT NULL AS rolled_back;
+SELECT configuration AS "configuration now" FROM public.ai_configurations WHERE config_name = 'mine';
+SELECT seq, action, change_reason, rollback_of IS NOT NULL AS is_rollback
+  FROM steward.configuration_audit_log WHERE config_id = (SELECT id FROM public.ai_configurations WHERE config_name = 'mine')
+ ORDER BY seq;
+SQL
 log "the demo server is still running: psql -h 127.0.0.1 -p ${PORT} -U postgres   (stop: scripts/demo.sh stop)"

@@ -65,7 +65,7 @@ $$;
 
 -- Create the application's configuration tables where missing, with constraints, indexes,
 -- updated_at, validation, row-level security as on Supabase, and register them for backup
--- (and, once the audit capability lands, for auditing).  Runs with the caller's rights:
+-- and for auditing.  Runs with the caller's rights:
 -- creating tables in a schema needs the caller's own CREATE privilege there.
 CREATE FUNCTION steward.install_train_schema(target_schema name DEFAULT 'public') RETURNS text
 LANGUAGE plpgsql VOLATILE
@@ -173,6 +173,8 @@ BEGIN
     ON CONFLICT (singleton) DO UPDATE SET schema_name = EXCLUDED.schema_name, installed_at = now();
     PERFORM steward.config_register(format('%I.user_preferences', s)::regclass);
     PERFORM steward.config_register(format('%I.ai_configurations', s)::regclass);
+    PERFORM steward.audit_enable(format('%I.user_preferences', s)::regclass, 'user_preference', 'preferences', 'user_id');
+    PERFORM steward.audit_enable(format('%I.ai_configurations', s)::regclass, 'ai_config', 'configuration', 'user_id');
     RETURN format('configuration tables ready in schema %I', s);
 END
 $$;
@@ -348,8 +350,21 @@ BEGIN
 END
 $$;
 
+-- The audit trail's change_reason for the rest of this transaction (the audit trigger reads
+-- steward.change_reason); NULL keeps what the caller set with set_config.
+CREATE FUNCTION steward._change_reason(p_reason text) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_reason IS NOT NULL THEN
+        PERFORM set_config('steward.change_reason', p_reason, true);
+    END IF;
+END
+$$;
+
 -- Partial update with deep merge (null removes a key); returns the effective preferences.
-CREATE FUNCTION steward.update_user_preferences(p_updates jsonb) RETURNS jsonb
+CREATE FUNCTION steward.update_user_preferences(p_updates jsonb, p_reason text DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -358,6 +373,7 @@ DECLARE
     v_table text := steward._train_table('user_preferences');
     v_old jsonb;
 BEGIN
+    PERFORM steward._change_reason(p_reason);
     EXECUTE format('SELECT preferences FROM %s WHERE user_id = $1 FOR UPDATE', v_table) INTO v_old USING v_user;
     EXECUTE format('INSERT INTO %s AS p (user_id, preferences) VALUES ($1, $2)
                     ON CONFLICT (user_id) DO UPDATE SET preferences = EXCLUDED.preferences', v_table)
@@ -366,13 +382,14 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION steward.reset_user_preferences() RETURNS jsonb
+CREATE FUNCTION steward.reset_user_preferences(p_reason text DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_user uuid := steward._require_caller();
 BEGIN
+    PERFORM steward._change_reason(p_reason);
     EXECUTE format('INSERT INTO %s AS p (user_id, preferences) VALUES ($1, $2)
                     ON CONFLICT (user_id) DO UPDATE SET preferences = EXCLUDED.preferences',
                    steward._train_table('user_preferences'))
@@ -383,7 +400,8 @@ $$;
 
 -- Create or partially update the caller's AI configuration of that name.
 CREATE FUNCTION steward.upsert_ai_config(p_config_name text, p_configuration jsonb DEFAULT '{}',
-                                         p_priority integer DEFAULT NULL, p_is_active boolean DEFAULT NULL)
+                                         p_priority integer DEFAULT NULL, p_is_active boolean DEFAULT NULL,
+                                         p_reason text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -394,6 +412,7 @@ DECLARE
     v_old jsonb;
     v_row jsonb;
 BEGIN
+    PERFORM steward._change_reason(p_reason);
     IF p_config_name IS NULL OR btrim(p_config_name) = '' OR length(p_config_name) > 255 THEN
         RAISE EXCEPTION 'config_name must be 1 to 255 characters' USING ERRCODE = '22023';
     END IF;
@@ -412,13 +431,14 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION steward.set_ai_config_active(p_config_name text, p_active boolean) RETURNS boolean
+CREATE FUNCTION steward.set_ai_config_active(p_config_name text, p_active boolean, p_reason text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_n integer;
 BEGIN
+    PERFORM steward._change_reason(p_reason);
     EXECUTE format('UPDATE %s SET is_active = $3 WHERE user_id = $1 AND config_name = $2', steward._train_table('ai_configurations'))
       USING steward._require_caller(), p_config_name, coalesce(p_active, true);
     GET DIAGNOSTICS v_n = ROW_COUNT;
@@ -429,13 +449,14 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION steward.delete_ai_config(p_config_name text) RETURNS boolean
+CREATE FUNCTION steward.delete_ai_config(p_config_name text, p_reason text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_n integer;
 BEGIN
+    PERFORM steward._change_reason(p_reason);
     EXECUTE format('DELETE FROM %s WHERE user_id = $1 AND config_name = $2', steward._train_table('ai_configurations'))
       USING steward._require_caller(), p_config_name;
     GET DIAGNOSTICS v_n = ROW_COUNT;
@@ -447,7 +468,7 @@ END
 $$;
 
 -- API-key rotation: the new key becomes primary, the old one secondary, version + 1.
-CREATE FUNCTION steward.rotate_api_key(p_config_name text, p_new_key text) RETURNS jsonb
+CREATE FUNCTION steward.rotate_api_key(p_config_name text, p_new_key text, p_reason text DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -457,6 +478,7 @@ DECLARE
     v_old jsonb;
     v_keys jsonb;
 BEGIN
+    PERFORM steward._change_reason(p_reason);
     IF p_new_key IS NULL OR length(p_new_key) < 8 THEN
         RAISE EXCEPTION 'the new key must have at least 8 characters' USING ERRCODE = '22023';
     END IF;
@@ -477,13 +499,13 @@ END
 $$;
 
 INSERT INTO steward.facade_functions (seed_name, target, volatility, grant_to) VALUES
-    ('update_user_preferences', 'steward.update_user_preferences(jsonb)', 'volatile', '{steward_admin,service_role,authenticated}'),
-    ('reset_user_preferences',  'steward.reset_user_preferences()',       'volatile', '{steward_admin,service_role,authenticated}'),
+    ('update_user_preferences', 'steward.update_user_preferences(jsonb,text)', 'volatile', '{steward_admin,service_role,authenticated}'),
+    ('reset_user_preferences',  'steward.reset_user_preferences(text)',       'volatile', '{steward_admin,service_role,authenticated}'),
     ('get_effective_user_preferences', 'steward.effective_user_preferences(uuid)', 'stable', '{steward_admin,service_role,authenticated}'),
-    ('upsert_ai_config',        'steward.upsert_ai_config(text,jsonb,integer,boolean)', 'volatile', '{steward_admin,service_role,authenticated}'),
-    ('set_ai_config_active',    'steward.set_ai_config_active(text,boolean)', 'volatile', '{steward_admin,service_role,authenticated}'),
-    ('delete_ai_config',        'steward.delete_ai_config(text)',          'volatile', '{steward_admin,service_role,authenticated}'),
-    ('rotate_api_key',          'steward.rotate_api_key(text,text)',       'volatile', '{steward_admin,service_role,authenticated}');
+    ('upsert_ai_config',        'steward.upsert_ai_config(text,jsonb,integer,boolean,text)', 'volatile', '{steward_admin,service_role,authenticated}'),
+    ('set_ai_config_active',    'steward.set_ai_config_active(text,boolean,text)', 'volatile', '{steward_admin,service_role,authenticated}'),
+    ('delete_ai_config',        'steward.delete_ai_config(text,text)',          'volatile', '{steward_admin,service_role,authenticated}'),
+    ('rotate_api_key',          'steward.rotate_api_key(text,text,text)',       'volatile', '{steward_admin,service_role,authenticated}');
 
 INSERT INTO steward.facade_functions (seed_name, target, volatility, grant_to) VALUES
     ('get_effective_ai_config',  'steward.get_effective_ai_config(uuid)',   'stable', '{steward_admin,service_role,authenticated}'),

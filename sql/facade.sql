@@ -12,7 +12,10 @@ CREATE TABLE steward.facade_functions (
 CREATE TABLE steward.facade_views (
     seed_name  name PRIMARY KEY,
     target     regclass NOT NULL,
-    admin_privileges text NOT NULL DEFAULT 'SELECT, INSERT, UPDATE, DELETE'
+    admin_privileges text NOT NULL DEFAULT 'SELECT, INSERT, UPDATE, DELETE',
+    -- When set, end users (authenticated) get these privileges too and the view runs with the
+    -- reader's rights (security_invoker, PostgreSQL 15+), so the table's row-level security applies.
+    user_privileges text
 );
 
 INSERT INTO steward.facade_functions (seed_name, target, volatility, grant_to) VALUES
@@ -65,6 +68,7 @@ DECLARE
     v_role text;
     v_count integer := 0;
     v_kind "char";
+    v_invoker boolean;
 BEGIN
     IF target_schema IS NULL OR NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = target_schema) THEN
         RAISE EXCEPTION 'schema % does not exist', coalesce(quote_ident(target_schema), 'NULL')
@@ -126,13 +130,18 @@ BEGIN
                 USING HINT = format('Move its rows into %s and drop it, then run install_rpc_facade again.', v.target);
             CONTINUE;
         END IF;
-        EXECUTE format('CREATE OR REPLACE VIEW %I.%I AS SELECT * FROM %s', target_schema, v.seed_name, v.target);
+        v_invoker := v.user_privileges IS NOT NULL AND current_setting('server_version_num')::int >= 150000;
+        EXECUTE format('CREATE OR REPLACE VIEW %I.%I %s AS SELECT * FROM %s', target_schema, v.seed_name,
+                       CASE WHEN v_invoker THEN 'WITH (security_invoker = true)' ELSE '' END, v.target);
         EXECUTE format('REVOKE ALL ON %I.%I FROM PUBLIC', target_schema, v.seed_name);
         FOREACH v_role IN ARRAY ARRAY['anon', 'authenticated'] LOOP
             IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = v_role) THEN
                 EXECUTE format('REVOKE ALL ON %I.%I FROM %I', target_schema, v.seed_name, v_role);
             END IF;
         END LOOP;
+        IF v_invoker AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
+            EXECUTE format('GRANT %s ON %I.%I TO authenticated', v.user_privileges, target_schema, v.seed_name);
+        END IF;
         FOREACH v_role IN ARRAY ARRAY['steward_admin', 'service_role'] LOOP
             IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = v_role) THEN
                 EXECUTE format('GRANT %s ON %I.%I TO %I', v.admin_privileges, target_schema, v.seed_name, v_role);

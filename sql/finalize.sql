@@ -25,6 +25,7 @@ DECLARE
         'pg_stat_statements_schema', 'caller_id', 'caller_uuid', 'setting_number'];
     v_roles text[] := ARRAY['steward_admin'];
     v_config_functions text;
+    v_history_functions text;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
         v_roles := v_roles || 'service_role'::text;
@@ -67,9 +68,9 @@ BEGIN
                  steward._explain_layers(text, jsonb[], text[], uuid[]), steward._config_admin(),
                  steward._sees_api_keys(), steward._mask_api_keys(jsonb), steward._apply_update(text, jsonb, jsonb),
                  steward._train_table(text), steward._require_caller(),
-                 steward.update_user_preferences(jsonb), steward.reset_user_preferences(),
-                 steward.upsert_ai_config(text, jsonb, integer, boolean), steward.set_ai_config_active(text, boolean),
-                 steward.delete_ai_config(text), steward.rotate_api_key(text, text)';
+                 steward.update_user_preferences(jsonb, text), steward.reset_user_preferences(text), steward._change_reason(text),
+                 steward.upsert_ai_config(text, jsonb, integer, boolean, text), steward.set_ai_config_active(text, boolean, text),
+                 steward.delete_ai_config(text, text), steward.rotate_api_key(text, text, text)';
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', v_config_functions,
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
@@ -84,6 +85,31 @@ BEGIN
     EXECUTE format('GRANT SELECT ON steward.retention_policies, steward.retention_runs, steward.config_tables,
                     steward.config_backups, steward.config_backup_log TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
+    -- Audit: admins read everything and attach the trigger to their tables; end users read
+    -- their own entries (row-level security on the log).
+    EXECUTE format('GRANT SELECT ON steward.configuration_audit_log, steward.ai_configuration_audit,
+                    steward.audited_tables, steward.audit_purges, steward.audit_chain_anchors TO %s',
+                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
+    EXECUTE format('GRANT EXECUTE ON FUNCTION steward._audit_capture(), steward._audit_truncate() TO %s',
+                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
+    -- History, diff and rollback run with the caller's rights (row-level security decides):
+    -- their building blocks must be executable by everyone who may call them.
+    v_history_functions := 'steward.config_diff(jsonb, jsonb), steward.jsonb_diff_patch(jsonb, jsonb),
+                 steward.jsonb_patch(jsonb, jsonb), steward.jsonb_merge_patch(jsonb, jsonb),
+                 steward.change_history(text, uuid, integer, integer), steward.change_history_filtered(jsonb, integer, integer),
+                 steward.change_statistics(timestamptz, timestamptz), steward.change_history_csv(jsonb),
+                 steward.rollback_preview(uuid), steward.rollback_validate(uuid, boolean), steward.rollback(uuid, text, uuid),
+                 steward.rollback_bulk(uuid[], text), steward._entry_json(steward.configuration_audit_log, boolean),
+                 steward._check_page(integer, integer), steward._history_filter(jsonb), steward._csv(text[], jsonb),
+                 steward._rollback_target(uuid, boolean), steward._audit_entry_exists(uuid), steward._rollback_warnings(jsonb),
+                 steward._rollback_errors(text, jsonb), steward._may_roll_back(steward.configuration_audit_log),
+                 steward._rollback_apply(uuid, text, uuid, boolean)';
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', v_history_functions,
+                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
+        EXECUTE 'GRANT SELECT ON steward.configuration_audit_log, steward.ai_configuration_audit, steward.audited_tables TO authenticated';
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO authenticated', v_history_functions);
+    END IF;
 END
 $grants$;
 

@@ -12,13 +12,17 @@
 //! 7. `maintenance.sql` — VACUUM/ANALYZE/REINDEX through a background worker, history, pg_cron
 //! 8. `retention.sql`   — retention policies, configuration backup/restore
 //! 9. `config.sql`      — configuration tables, validators, effective configuration, provenance
-//! 10. `finalize.sql`    — grants: EXECUTE revoked from PUBLIC and granted explicitly
+//! 10. `audit.sql`       — the audit log, audit_enable/verify/purge (trigger in `src/audit`)
+//! 11. `history.sql`     — history, statistics, CSV, rollback (diff/patch in `src/diff`)
+//! 12. `finalize.sql`    — grants: EXECUTE revoked from PUBLIC and granted explicitly
 
 use pgrx::prelude::*;
 
 mod common;
 mod health;
 mod config;
+mod audit;
+mod diff;
 mod maintenance;
 
 pgrx::pg_module_magic!();
@@ -72,6 +76,30 @@ extension_sql_file!(
         config::calculate_cost,
         config::apply_update,
         config::mask_api_keys,
+    ]
+);
+extension_sql_file!(
+    "../sql/audit.sql",
+    name = "audit",
+    requires = [
+        "config",
+        audit::_audit_capture,
+        audit::_audit_truncate,
+        audit::_audit_log_guard,
+        audit::_audit_purge,
+        audit::_audit_hash,
+    ]
+);
+extension_sql_file!(
+    "../sql/history.sql",
+    name = "history",
+    requires = [
+        "audit",
+        diff::config_diff,
+        diff::jsonb_diff_patch,
+        diff::jsonb_patch,
+        diff::jsonb_merge_patch,
+        audit::export::_csv,
     ]
 );
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);

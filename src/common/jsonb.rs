@@ -143,3 +143,51 @@ unsafe impl SqlTranslatable for Doc {
     const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
     const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
 }
+
+/// A `jsonb` argument as its binary payload (detoasted, header stripped): what the audit hash
+/// covers.  The stored form of a value never changes, so the bytes read back from the log
+/// are the bytes that were hashed when the entry was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonbBytes(pub Vec<u8>);
+
+impl FromDatum for JsonbBytes {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<JsonbBytes> {
+        if is_null {
+            return None;
+        }
+        // SAFETY: the datum is a jsonb varlena (the SQL signature says jsonb).
+        unsafe {
+            let detoasted = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+            let len = pgrx::varlena::varsize_any_exhdr(detoasted);
+            let data = pgrx::varlena::vardata_any(detoasted) as *const u8;
+            Some(JsonbBytes(std::slice::from_raw_parts(data, len).to_vec()))
+        }
+    }
+}
+
+unsafe impl<'fcx> ArgAbi<'fcx> for JsonbBytes {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        unsafe { arg.unbox_arg_using_from_datum().unwrap_or(JsonbBytes(Vec::new())) }
+    }
+
+    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+        unsafe { arg.unbox_arg_using_from_datum().into() }
+    }
+}
+
+unsafe impl UnboxDatum for JsonbBytes {
+    type As<'src> = JsonbBytes where Self: 'src;
+    unsafe fn unbox<'src>(d: Datum<'src>) -> Self::As<'src>
+    where
+        Self: 'src,
+    {
+        unsafe { JsonbBytes::from_datum(d.sans_lifetime(), false).unwrap_or(JsonbBytes(Vec::new())) }
+    }
+}
+
+unsafe impl SqlTranslatable for JsonbBytes {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(JsonbBytes);
+    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
+}

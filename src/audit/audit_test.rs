@@ -1,0 +1,192 @@
+//! Tests of the audit trail: attribution parsing (pure) and the trigger inside a real server.
+
+#[cfg(test)]
+mod unit {
+    use crate::audit::attribution_from;
+
+    #[test]
+    fn attribution_reads_postgrest_settings() {
+        let who = attribution_from(
+            None,
+            Some(r#"{"sub": "6f1d2c1e-1111-4a4a-9999-000000000001", "role": "authenticated"}"#),
+            Some(r#"{"user-agent": "supabase-js/2", "x-forwarded-for": " 203.0.113.7 , 10.0.0.1"}"#),
+            Some("asked by support"),
+            None,
+            "authenticator",
+        );
+        assert_eq!(who.changed_by.map(|u| u.to_string()).as_deref(), Some("6f1d2c1e-1111-4a4a-9999-000000000001"));
+        assert_eq!(who.actor, "6f1d2c1e-1111-4a4a-9999-000000000001");
+        assert_eq!(who.jwt_role.as_deref(), Some("authenticated"));
+        assert_eq!(who.client_ip.as_deref(), Some("203.0.113.7"));
+        assert_eq!(who.user_agent.as_deref(), Some("supabase-js/2"));
+        assert_eq!(who.reason.as_deref(), Some("asked by support"));
+    }
+
+    #[test]
+    fn malformed_settings_are_ignored_field_by_field() {
+        // Broken claims JSON, a non-uuid sub in the legacy setting, headers that are not an
+        // object, an address that is not one: nothing panics, what can be read is kept.
+        let who = attribution_from(Some("not-a-uuid"), Some("{broken"), Some("[1, 2]"), None, Some("x"), "postgres");
+        assert_eq!(who.changed_by, None);
+        assert_eq!(who.actor, "not-a-uuid");
+        assert_eq!(who.client_ip, None);
+        assert_eq!(who.user_agent, None);
+        assert_eq!(who.rollback_of, None);
+        let who = attribution_from(None, None, Some(r#"{"x-forwarded-for": "evil'; DROP TABLE x; --"}"#), None, None, "postgres");
+        assert_eq!(who.client_ip, None);
+        assert_eq!(who.actor, "postgres");
+        let who = attribution_from(None, Some(r#"{"sub": 42}"#), Some(r#"{"x-forwarded-for": "2001:db8::1"}"#), None, None, "jobs");
+        assert_eq!(who.changed_by, None);
+        assert_eq!(who.actor, "jobs");
+        assert_eq!(who.client_ip.as_deref(), Some("2001:db8::1"));
+    }
+}
+
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn run(sql: &str) {
+        Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    fn count(sql: &str) -> i64 {
+        Spi::get_one::<i64>(sql).unwrap_or_else(|e| panic!("{sql}: {e}")).unwrap_or(-1)
+    }
+
+    fn make_table(name: &str) {
+        run(&format!(
+            "CREATE TABLE public.{name} (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), owner uuid,
+                 doc jsonb NOT NULL DEFAULT '{{}}', is_active boolean NOT NULL DEFAULT true,
+                 updated_at timestamptz NOT NULL DEFAULT now());
+             SELECT steward.audit_enable('public.{name}', 'test_config', 'doc', 'owner')"
+        ));
+    }
+
+    /// Each change exactly once; an UPDATE that changes nothing (or only updated_at) is skipped;
+    /// activation is named; delete and truncate are recorded.
+    #[pg_test]
+    fn every_change_once_noop_skipped() {
+        make_table("audit_t1");
+        run("INSERT INTO public.audit_t1 (id, doc) VALUES ('00000000-0000-4000-8000-000000000001', '{\"a\": 1}');
+             UPDATE public.audit_t1 SET doc = '{\"a\": 2}';
+             UPDATE public.audit_t1 SET doc = doc;
+             UPDATE public.audit_t1 SET updated_at = now() + interval '1 second';
+             UPDATE public.audit_t1 SET is_active = false;
+             DELETE FROM public.audit_t1;");
+        let actions = Spi::get_one::<Vec<String>>(
+            "SELECT array_agg(action ORDER BY seq) FROM steward.configuration_audit_log
+              WHERE config_id = '00000000-0000-4000-8000-000000000001'",
+        )
+        .expect("actions")
+        .unwrap_or_default();
+        assert_eq!(actions, vec!["created", "updated", "deactivated", "deleted"]);
+        let docs = Spi::get_one::<String>(
+            "SELECT string_agg(coalesce(old_values::text, '-') || '>' || coalesce(new_values::text, '-'), ' ' ORDER BY seq)
+               FROM steward.configuration_audit_log WHERE config_id = '00000000-0000-4000-8000-000000000001'",
+        )
+        .expect("docs");
+        assert_eq!(docs.as_deref(), Some(r#"->{"a": 1} {"a": 1}>{"a": 2} {"a": 2}>{"a": 2} {"a": 2}>-"#));
+        run("INSERT INTO public.audit_t1 DEFAULT VALUES; TRUNCATE public.audit_t1;");
+        assert_eq!(
+            count("SELECT count(*) FROM steward.configuration_audit_log
+                    WHERE action = 'truncated' AND relid = 'public.audit_t1'::regclass AND config_id IS NULL"),
+            1
+        );
+    }
+
+    /// Tables without a primary key, with a composite or non-uuid key, or without the named
+    /// columns are refused with a clear SQLSTATE.
+    #[pg_test]
+    fn audit_enable_refuses_unfit_tables() {
+        run("CREATE TABLE public.audit_nokey (doc jsonb);
+             CREATE TABLE public.audit_twokey (a uuid, b uuid, doc jsonb, PRIMARY KEY (a, b));
+             CREATE TABLE public.audit_intkey (id int PRIMARY KEY, doc jsonb);
+             CREATE TABLE public.audit_ok (id uuid PRIMARY KEY, doc jsonb, txt text);");
+        let refused = |call: &str, state: &str| {
+            let sql = format!(
+                "DO $$ BEGIN PERFORM {call}; RAISE EXCEPTION 'accepted'; \
+                 EXCEPTION WHEN sqlstate '{state}' THEN NULL; END $$"
+            );
+            run(&sql);
+        };
+        refused("steward.audit_enable('public.audit_nokey', 'x', 'doc')", "42P10");
+        refused("steward.audit_enable('public.audit_twokey', 'x', 'doc')", "42P10");
+        refused("steward.audit_enable('public.audit_intkey', 'x', 'doc')", "42P10");
+        refused("steward.audit_enable('public.audit_ok', 'x', 'missing')", "42703");
+        refused("steward.audit_enable('public.audit_ok', 'x', 'txt')", "42804");
+        refused("steward.audit_enable('public.audit_ok', 'x', 'doc', 'missing')", "42703");
+        refused("steward.audit_enable('public.audit_ok', 'Bad Type', 'doc')", "22023");
+        assert_eq!(
+            count("SELECT count(*) FROM steward.audited_tables
+                    WHERE relid::text IN ('audit_nokey', 'audit_twokey', 'audit_intkey', 'audit_ok')"),
+            0
+        );
+        run("SELECT steward.audit_enable('public.audit_ok', 'x', 'doc')");
+        assert_eq!(count("SELECT count(*) FROM steward.audited_tables WHERE relid = 'public.audit_ok'::regclass"), 1);
+    }
+
+    /// Direct writes to the log are refused, even for its owner (these tests run as superuser);
+    /// an edit made with triggers disabled is found by audit_verify.
+    #[pg_test]
+    fn log_is_append_only_and_edits_are_detected() {
+        make_table("audit_t2");
+        run("INSERT INTO public.audit_t2 (id, doc) VALUES ('00000000-0000-4000-8000-000000000002', '{\"k\": 1}');
+             UPDATE public.audit_t2 SET doc = '{\"k\": 2}';
+             UPDATE public.audit_t2 SET doc = '{\"k\": 3}';");
+        for statement in [
+            "UPDATE steward.configuration_audit_log SET change_reason = 'x' WHERE config_id = '00000000-0000-4000-8000-000000000002'",
+            "DELETE FROM steward.configuration_audit_log WHERE config_id = '00000000-0000-4000-8000-000000000002'",
+            "INSERT INTO steward.configuration_audit_log SELECT * FROM steward.configuration_audit_log LIMIT 1",
+            "TRUNCATE steward.configuration_audit_log",
+            "DELETE FROM steward.audit_chain_anchors",
+        ] {
+            run(&format!(
+                "DO $$ BEGIN {statement}; RAISE EXCEPTION 'not refused'; \
+                 EXCEPTION WHEN insufficient_privilege THEN NULL; END $$"
+            ));
+        }
+        let verdict = |cfg: &str| {
+            Spi::get_one::<pgrx::JsonB>(&format!("SELECT steward.audit_verify('{cfg}')"))
+                .expect("verify")
+                .map(|j| j.0)
+                .unwrap_or_default()
+        };
+        let ok = verdict("00000000-0000-4000-8000-000000000002");
+        assert_eq!(ok["ok"], serde_json::json!(true), "{ok}");
+        assert_eq!(ok["checked"], serde_json::json!(3));
+        // A superuser edits history with triggers disabled.
+        run("SET LOCAL session_replication_role = replica;
+             UPDATE steward.configuration_audit_log SET new_values = '{\"k\": 99}'
+              WHERE config_id = '00000000-0000-4000-8000-000000000002' AND seq = 2;
+             SET LOCAL session_replication_role = origin;");
+        let broken = verdict("00000000-0000-4000-8000-000000000002");
+        assert_eq!(broken["ok"], serde_json::json!(false), "{broken}");
+        let second = Spi::get_one::<String>(
+            "SELECT id::text FROM steward.configuration_audit_log WHERE config_id = '00000000-0000-4000-8000-000000000002' AND seq = 2",
+        )
+        .expect("id");
+        assert_eq!(broken["first_broken"].as_str(), second.as_deref());
+    }
+
+    /// Deleting an entry (middle or newest) with triggers disabled is detected too.
+    #[pg_test]
+    fn removed_entries_are_detected() {
+        make_table("audit_t3");
+        run("INSERT INTO public.audit_t3 (id, doc) VALUES ('00000000-0000-4000-8000-000000000003', '{\"k\": 1}'),
+                                                    ('00000000-0000-4000-8000-000000000004', '{\"k\": 1}');
+             UPDATE public.audit_t3 SET doc = '{\"k\": 2}';
+             UPDATE public.audit_t3 SET doc = '{\"k\": 3}';
+             SET LOCAL session_replication_role = replica;
+             DELETE FROM steward.configuration_audit_log WHERE config_id = '00000000-0000-4000-8000-000000000003' AND seq = 2;
+             DELETE FROM steward.configuration_audit_log WHERE config_id = '00000000-0000-4000-8000-000000000004' AND seq = 3;
+             SET LOCAL session_replication_role = origin;");
+        for cfg in ["00000000-0000-4000-8000-000000000003", "00000000-0000-4000-8000-000000000004"] {
+            let v = Spi::get_one::<pgrx::JsonB>(&format!("SELECT steward.audit_verify('{cfg}')"))
+                .expect("verify")
+                .map(|j| j.0)
+                .unwrap_or_default();
+            assert_eq!(v["ok"], serde_json::json!(false), "{cfg}: {v}");
+        }
+    }
+}

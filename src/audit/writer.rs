@@ -1,0 +1,257 @@
+//! Writing one audit entry without SPI or the executor.
+//!
+//! The trigger runs for every changed configuration row, so its cost is the product's cost.
+//! Going through SPI meant parsing parameters, starting an executor for an INSERT … SELECT and
+//! shutting it down again — a third of the write.  Here the entry is built as a heap tuple and
+//! stored with the primitive PostgreSQL itself uses for its catalogs (`CatalogTupleInsert`:
+//! heap insert plus every index, unique checks included), after reading the configuration's
+//! previous entry through the chain index with a fresh snapshot.  No trigger, rule, policy or
+//! privilege check applies to this write: that is the point of an append-only log only
+//! pg_steward may write.  Expression or partial indexes cannot be maintained this way, so an
+//! administrator who adds one gets a clear error instead of a silently incomplete index.
+
+use std::ffi::CStr;
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+
+use super::error::AuditError;
+use super::{Attribution, Entry};
+
+/// The fields an entry's hash covers, in order.
+pub struct HashFields<'a> {
+    pub prev: Option<&'a [u8]>,
+    pub id: Option<[u8; 16]>,
+    pub config_type: Option<&'a str>,
+    pub config_id: Option<[u8; 16]>,
+    pub seq: Option<i64>,
+    pub action: Option<&'a str>,
+    pub changed_by: Option<[u8; 16]>,
+    pub actor: Option<&'a str>,
+    pub changed_at: Option<i64>,
+    pub old_values: Option<&'a [u8]>,
+    pub new_values: Option<&'a [u8]>,
+    pub change_reason: Option<&'a str>,
+    pub client_ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// SHA-256 over every field, each length-prefixed (NULL is distinct from any value).
+pub fn entry_hash(f: &HashFields<'_>) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut field = |bytes: Option<&[u8]>| match bytes {
+        None => h.update([0u8]),
+        Some(b) => {
+            h.update([1u8]);
+            h.update((b.len() as u64).to_le_bytes());
+            h.update(b);
+        }
+    };
+    field(f.prev);
+    field(f.id.as_ref().map(|b| b.as_slice()));
+    field(f.config_type.map(str::as_bytes));
+    field(f.config_id.as_ref().map(|b| b.as_slice()));
+    field(f.seq.map(i64::to_le_bytes).as_ref().map(|b| b.as_slice()));
+    field(f.action.map(str::as_bytes));
+    field(f.changed_by.as_ref().map(|b| b.as_slice()));
+    field(f.actor.map(str::as_bytes));
+    field(f.changed_at.map(i64::to_le_bytes).as_ref().map(|b| b.as_slice()));
+    field(f.old_values);
+    field(f.new_values);
+    field(f.change_reason.map(str::as_bytes));
+    field(f.client_ip.map(str::as_bytes));
+    field(f.user_agent.map(str::as_bytes));
+    h.finalize().to_vec()
+}
+
+/// The payload of a (possibly toasted or compressed) varlena, copied.
+unsafe fn varlena_bytes(datum: pg_sys::Datum) -> Vec<u8> {
+    unsafe {
+        let detoasted = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+        let len = pgrx::varlena::varsize_any_exhdr(detoasted);
+        let data = pgrx::varlena::vardata_any(detoasted) as *const u8;
+        std::slice::from_raw_parts(data, len).to_vec()
+    }
+}
+
+unsafe fn uuid_bytes(datum: pg_sys::Datum) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    unsafe { std::ptr::copy_nonoverlapping(datum.cast_mut_ptr::<u8>(), out.as_mut_ptr(), 16) };
+    out
+}
+
+fn broken(detail: String) -> ErrorReport {
+    AuditError::Misconfigured { table: "steward.configuration_audit_log".into(), detail }.into()
+}
+
+/// The newest entry of a configuration: (seq, hash), read with a fresh snapshot so a change
+/// committed while this transaction waited for the configuration's row lock is seen.
+unsafe fn chain_head(rel: pg_sys::Relation, index: pg_sys::Relation, config_id: pg_sys::Datum) -> (i64, Option<Vec<u8>>) {
+    unsafe {
+        let desc = (*rel).rd_att;
+        let seq_att = attnum(desc, "seq");
+        let hash_att = attnum(desc, "hash");
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        // systable scans take heap attribute numbers and map them to the index's columns.
+        pg_sys::ScanKeyInit(
+            &mut key,
+            attnum(desc, "config_id") as pg_sys::AttrNumber,
+            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+            pg_sys::Oid::from(pg_sys::F_UUID_EQ),
+            config_id,
+        );
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let scan = pg_sys::systable_beginscan_ordered(rel, index, snapshot, 1, &mut key);
+        let tuple = pg_sys::systable_getnext_ordered(scan, pg_sys::ScanDirection::BackwardScanDirection);
+        let mut head = (0, None);
+        if !tuple.is_null() {
+            let mut isnull = false;
+            let seq = pg_sys::heap_getattr(tuple, seq_att, desc, &mut isnull);
+            if !isnull {
+                head.0 = seq.value() as i64;
+            }
+            let hash = pg_sys::heap_getattr(tuple, hash_att, desc, &mut isnull);
+            if !isnull {
+                head.1 = Some(varlena_bytes(hash));
+            }
+        }
+        pg_sys::systable_endscan_ordered(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        head
+    }
+}
+
+fn attnum(desc: pg_sys::TupleDesc, name: &str) -> i32 {
+    let tupdesc = unsafe { pgrx::PgTupleDesc::from_pg_unchecked(desc) };
+    tupdesc.iter().position(|a| !a.attisdropped && a.name() == name).map(|i| i as i32 + 1).unwrap_or(0)
+}
+
+fn relation_oid(namespace: pg_sys::Oid, name: &CStr) -> Result<pg_sys::Oid, ErrorReport> {
+    let oid = unsafe { pg_sys::get_relname_relid(name.as_ptr(), namespace) };
+    if oid == pg_sys::Oid::INVALID {
+        return Err(broken(format!("steward.{} is missing; reinstall pg_steward", name.to_string_lossy())));
+    }
+    Ok(oid)
+}
+
+fn text_datum(s: &str) -> pg_sys::Datum {
+    s.into_datum().unwrap_or(pg_sys::Datum::from(0))
+}
+
+/// The client address as PostgreSQL prints it (what host(client_ip) gives back), and its datum.
+fn inet(text: &str) -> Option<(String, pg_sys::Datum)> {
+    let c = std::ffi::CString::new(text).ok()?;
+    let datum = unsafe {
+        pgrx::direct_function_call_as_datum(pg_sys::inet_in, &[Some(pg_sys::Datum::from(c.as_ptr()))])
+    }?;
+    // inet_out returns a C string, not text.
+    let printed = unsafe { pgrx::direct_function_call::<&CStr>(pg_sys::inet_out, &[Some(datum)]) }?;
+    Some((printed.to_string_lossy().into_owned(), datum))
+}
+
+/// Store one entry; returns its id.
+pub fn insert_entry(e: &Entry, who: &Attribution) -> Result<pgrx::Uuid, ErrorReport> {
+    let namespace = unsafe { pg_sys::get_namespace_oid(c"steward".as_ptr(), false) };
+    let log_oid = relation_oid(namespace, c"configuration_audit_log")?;
+    let chain_oid = relation_oid(namespace, c"configuration_audit_log_chain")?;
+
+    let mut random = [0u8; 16];
+    if !unsafe { pg_sys::pg_strong_random(random.as_mut_ptr().cast(), 16) } {
+        return Err(broken("no random bytes for the entry id".into()));
+    }
+    let id = uuid::Builder::from_random_bytes(random).into_uuid();
+    let id_bytes = *id.as_bytes();
+    let changed_at: i64 = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    let txid = unsafe { pg_sys::GetTopFullTransactionId() }.value as i64;
+    let old_bytes = e.old_doc.map(|d| unsafe { varlena_bytes(d) });
+    let new_bytes = e.new_doc.map(|d| unsafe { varlena_bytes(d) });
+    let config_bytes = e.config_id.map(|d| unsafe { uuid_bytes(d) });
+    let changed_by = who.changed_by.map(|u| *u.as_bytes());
+    let ip = who.client_ip.as_deref().and_then(inet);
+
+    unsafe {
+        let rel = pg_sys::table_open(log_oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+        let index = pg_sys::index_open(chain_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let (prev_seq, prev_hash) = match e.config_id {
+            Some(cfg) => chain_head(rel, index, cfg),
+            None => (0, None),
+        };
+        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let seq = prev_seq + 1;
+        let hash = entry_hash(&HashFields {
+            prev: prev_hash.as_deref(),
+            id: Some(id_bytes),
+            config_type: Some(&e.config_type),
+            config_id: config_bytes,
+            seq: Some(seq),
+            action: Some(e.action),
+            changed_by,
+            actor: Some(&who.actor),
+            changed_at: Some(changed_at),
+            old_values: old_bytes.as_deref(),
+            new_values: new_bytes.as_deref(),
+            change_reason: who.reason.as_deref(),
+            client_ip: ip.as_ref().map(|(t, _)| t.as_str()),
+            user_agent: who.user_agent.as_deref(),
+        });
+
+        let desc = (*rel).rd_att;
+        let natts = (*desc).natts as usize;
+        let mut values = vec![pg_sys::Datum::from(0); natts];
+        let mut nulls = vec![true; natts];
+        let tupdesc = pgrx::PgTupleDesc::from_pg_unchecked(desc);
+        for (i, att) in tupdesc.iter().enumerate() {
+            if att.attisdropped {
+                continue;
+            }
+            let value: Option<pg_sys::Datum> = match att.name() {
+                "id" => pgrx::Uuid::from_bytes(id_bytes).into_datum(),
+                "config_type" => Some(text_datum(&e.config_type)),
+                "config_id" => e.config_id,
+                "changed_by" => who.changed_by.into_datum(),
+                "changed_at" => Some(pg_sys::Datum::from(changed_at)),
+                "old_values" => e.old_doc,
+                "new_values" => e.new_doc,
+                "change_reason" => who.reason.as_deref().map(text_datum),
+                "client_ip" => ip.as_ref().map(|(_, d)| *d),
+                "user_agent" => who.user_agent.as_deref().map(text_datum),
+                "action" => Some(text_datum(e.action)),
+                "actor" => Some(text_datum(&who.actor)),
+                "relid" => Some(pg_sys::Datum::from(e.relid)),
+                "owner_id" => e.owner,
+                "rollback_of" => who.rollback_of.into_datum(),
+                "txid" => Some(pg_sys::Datum::from(txid)),
+                "seq" => Some(pg_sys::Datum::from(seq)),
+                "prev_hash" => prev_hash.clone().into_datum(),
+                "hash" => hash.clone().into_datum(),
+                _ => None,
+            };
+            if let Some(v) = value {
+                values[i] = v;
+                nulls[i] = false;
+            }
+        }
+        let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+
+        let indexes = pg_sys::CatalogOpenIndexes(rel);
+        let count = (*indexes).ri_NumIndices as usize;
+        for i in 0..count {
+            let info = *(*indexes).ri_IndexRelationInfo.add(i);
+            if !(*info).ii_Expressions.is_null() || !(*info).ii_Predicate.is_null() {
+                pg_sys::CatalogCloseIndexes(indexes);
+                pg_sys::table_close(rel, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+                return Err(broken(
+                    "the log has an expression or partial index, which pg_steward's writer cannot maintain; drop it".into(),
+                ));
+            }
+        }
+        pg_sys::CatalogTupleInsertWithInfo(rel, tuple, indexes);
+        pg_sys::CatalogCloseIndexes(indexes);
+        pg_sys::heap_freetuple(tuple);
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        // Later statements (and later rows of this one) see the entry, as after any INSERT.
+        pg_sys::CommandCounterIncrement();
+    }
+    Ok(pgrx::Uuid::from_bytes(id_bytes))
+}

@@ -1,0 +1,36 @@
+//! Diff and patch of JSON documents (CONTRACT §5, §7): the seed's diff shape, RFC 6902 JSON
+//! Patch (json-patch crate) and RFC 7396 merge patch.  Documents are read straight from
+//! jsonb's binary form (`common::jsonb::Doc`), not printed and re-parsed.
+
+pub mod error;
+pub mod tree;
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+use crate::common::jsonb::Doc;
+
+/// `{added, modified, removed}` with dot-joined paths; both documents must be objects.
+#[pg_extern(immutable, parallel_safe)]
+fn config_diff(old: Doc, new: Doc) -> Result<JsonB, ErrorReport> {
+    Ok(JsonB(tree::config_diff(&old.0, &new.0)?))
+}
+
+/// An RFC 6902 patch that turns `old` into `new`.
+#[pg_extern(immutable, parallel_safe)]
+fn jsonb_diff_patch(old: Doc, new: Doc) -> JsonB {
+    JsonB(tree::diff_patch(&old.0, &new.0))
+}
+
+/// Apply an RFC 6902 patch (all six operations, `test` included): all or nothing.
+#[pg_extern(immutable, parallel_safe)]
+fn jsonb_patch(doc: Doc, patch: Doc) -> Result<JsonB, ErrorReport> {
+    Ok(JsonB(tree::apply_patch(&doc.0, &patch.0)?))
+}
+
+/// Apply an RFC 7396 merge patch.
+#[pg_extern(immutable, parallel_safe)]
+fn jsonb_merge_patch(doc: Doc, patch: Doc) -> JsonB {
+    JsonB(tree::merge_patch(&doc.0, &patch.0))
+}
