@@ -15,6 +15,11 @@ start_server "$DIR" "$PORT" "shared_preload_libraries = 'pg_stat_statements'"
 log "loading sample data"
 psql_at "$DIR" "$PORT" -f "$ROOT/demo/sample_data.sql" >/dev/null
 log "installing the Supabase RPC facade in schema public"
+# The roles a Supabase database has (PostgREST switches to them per request).
+psql_at "$DIR" "$PORT" -q -c "DO \$\$ DECLARE r text; BEGIN
+    FOREACH r IN ARRAY ARRAY['anon', 'authenticated', 'service_role'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN EXECUTE format('CREATE ROLE %I NOLOGIN', r); END IF;
+    END LOOP; END \$\$" -c "SELECT steward.refresh_grants()" >/dev/null
 psql_at "$DIR" "$PORT" -At -c "SELECT steward.install_rpc_facade('public') || ' seed-named functions and views'"
 log "health report (SELECT steward.health_report_text())"
 psql_at "$DIR" "$PORT" -At -c "SELECT steward.health_report_text()"
@@ -40,7 +45,7 @@ INSERT INTO public.ai_configurations (organization_id, config_name, configuratio
 VALUES ('0a000000-0000-4000-8000-00000000000a', 'acme', '{"model": {"temperature": 0.3}, "costBudget": {"dailyBudget": 25}}', 1)
 ON CONFLICT DO NOTHING;
 INSERT INTO public.ai_configurations (user_id, config_name, configuration, priority)
-VALUES ('6f1d2c1e-1111-4a4a-9999-000000000001', 'mine', '{"model": "claude-3-haiku-20240307", "maxTokens": 2048}', 1)
+VALUES ('6f1d2c1e-1111-4a4a-9999-000000000001', 'mine', '{"model": {"model": "claude-3-haiku-20240307", "maxTokens": 2048}}', 1)
 ON CONFLICT DO NOTHING;
 SQL
 psql_at "$DIR" "$PORT" -c "INSERT INTO public.ai_configurations (user_id, config_name, configuration)
