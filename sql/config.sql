@@ -194,14 +194,15 @@ $$;
 -- The layers of a user's AI configuration, lowest first: database, organisations (by
 -- priority), the user's own best active configuration.  Runs with the caller's rights, so
 -- row-level security decides what an end user may read; reading another user's layers is 42501.
--- The rows of a user's organisation and user layers.  install_train_schema() regenerates this
--- function with the tables' schema written into it (static SQL: its plans are cached per
--- session, which dynamic SQL could not do); until then there are no rows.
+-- The rows of a user's layers, lowest first: database, organisations (by priority), the user's
+-- best active row.  install_train_schema() regenerates this function with the tables' schema
+-- written into it; until then only the database layer.  LANGUAGE sql without a SET clause so
+-- the planner inlines it into the caller's (cached) plan — effective_ai_config in Rust
+-- prepares one plan over it; names are schema-qualified, operators pinned to pg_catalog.
 CREATE FUNCTION steward._ai_config_rows(p_user uuid)
 RETURNS TABLE (configuration jsonb, source text, id uuid)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN; END $$;
+LANGUAGE sql STABLE
+AS $$ SELECT o.document, 'database'::text, NULL::uuid FROM steward.config_overrides o WHERE o.kind OPERATOR(pg_catalog.=) 'ai_config' $$;
 
 CREATE FUNCTION steward._generate_ai_config_rows(p_schema name) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -211,23 +212,24 @@ BEGIN
     EXECUTE format($f$
         CREATE OR REPLACE FUNCTION steward._ai_config_rows(p_user uuid)
         RETURNS TABLE (configuration jsonb, source text, id uuid)
-        LANGUAGE plpgsql STABLE
-        SET search_path = pg_catalog, pg_temp
+        LANGUAGE sql STABLE
         AS $body$
-        BEGIN
-            RETURN QUERY
             SELECT x.configuration, x.source, x.id
-              FROM (SELECT 1 AS ord, c.configuration, c.priority, c.updated_at, c.id, 'organization'::text AS source
+              FROM (SELECT 0 AS ord, o.document AS configuration, 0 AS priority, NULL::timestamptz AS updated_at,
+                           NULL::uuid AS id, 'database'::text AS source
+                      FROM steward.config_overrides o WHERE o.kind OPERATOR(pg_catalog.=) 'ai_config'
+                    UNION ALL
+                    SELECT 1, c.configuration, c.priority, c.updated_at, c.id, 'organization'::text
                       FROM %1$I.ai_configurations c
-                      JOIN %1$I.organization_members m ON m.organization_id = c.organization_id AND m.user_id = p_user
+                      JOIN %1$I.organization_members m ON m.organization_id OPERATOR(pg_catalog.=) c.organization_id
+                                                     AND m.user_id OPERATOR(pg_catalog.=) p_user
                      WHERE c.is_active
                     UNION ALL
                     (SELECT 2, c.configuration, c.priority, c.updated_at, c.id, 'user'
                        FROM %1$I.ai_configurations c
-                      WHERE c.user_id = p_user AND c.is_active
+                      WHERE c.user_id OPERATOR(pg_catalog.=) p_user AND c.is_active
                       ORDER BY c.priority DESC, c.updated_at DESC, c.id LIMIT 1)) x
-             ORDER BY x.ord, x.priority, x.updated_at, x.id;
-        END
+             ORDER BY x.ord, x.priority, x.updated_at, x.id
         $body$$f$, p_schema);
 END
 $gen$;
@@ -244,9 +246,7 @@ BEGIN
     IF NOT steward._config_admin() AND p_user IS DISTINCT FROM steward.caller_uuid() THEN
         RAISE EXCEPTION 'permission denied for the configuration of another user' USING ERRCODE = '42501';
     END IF;
-    SELECT ARRAY[(SELECT o.document FROM steward.config_overrides o WHERE o.kind = 'ai_config')] || coalesce(array_agg(r.configuration), '{}'),
-           ARRAY['database'] || coalesce(array_agg(r.source), '{}'),
-           ARRAY[NULL::uuid] || coalesce(array_agg(r.id), '{}')
+    SELECT coalesce(array_agg(r.configuration), '{}'), coalesce(array_agg(r.source), '{}'), coalesce(array_agg(r.id), '{}')
       INTO docs, sources, ids
       FROM steward._ai_config_rows(p_user) r;
 END
@@ -262,19 +262,8 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION steward.effective_ai_config(user_id uuid) RETURNS jsonb
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    r jsonb := steward._resolve_layers('ai_config', (steward._ai_config_layers(user_id)).docs);
-BEGIN
-    IF steward._sees_api_keys() THEN
-        RETURN r;
-    END IF;
-    RETURN steward._mask_api_keys(r);
-END
-$$;
+-- effective_ai_config(user_id) and get_effective_ai_config(p_user_id) are written in Rust
+-- (src/config/effective.rs) over _ai_config_rows.
 
 CREATE FUNCTION steward.explain_ai_config(user_id uuid)
 RETURNS TABLE (path text, value jsonb, source text, source_id uuid)
@@ -290,12 +279,6 @@ AS $$
            steward._explain_layers('ai_config', l.docs, l.sources, l.ids) e
      ORDER BY e.path
 $$;
-
--- Seed name (CONTRACT §4).
-CREATE FUNCTION steward.get_effective_ai_config(p_user_id uuid) RETURNS jsonb
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN steward.effective_ai_config(p_user_id); END $$;
 
 CREATE FUNCTION steward.effective_user_preferences(user_id uuid) RETURNS jsonb
 LANGUAGE plpgsql STABLE

@@ -76,6 +76,8 @@ extension_sql_file!(
         config::calculate_cost,
         config::apply_update,
         config::mask_api_keys,
+        config::effective::effective_ai_config,
+        config::effective::get_effective_ai_config,
     ]
 );
 extension_sql_file!(

@@ -28,6 +28,7 @@ use pgrx::spi::OwnedPreparedStatement;
 use pgrx::{PgTryBuilder, PgTupleDesc};
 use serde_json::Value;
 
+use crate::common::identity::{parse_uuid, setting};
 use crate::common::SpiContext;
 use error::AuditError;
 
@@ -66,20 +67,6 @@ pub struct Attribution {
     pub rollback_of: Option<pgrx::Uuid>,
 }
 
-fn setting(name: &CStr) -> Option<String> {
-    // GetConfigOption with missing_ok: NULL for a placeholder nobody set.
-    let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
-    if value.is_null() {
-        return None;
-    }
-    let text = unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned();
-    if text.is_empty() { None } else { Some(text) }
-}
-
-fn parse_uuid(text: &str) -> Option<pgrx::Uuid> {
-    uuid::Uuid::parse_str(text.trim()).ok().map(|u| pgrx::Uuid::from_bytes(*u.as_bytes()))
-}
-
 /// Read the attribution from the raw setting values (pure, so it is unit-tested).
 pub fn attribution_from(
     claim_sub: Option<&str>,
@@ -90,9 +77,7 @@ pub fn attribution_from(
     session_user: &str,
 ) -> Attribution {
     let claims: Option<Value> = claims.and_then(|c| serde_json::from_str(c).ok());
-    let sub = claim_sub
-        .map(str::to_string)
-        .or_else(|| claims.as_ref().and_then(|c| c.get("sub")).and_then(Value::as_str).map(str::to_string));
+    let sub = crate::common::identity::jwt_sub_from(claim_sub, claims.as_ref());
     let jwt_role = claims.as_ref().and_then(|c| c.get("role")).and_then(Value::as_str).map(str::to_string);
     let headers: Option<Value> = headers.and_then(|h| serde_json::from_str(h).ok());
     let header = |name: &str| headers.as_ref().and_then(|h| h.get(name)).and_then(Value::as_str);
@@ -207,10 +192,7 @@ fn rate_limited_user(who: &Attribution) -> Option<pgrx::Uuid> {
     if !end_user {
         return None;
     }
-    let admin = unsafe {
-        let role = pg_sys::get_role_oid(c"steward_admin".as_ptr(), true);
-        role != pg_sys::Oid::INVALID && pg_sys::has_privs_of_role(pg_sys::GetUserId(), role)
-    };
+    let admin = crate::common::identity::member_of(c"steward_admin");
     if admin { None } else { who.changed_by }
 }
 

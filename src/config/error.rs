@@ -11,6 +11,8 @@ pub enum ConfigError {
     Invalid { kind: &'static str, problems: Vec<String> },
     #[error("unknown model \"{0}\"")]
     UnknownModel(String),
+    #[error("permission denied for the configuration of another user")]
+    NotYours,
 }
 
 impl From<ConfigError> for ErrorReport {
@@ -25,6 +27,8 @@ impl From<ConfigError> for ErrorReport {
                     .set_detail(problems.join("\n"))
                     .set_hint("Nothing was stored. steward.validate_user_preferences() / validate_ai_config() list the same problems.")
             }
+            ConfigError::NotYours => ErrorReport::new(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, message, "pg_steward.config")
+                .set_hint("End users read their own configuration; steward_admin and service_role read anyone's."),
             ConfigError::UnknownModel(_) => ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, "pg_steward.config")
                 .set_hint("Known models: claude-sonnet-4-5-20250929, claude-3-opus-20240229, claude-3-haiku-20240307."),
         }

@@ -1,0 +1,81 @@
+//! Effective AI configuration in one Rust call: the layer rows through one prepared plan (the
+//! generated SQL function `steward._ai_config_rows`, inlined by the planner), merged and masked
+//! here.  The PL/pgSQL version it replaces spent most of its time in function frames, the
+//! caller-identity lookup and role checks, not in the rows.
+
+use std::cell::RefCell;
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
+use pgrx::JsonB;
+
+use crate::common::identity::{caller_uuid, config_admin, sees_api_keys};
+use crate::common::jsonb::Doc;
+use crate::common::SpiContext;
+
+use super::error::ConfigError;
+use super::{merge, DocKind};
+
+thread_local! {
+    static ROWS: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
+}
+
+/// The resolved AI configuration of `user_id`: defaults ← database ← organisations ← the
+/// user's best active row.  Row-level security applies (the rows are read with the caller's
+/// rights); another user's configuration is 42501 unless the caller is an admin.
+pub fn resolve(user_id: Option<pgrx::Uuid>) -> Result<serde_json::Value, ErrorReport> {
+    let admin = config_admin();
+    if !admin && (user_id.is_none() || user_id != caller_uuid()) {
+        return Err(ConfigError::NotYours.into());
+    }
+    let layers = Spi::connect(|client| {
+        let missing = ROWS.with(|r| r.borrow().is_none());
+        if missing {
+            let plan = client
+                .prepare(
+                    "SELECT r.configuration FROM steward._ai_config_rows($1) r",
+                    &[PgOid::BuiltIn(PgBuiltInOids::UUIDOID)],
+                )
+                .ctx("the configuration layers")?
+                .keep();
+            ROWS.with(|r| *r.borrow_mut() = Some(plan));
+        }
+        ROWS.with(|r| {
+            let guard = r.borrow();
+            let Some(plan) = guard.as_ref() else { return Ok(Vec::new()) };
+            let mut rows = client.select(plan, None, &[user_id.into()]).ctx("the configuration layers")?;
+            let mut layers = Vec::with_capacity(rows.len());
+            // The raw datum (the typed getters insist on an IntoDatum type), read into a Doc
+            // straight from the jsonb binary form while the SPI tuple is alive.
+            while rows.next().is_some() {
+                if let Some(d) = rows.get_datum_by_ordinal(1).ctx("the configuration layers")? {
+                    if let Some(doc) = unsafe { Doc::from_datum(d, false) } {
+                        layers.push(doc.0);
+                    }
+                }
+            }
+            Ok::<_, ErrorReport>(layers)
+        })
+    })?;
+    let kind = DocKind::AiConfig;
+    let mut doc = kind.defaults();
+    for layer in &layers {
+        merge::merge_into(&mut doc, &kind.normalize(layer));
+    }
+    if !sees_api_keys() {
+        merge::mask_api_keys(&mut doc);
+    }
+    Ok(doc)
+}
+
+#[pg_extern(stable)]
+pub fn effective_ai_config(user_id: Option<pgrx::Uuid>) -> Result<JsonB, ErrorReport> {
+    Ok(JsonB(resolve(user_id)?))
+}
+
+/// Seed name (CONTRACT §4).
+#[pg_extern(stable)]
+pub fn get_effective_ai_config(p_user_id: Option<pgrx::Uuid>) -> Result<JsonB, ErrorReport> {
+    Ok(JsonB(resolve(p_user_id)?))
+}
