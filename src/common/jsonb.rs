@@ -191,3 +191,209 @@ unsafe impl SqlTranslatable for JsonbBytes {
     const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
     const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Results: a serde value written straight into PostgreSQL's binary form.
+//
+// pgrx's `JsonB` return prints the value to text and has `jsonb_in` parse it again; on the
+// per-request path (effective configuration) that parse was a sixth of the call
+// (BENCHMARKS.md).  Here the value is pushed through `pushJsonbValue`, as `jsonb_in` itself
+// does after lexing; numbers go through `numeric_in` on serde's shortest text form.
+
+fn no_nul(s: &str) {
+    if s.contains('\0') {
+        pgrx::ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_UNTRANSLATABLE_CHARACTER,
+            "a jsonb string cannot contain the character U+0000"
+        );
+    }
+}
+
+/// A jsonb string value over a palloc'd copy of `s` (lives until the statement's context goes).
+unsafe fn string_value(s: &str) -> pg_sys::JsonbValue {
+    no_nul(s);
+    let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
+    v.type_ = pg_sys::jbvType::jbvString;
+    unsafe {
+        let buf = pg_sys::palloc(s.len().max(1)) as *mut u8;
+        std::ptr::copy_nonoverlapping(s.as_ptr(), buf, s.len());
+        v.val.string.len = s.len() as i32;
+        v.val.string.val = buf as *mut std::ffi::c_char;
+    }
+    v
+}
+
+unsafe fn scalar_value(value: &Value) -> pg_sys::JsonbValue {
+    let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
+    match value {
+        Value::Null => v.type_ = pg_sys::jbvType::jbvNull,
+        Value::Bool(b) => {
+            v.type_ = pg_sys::jbvType::jbvBool;
+            v.val.boolean = *b;
+        }
+        Value::Number(n) => {
+            let text = std::ffi::CString::new(n.to_string()).unwrap_or_default();
+            let numeric = unsafe {
+                pgrx::direct_function_call_as_datum(
+                    pg_sys::numeric_in,
+                    &[Some(pg_sys::Datum::from(text.as_ptr())), Some(pg_sys::Oid::INVALID.into()), Some((-1i32).into())],
+                )
+            };
+            v.type_ = pg_sys::jbvType::jbvNumeric;
+            v.val.numeric = numeric.map(|d| d.cast_mut_ptr()).unwrap_or(std::ptr::null_mut());
+        }
+        Value::String(s) => return unsafe { string_value(s) },
+        Value::Array(_) | Value::Object(_) => v.type_ = pg_sys::jbvType::jbvNull,
+    }
+    v
+}
+
+unsafe fn push(state: &mut *mut pg_sys::JsonbParseState, value: &Value, token: pg_sys::JsonbIteratorToken::Type) -> *mut pg_sys::JsonbValue {
+    use pg_sys::JsonbIteratorToken::*;
+    unsafe {
+        match value {
+            Value::Object(map) => {
+                pg_sys::pushJsonbValue(state, WJB_BEGIN_OBJECT, std::ptr::null_mut());
+                for (key, item) in map {
+                    let mut k = string_value(key);
+                    pg_sys::pushJsonbValue(state, WJB_KEY, &mut k);
+                    push(state, item, WJB_VALUE);
+                }
+                pg_sys::pushJsonbValue(state, WJB_END_OBJECT, std::ptr::null_mut())
+            }
+            Value::Array(items) => {
+                pg_sys::pushJsonbValue(state, WJB_BEGIN_ARRAY, std::ptr::null_mut());
+                for item in items {
+                    push(state, item, WJB_ELEM);
+                }
+                pg_sys::pushJsonbValue(state, WJB_END_ARRAY, std::ptr::null_mut())
+            }
+            scalar => {
+                let mut v = scalar_value(scalar);
+                pg_sys::pushJsonbValue(state, token, &mut v)
+            }
+        }
+    }
+}
+
+impl IntoDatum for Doc {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+        unsafe {
+            let root = match &self.0 {
+                Value::Object(_) | Value::Array(_) => push(&mut state, &self.0, pg_sys::JsonbIteratorToken::WJB_VALUE),
+                scalar => {
+                    // A top-level scalar is stored as a one-element "raw scalar" array.
+                    let mut wrapper: pg_sys::JsonbValue = std::mem::zeroed();
+                    wrapper.type_ = pg_sys::jbvType::jbvArray;
+                    wrapper.val.array.rawScalar = true;
+                    pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY, &mut wrapper);
+                    push(&mut state, scalar, pg_sys::JsonbIteratorToken::WJB_ELEM);
+                    pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_END_ARRAY, std::ptr::null_mut())
+                }
+            };
+            Some(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(root)))
+        }
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::JSONBOID
+    }
+}
+
+unsafe impl pgrx::callconv::BoxRet for Doc {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut pgrx::callconv::FcInfo<'fcx>) -> Datum<'fcx> {
+        match self.into_datum() {
+            Some(datum) => unsafe { fcinfo.return_raw_datum(datum) },
+            None => fcinfo.return_null(),
+        }
+    }
+}
+
+/// A `jsonb` argument left in its binary form (detoasted for the duration of the call), for
+/// functions that only look at parts of a document (`config_diff`).
+#[derive(Debug, Clone, Copy)]
+pub struct RawJsonb(pub *mut pg_sys::Jsonb);
+
+impl RawJsonb {
+    /// The root container.
+    pub fn root(&self) -> *mut pg_sys::JsonbContainer {
+        // SAFETY: the pointer is a detoasted jsonb (FromDatum below).
+        unsafe { &mut (*self.0).root }
+    }
+
+    /// The document as a serde value (for error messages and the slow paths).
+    pub fn to_value(&self) -> Value {
+        unsafe { walk(self.0) }
+    }
+}
+
+impl FromDatum for RawJsonb {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<RawJsonb> {
+        if is_null {
+            return None;
+        }
+        // SAFETY: the datum is a jsonb varlena (the SQL signature says jsonb).
+        Some(RawJsonb(unsafe { pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) } as *mut pg_sys::Jsonb))
+    }
+}
+
+unsafe impl<'fcx> ArgAbi<'fcx> for RawJsonb {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        unsafe { arg.unbox_arg_using_from_datum().unwrap_or(RawJsonb(std::ptr::null_mut())) }
+    }
+
+    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+        unsafe { arg.unbox_arg_using_from_datum().into() }
+    }
+}
+
+unsafe impl UnboxDatum for RawJsonb {
+    type As<'src> = RawJsonb where Self: 'src;
+    unsafe fn unbox<'src>(d: Datum<'src>) -> Self::As<'src>
+    where
+        Self: 'src,
+    {
+        unsafe { RawJsonb::from_datum(d.sans_lifetime(), false).unwrap_or(RawJsonb(std::ptr::null_mut())) }
+    }
+}
+
+unsafe impl SqlTranslatable for RawJsonb {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(RawJsonb);
+    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
+}
+
+/// A `jsonb` result already built in PostgreSQL's binary form (`JsonbValueToJsonb`).
+#[derive(Debug, Clone, Copy)]
+pub struct JsonbDatum(pub pg_sys::Datum);
+
+impl IntoDatum for JsonbDatum {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        Some(self.0)
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::JSONBOID
+    }
+}
+
+unsafe impl pgrx::callconv::BoxRet for JsonbDatum {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut pgrx::callconv::FcInfo<'fcx>) -> Datum<'fcx> {
+        unsafe { fcinfo.return_raw_datum(self.0) }
+    }
+}
+
+unsafe impl SqlTranslatable for JsonbDatum {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(JsonbDatum);
+    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
+}
+
+/// A jsonb string value pointing at `s` (copied into palloc'd memory).
+pub fn jsonb_string(s: &str) -> pg_sys::JsonbValue {
+    unsafe { string_value(s) }
+}

@@ -8,7 +8,6 @@ use std::cell::RefCell;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
-use pgrx::JsonB;
 
 use crate::common::identity::{caller_uuid, config_admin, sees_api_keys};
 use crate::common::jsonb::Doc;
@@ -70,12 +69,12 @@ pub fn resolve(user_id: Option<pgrx::Uuid>) -> Result<serde_json::Value, ErrorRe
 }
 
 #[pg_extern(stable)]
-pub fn effective_ai_config(user_id: Option<pgrx::Uuid>) -> Result<JsonB, ErrorReport> {
-    Ok(JsonB(resolve(user_id)?))
+pub fn effective_ai_config(user_id: Option<pgrx::Uuid>) -> Result<Doc, ErrorReport> {
+    Ok(Doc(resolve(user_id)?))
 }
 
 /// Seed name (CONTRACT §4).
 #[pg_extern(stable)]
-pub fn get_effective_ai_config(p_user_id: Option<pgrx::Uuid>) -> Result<JsonB, ErrorReport> {
-    Ok(JsonB(resolve(p_user_id)?))
+pub fn get_effective_ai_config(p_user_id: Option<pgrx::Uuid>) -> Result<Doc, ErrorReport> {
+    Ok(Doc(resolve(p_user_id)?))
 }
