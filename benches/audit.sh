@@ -115,8 +115,7 @@ SQL
 fi
 f=$(mktemp)
 printf '\\set n random(1, %s)\nSELECT steward.change_history('"'"'ai_config'"'"', (SELECT id FROM public.steward WHERE n = :n), 1 + (:n %% 5), 20);\n' "$ROWS" > "$f"
-hist=$("${PG_BIN}/pgbench" -n -h 127.0.0.1 -p "$PORT" -U postgres -M prepared -T "$SECONDS_EACH" -f "$f" postgres 2>/dev/null \
-    | awk -F' = ' '/latency average/ {print $2+0}')
+hist=$(pgbench_latency "$PORT" "$f" "$SECONDS_EACH")
 rm -f "$f"
 total_entries=$(psql_at "$DIR" "$PORT" -At -c "SELECT count(*) FROM steward.configuration_audit_log")
 printf '  change_history(one configuration, page of 20) among %s entries: %s ms %s\n' "$total_entries" "${hist:-FAILED}" \

@@ -45,8 +45,7 @@ SQL
 run() { # name sql -> mean latency in ms
     local f; f=$(mktemp)
     printf '\\set u random(1, %s)\n%s\n' "$USERS" "$2" > "$f"
-    "${PG_BIN}/pgbench" -n -h 127.0.0.1 -p "$PORT" -U postgres -M prepared -T "$SECONDS_EACH" -f "$f" postgres 2>/dev/null \
-        | awk -F' = ' '/latency average/ {print $2+0}'
+    pgbench_latency "$PORT" "$f" "$SECONDS_EACH"
     rm -f "$f"
 }
 ours=$(run ours "SELECT steward.effective_ai_config(md5(:u::text)::uuid);")

@@ -88,18 +88,17 @@ ours=$(per_call_us "steward.config_diff(a, b)")
 plpgsql=$(per_call_us "public.plpgsql_diff(a, b)")
 text=$(per_call_us "length(a::text) + length(b::text)")
 
-latency() { # pgbench script -> mean latency in ms
+latency() { # pgbench script -> mean latency in ms (stops the bench when a run fails)
     local f; f=$(mktemp)
     printf '%s\n' "$1" > "$f"
-    "${PG_BIN}/pgbench" -n -h 127.0.0.1 -p "$PORT" -U postgres -M prepared -T "$SECONDS_EACH" -f "$f" postgres 2>/dev/null \
-        | awk -F' = ' '/latency average/ {print $2+0}'
+    pgbench_latency "$PORT" "$f" "$SECONDS_EACH"
     rm -f "$f"
 }
 update=$(latency "\\set n random(1, ${ROWS})
 \\set k random(2, 51)
 UPDATE public.cfg SET configuration = jsonb_set(configuration, '{model,temperature}', to_jsonb(:k / 100.0)) WHERE n = :n;")
 rollback=$(latency "\\set n random(1, ${ROWS})
-\\set k random(2, 51)
+\\set k random(1, 50)
 SELECT steward.rollback((SELECT audit_id FROM public.targets WHERE n = :n AND k = :k));")
 bulk_ms=$(psql_at "$DIR" "$PORT" -At <<'SQL' | tail -1
 \o /dev/null

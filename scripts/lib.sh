@@ -87,3 +87,20 @@ psql_at() {
     local dir="$1" port="$2"; shift 2
     "${PG_BIN}/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"
 }
+
+# pgbench_latency PORT SCRIPT_FILE [SECONDS] -> mean latency in ms.  A run in which any
+# transaction failed or that aborted stops the caller: its figures would describe a handful
+# of transactions, not the operation (a benchmark once reported a latency over 21 calls).
+pgbench_latency() {
+    local port=$1 file=$2 secs=${3:-${SECONDS_EACH:-5}} out
+    out=$(mktemp)
+    "${PG_BIN}/pgbench" -n -h 127.0.0.1 -p "$port" -U postgres -M prepared -T "$secs" -f "$file" postgres >"$out" 2>&1
+    if grep -q -e 'error' -e 'aborted' -e 'number of failed transactions: [1-9]' "$out"; then
+        echo "pgbench failed; its figures would be meaningless:" >&2
+        cat "$out" >&2
+        rm -f "$out"
+        exit 1
+    fi
+    awk -F' = ' '/latency average/ {print $2+0}' "$out"
+    rm -f "$out"
+}

@@ -103,7 +103,8 @@ BEGIN
                  steward._check_page(integer, integer), steward._history_filter(jsonb), steward._csv(text[], jsonb),
                  steward._rollback_target(uuid, boolean), steward._audit_entry_exists(uuid), steward._rollback_warnings(jsonb),
                  steward._rollback_errors(text, jsonb), steward._may_roll_back(steward.configuration_audit_log),
-                 steward._rollback_apply(uuid, text, uuid, boolean)';
+                 steward._rollback_apply(uuid, text, uuid, boolean),
+                 steward._rollback_read(oid, text, text, uuid, boolean), steward._rollback_write(oid, text, text, uuid, jsonb)';
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', v_history_functions,
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN

@@ -193,8 +193,6 @@ CREATE FUNCTION steward._rollback_target(p_audit_id uuid, p_lock boolean,
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_found boolean;
 BEGIN
     SELECT l.* INTO entry FROM steward.configuration_audit_log l WHERE l.id = p_audit_id;
     IF entry.id IS NULL AND steward._audit_entry_exists(p_audit_id) THEN
@@ -214,13 +212,8 @@ BEGIN
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'the table of audit entry % is no longer audited', p_audit_id USING ERRCODE = '55000';
     END IF;
-    EXECUTE format('SELECT true, t.%I FROM %s t WHERE t.%I = $1 %s', document_column, tbl, key_column,
-                   CASE WHEN p_lock THEN 'FOR UPDATE' ELSE '' END)
-       INTO v_found, current_values USING entry.config_id;
-    IF v_found IS NULL THEN
-        RAISE EXCEPTION 'configuration % no longer exists', entry.config_id USING ERRCODE = 'P0002',
-              DETAIL = 'It was deleted (or you may not see it); a deleted configuration is not rolled back.';
-    END IF;
+    -- Prepared once per backend and table (src/rollback): P0002 when the row is gone.
+    current_values := steward._rollback_read(tbl, key_column, document_column, entry.config_id, p_lock);
     SELECT l.id INTO newest FROM steward.configuration_audit_log l
      WHERE l.config_id = entry.config_id ORDER BY l.seq DESC LIMIT 1;
 END
@@ -349,8 +342,7 @@ BEGIN
     v_reason := coalesce(p_reason, format('rollback to the state before %s', p_audit_id));
     PERFORM set_config('steward.change_reason', v_reason, true);
     PERFORM set_config('steward.rollback_of', p_audit_id::text, true);
-    EXECUTE format('UPDATE %s SET %I = $2 WHERE %I = $1', t.tbl, t.document_column, t.key_column)
-      USING (t.entry).config_id, (t.entry).old_values;
+    PERFORM steward._rollback_write(t.tbl, t.key_column, t.document_column, (t.entry).config_id, (t.entry).old_values);
     PERFORM set_config('steward.rollback_of', '', true);
     PERFORM set_config('steward.change_reason', coalesce(v_prev_reason, ''), true);
     SELECT l.id INTO v_new FROM steward.configuration_audit_log l

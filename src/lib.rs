@@ -13,7 +13,8 @@
 //! 8. `retention.sql`   — retention policies, configuration backup/restore
 //! 9. `config.sql`      — configuration tables, validators, effective configuration, provenance
 //! 10. `audit.sql`       — the audit log, audit_enable/verify/purge (trigger in `src/audit`)
-//! 11. `history.sql`     — history, statistics, CSV, rollback (diff/patch in `src/diff`)
+//! 11. `history.sql`     — history, statistics, CSV, rollback (diff/patch in `src/diff`,
+//!                          the row access of rollback in `src/rollback`)
 //! 12. `finalize.sql`    — grants: EXECUTE revoked from PUBLIC and granted explicitly
 
 use pgrx::prelude::*;
@@ -23,6 +24,7 @@ mod health;
 mod config;
 mod audit;
 mod diff;
+mod rollback;
 mod maintenance;
 
 pgrx::pg_module_magic!();
@@ -102,6 +104,8 @@ extension_sql_file!(
         diff::jsonb_patch,
         diff::jsonb_merge_patch,
         audit::export::_csv,
+        rollback::rollback_read,
+        rollback::rollback_write,
     ]
 );
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);

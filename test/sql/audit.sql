@@ -126,7 +126,13 @@ SELECT v ->> 'ok' AS ok, v ->> 'checked' AS checked FROM steward.audit_verify('0
 -- Delete and truncate are recorded; removal of old entries is the purge's alone, and recorded.
 SELECT clock_timestamp() AS mid \gset
 INSERT INTO audit_demo.settings (id, doc) VALUES ('00000000-0000-4000-8000-0000000000c2', '{}');
+UPDATE audit_demo.settings SET doc = '{"x": 1}' WHERE id = '00000000-0000-4000-8000-0000000000c2';
+SELECT l.id AS gone_entry FROM steward.configuration_audit_log l
+ WHERE l.config_id = '00000000-0000-4000-8000-0000000000c2' AND l.action = 'updated' \gset
 DELETE FROM audit_demo.settings WHERE id = '00000000-0000-4000-8000-0000000000c2';
+-- A deleted configuration is not brought back by a rollback of one of its changes.
+SELECT steward.rollback(:'gone_entry');
+SELECT steward.rollback_preview(:'gone_entry');
 TRUNCATE audit_demo.settings;
 SELECT action, config_id FROM steward.configuration_audit_log
  WHERE relid = 'audit_demo.settings'::regclass AND action IN ('deleted', 'truncated') ORDER BY action;

@@ -1,0 +1,26 @@
+//! Errors of rollback's row access, each with its SQLSTATE, DETAIL and HINT.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error("configuration {0} no longer exists")]
+    RowGone(String),
+    #[error("the audited table with OID {0} no longer exists")]
+    TableGone(u32),
+}
+
+impl From<RollbackError> for ErrorReport {
+    fn from(err: RollbackError) -> Self {
+        let message = err.to_string();
+        match err {
+            RollbackError::RowGone(_) => ErrorReport::new(PgSqlErrorCode::ERRCODE_NO_DATA_FOUND, message, "pg_steward.rollback")
+                .set_detail("It was deleted (or you may not see it); a deleted configuration is not rolled back."),
+            RollbackError::TableGone(_) => {
+                ErrorReport::new(PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, message, "pg_steward.rollback")
+                    .set_hint("steward.audit_disable() forgets a dropped table; its entries stay in the log.")
+            }
+        }
+    }
+}

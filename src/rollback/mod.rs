@@ -1,0 +1,143 @@
+//! Rollback's row access (CONTRACT §5): lock-and-read and write-back of one audited
+//! configuration row.
+//!
+//! The table and its key and document columns are data (`steward.audited_tables`), so the
+//! PL/pgSQL version built both statements with `EXECUTE format(...)` — planned again on every
+//! call, a quarter of a rollback's time.  Here each statement is prepared once per backend
+//! per (table, columns, mode) and kept; PostgreSQL's plan cache re-plans it after DDL on the
+//! table.  Names enter the statement only from the catalog (the table by OID) or quoted by
+//! pgrx's identifier quoting; values are bound parameters.  Both functions run with the
+//! caller's rights: row-level security and privileges apply as to a plain UPDATE.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CStr;
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
+use pgrx::PgMemoryContexts;
+
+use crate::common::jsonb::{JsonbDatum, RawJsonb};
+use crate::common::SpiContext;
+
+pub mod error;
+use error::RollbackError;
+
+#[derive(Hash, PartialEq, Eq, Clone, Copy)]
+enum Mode {
+    Read,
+    Lock,
+    Write,
+}
+
+thread_local! {
+    static PLANS: RefCell<HashMap<(u32, String, String, Mode), OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+}
+
+/// `schema.table` of `relid`, quoted, from the catalog.
+fn quoted_table(relid: pg_sys::Oid) -> Result<String, ErrorReport> {
+    unsafe {
+        let name = pg_sys::get_rel_name(relid);
+        let namespace = pg_sys::get_rel_namespace(relid);
+        let schema = if namespace == pg_sys::Oid::INVALID { std::ptr::null_mut() } else { pg_sys::get_namespace_name(namespace) };
+        if name.is_null() || schema.is_null() {
+            return Err(RollbackError::TableGone(relid.to_u32()).into());
+        }
+        let name = CStr::from_ptr(name).to_string_lossy();
+        let schema = CStr::from_ptr(schema).to_string_lossy();
+        Ok(pgrx::spi::quote_qualified_identifier(schema.as_ref(), name.as_ref()))
+    }
+}
+
+fn statement(mode: Mode, table: &str, key: &str, doc: &str) -> String {
+    let (key, doc) = (pgrx::spi::quote_identifier(key), pgrx::spi::quote_identifier(doc));
+    match mode {
+        Mode::Read => format!("SELECT t.{doc} FROM {table} t WHERE t.{key} OPERATOR(pg_catalog.=) $1"),
+        Mode::Lock => format!("SELECT t.{doc} FROM {table} t WHERE t.{key} OPERATOR(pg_catalog.=) $1 FOR UPDATE OF t"),
+        Mode::Write => format!("UPDATE {table} t SET {doc} = $2 WHERE t.{key} OPERATOR(pg_catalog.=) $1"),
+    }
+}
+
+/// Run `mode`'s statement for one configuration row; the number of rows and, for reads, the
+/// document (NULL when the column is NULL).
+fn run(
+    mode: Mode,
+    tbl: pg_sys::Oid,
+    key_column: &str,
+    document_column: &str,
+    config_id: pgrx::Uuid,
+    doc: Option<RawJsonb>,
+) -> Result<(usize, Option<pg_sys::Datum>), ErrorReport> {
+    let cache_key = (tbl.to_u32(), key_column.to_string(), document_column.to_string(), mode);
+    let missing = PLANS.with(|p| !p.borrow().contains_key(&cache_key));
+    let table = if missing { Some(quoted_table(tbl)?) } else { None };
+    // The caller's memory context: SPI's own is gone when connect_mut returns.
+    let outer = unsafe { pg_sys::CurrentMemoryContext };
+    Spi::connect_mut(|client| {
+        if let Some(table) = table {
+            let sql = statement(mode, &table, key_column, document_column);
+            let types = match mode {
+                Mode::Write => vec![PgOid::BuiltIn(PgBuiltInOids::UUIDOID), PgOid::BuiltIn(PgBuiltInOids::JSONBOID)],
+                _ => vec![PgOid::BuiltIn(PgBuiltInOids::UUIDOID)],
+            };
+            let plan = client.prepare_mut(sql.as_str(), &types).ctx("the audited configuration row")?.keep();
+            PLANS.with(|p| p.borrow_mut().insert(cache_key.clone(), plan));
+        }
+        PLANS.with(|p| {
+            let plans = p.borrow();
+            let Some(plan) = plans.get(&cache_key) else {
+                return Ok((0, None));
+            };
+            let mut args: Vec<pgrx::datum::DatumWithOid> = vec![config_id.into()];
+            if mode == Mode::Write {
+                args.push(doc.map(|d| JsonbDatum(pg_sys::Datum::from(d.0))).into());
+                let status = client.update(plan, None, &args).ctx("the audited configuration row")?;
+                return Ok((status.len(), None));
+            }
+            let mut rows = client.update(plan, None, &args).ctx("the audited configuration row")?;
+            let count = rows.len();
+            let mut value = None;
+            if rows.next().is_some() {
+                value = rows.get_datum_by_ordinal(1).ctx("the audited configuration row")?;
+                // Copy into the caller's memory before SPI's goes.
+                value = value.map(|d| unsafe {
+                    PgMemoryContexts::For(outer).switch_to(|_| pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(d.cast_mut_ptr())))
+                });
+            }
+            Ok((count, value))
+        })
+    })
+}
+
+/// The document of configuration `config_id` in `tbl`, locked FOR UPDATE when `lock`;
+/// P0002 when the row is gone (or invisible to the caller).
+#[pg_extern(name = "_rollback_read", volatile, parallel_unsafe)]
+pub fn rollback_read(
+    tbl: pg_sys::Oid,
+    key_column: &str,
+    document_column: &str,
+    config_id: pgrx::Uuid,
+    lock: bool,
+) -> Result<Option<JsonbDatum>, ErrorReport> {
+    let mode = if lock { Mode::Lock } else { Mode::Read };
+    let (count, value) = run(mode, tbl, key_column, document_column, config_id, None)?;
+    if count == 0 {
+        return Err(RollbackError::RowGone(config_id.to_string()).into());
+    }
+    Ok(value.map(JsonbDatum))
+}
+
+/// Write `doc` into the document column of configuration `config_id` (the audit trigger
+/// records the change); the number of rows written.
+#[pg_extern(name = "_rollback_write", volatile, parallel_unsafe)]
+pub fn rollback_write(
+    tbl: pg_sys::Oid,
+    key_column: &str,
+    document_column: &str,
+    config_id: pgrx::Uuid,
+    doc: Option<RawJsonb>,
+) -> Result<i64, ErrorReport> {
+    let (count, _) = run(Mode::Write, tbl, key_column, document_column, config_id, doc)?;
+    Ok(count as i64)
+}
