@@ -317,10 +317,14 @@ unsafe impl pgrx::callconv::BoxRet for Doc {
 pub struct RawJsonb(pub *mut pg_sys::Jsonb);
 
 impl RawJsonb {
-    /// The root container.
-    pub fn root(&self) -> *mut pg_sys::JsonbContainer {
-        // SAFETY: the pointer is a detoasted jsonb (FromDatum below).
-        unsafe { &mut (*self.0).root }
+    /// The root container's bytes (header, entries and data).
+    pub fn root_bytes(&self) -> &[u8] {
+        // SAFETY: a detoasted jsonb: a 4-byte varlena header, then the root container.
+        unsafe {
+            let len = pgrx::varlena::varsize_any_exhdr(self.0 as *const pg_sys::varlena);
+            let data = pgrx::varlena::vardata_any(self.0 as *const pg_sys::varlena) as *const u8;
+            std::slice::from_raw_parts(data, len)
+        }
     }
 
     /// The document as a serde value (for error messages and the slow paths).

@@ -105,6 +105,42 @@ mod tests {
             assert_eq!(sorted(ours), sorted(expected), "a = {a}\nb = {b}");
         }
         assert!(nonempty > 200, "the generator made too few real differences: {nonempty}");
+        assert_eq!(crate::diff::binary::FALLBACKS.with(|f| f.get()), 0, "every pair took the binary path");
+    }
+
+    /// Objects past 16 pairs store end offsets in every 32nd entry instead of lengths.
+    #[pg_test]
+    fn binary_config_diff_reads_large_objects() {
+        let mut a = Map::new();
+        let mut b = Map::new();
+        for i in 0..150 {
+            let key = format!("key{i:03}{}", "x".repeat(i % 7));
+            let value = json!({"n": i, "s": "v".repeat(i % 40), "f": i as f64 / 8.0, "arr": [i, i + 1]});
+            a.insert(key.clone(), value.clone());
+            match i % 10 {
+                0 => {}
+                1 => {
+                    b.insert(key, json!({"n": i + 1, "s": "changed", "f": 0.5, "arr": [i]}));
+                }
+                _ => {
+                    b.insert(key, value);
+                }
+            }
+        }
+        for i in 0..20 {
+            b.insert(format!("new{i}"), json!([i, "x", null, true]));
+        }
+        let (a, b) = (Value::Object(a), Value::Object(b));
+        let ours = Spi::get_one_with_args::<JsonB>("SELECT steward.config_diff($1, $2)", &[JsonB(a.clone()).into(), JsonB(b.clone()).into()])
+            .expect("config_diff runs")
+            .expect("a result")
+            .0;
+        let expected = tree::config_diff(&a, &b).expect("objects");
+        let expected = Spi::get_one_with_args::<JsonB>("SELECT $1::jsonb", &[JsonB(expected).into()]).expect("round trip").expect("a value").0;
+        assert_eq!(ours["removed"].as_array().map(Vec::len), Some(15));
+        assert_eq!(ours["added"].as_array().map(Vec::len), Some(20));
+        assert_eq!(sorted(ours), sorted(expected));
+        assert_eq!(crate::diff::binary::FALLBACKS.with(|f| f.get()), 0, "the large objects took the binary path");
     }
 
     #[pg_test]
