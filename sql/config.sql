@@ -179,17 +179,9 @@ BEGIN
 END
 $$;
 
--- Whether the current role may read anyone's configuration.
--- (PL/pgSQL rather than SQL here and below: a SQL function with a SET clause is planned again
--- on every call, a PL/pgSQL function keeps its plans for the session — these run per request.)
-CREATE FUNCTION steward._config_admin() RETURNS boolean
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RETURN pg_has_role(current_user, 'steward_admin', 'MEMBER') OR steward._sees_api_keys();
-END
-$$;
+-- steward._config_admin() (anyone's configuration: steward_admin, service_role, superusers)
+-- and steward._sees_api_keys() (keys in clear: service_role, superusers) are written in Rust
+-- (src/common/identity.rs): they run per request and per row of history.
 
 -- The layers of a user's AI configuration, lowest first: database, organisations (by
 -- priority), the user's own best active configuration.  Runs with the caller's rights, so
@@ -249,16 +241,6 @@ BEGIN
     SELECT coalesce(array_agg(r.configuration), '{}'), coalesce(array_agg(r.source), '{}'), coalesce(array_agg(r.id), '{}')
       INTO docs, sources, ids
       FROM steward._ai_config_rows(p_user) r;
-END
-$$;
--- Whether API keys may be shown in clear: only to the service role (and superusers).
-CREATE FUNCTION steward._sees_api_keys() RETURNS boolean
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RETURN (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') AND pg_has_role(current_user, 'service_role', 'MEMBER'))
-        OR coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false);
 END
 $$;
 

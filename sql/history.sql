@@ -187,11 +187,13 @@ $$;
 -- The entry, its table's registration, the configuration's current document (locked when
 -- p_lock) and the newest entry of that configuration.  P0002 when the entry is not visible
 -- to the caller or the configuration no longer exists.
+-- _rollback_target, _rollback_errors and rollback() carry no SET clause: they run inside
+-- functions that pin search_path (or only call such functions, schema-qualified), and a
+-- SET clause costs a GUC save and restore and a plan revalidation on every call.
 CREATE FUNCTION steward._rollback_target(p_audit_id uuid, p_lock boolean,
     OUT entry steward.configuration_audit_log, OUT tbl regclass, OUT key_column name, OUT document_column name,
     OUT current_values jsonb, OUT newest uuid)
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     SELECT l.* INTO entry FROM steward.configuration_audit_log l WHERE l.id = p_audit_id;
@@ -245,7 +247,6 @@ $$;
 -- The problems of restoring a document: the validator of its kind (none for other kinds).
 CREATE FUNCTION steward._rollback_errors(p_config_type text, p_doc jsonb) RETURNS text[]
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF p_doc IS NULL THEN
@@ -321,6 +322,7 @@ DECLARE
     v_new uuid;
     v_reason text;
     v_prev_reason text := current_setting('steward.change_reason', true);
+    v_ignored text;
 BEGIN
     IF NOT steward._may_roll_back(t.entry) THEN
         RAISE EXCEPTION 'permission denied to roll back configuration %', (t.entry).config_id USING ERRCODE = '42501',
@@ -340,11 +342,12 @@ BEGIN
         RETURN NULL;
     END IF;
     v_reason := coalesce(p_reason, format('rollback to the state before %s', p_audit_id));
-    PERFORM set_config('steward.change_reason', v_reason, true);
-    PERFORM set_config('steward.rollback_of', p_audit_id::text, true);
+    -- Assignments, not PERFORM: PL/pgSQL evaluates them as simple expressions, without SPI.
+    v_ignored := set_config('steward.change_reason', v_reason, true);
+    v_ignored := set_config('steward.rollback_of', p_audit_id::text, true);
     PERFORM steward._rollback_write(t.tbl, t.key_column, t.document_column, (t.entry).config_id, (t.entry).old_values);
-    PERFORM set_config('steward.rollback_of', '', true);
-    PERFORM set_config('steward.change_reason', coalesce(v_prev_reason, ''), true);
+    v_ignored := set_config('steward.rollback_of', '', true);
+    v_ignored := set_config('steward.change_reason', coalesce(v_prev_reason, ''), true);
     SELECT l.id INTO v_new FROM steward.configuration_audit_log l
      WHERE l.config_id = (t.entry).config_id ORDER BY l.seq DESC LIMIT 1;
     RETURN v_new;
@@ -354,7 +357,6 @@ $$;
 CREATE FUNCTION steward.rollback(audit_id uuid, reason text DEFAULT NULL, expected_version uuid DEFAULT NULL)
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN steward._rollback_apply(audit_id, reason, expected_version, false);

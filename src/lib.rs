@@ -80,6 +80,8 @@ extension_sql_file!(
         config::mask_api_keys,
         config::effective::effective_ai_config,
         config::effective::get_effective_ai_config,
+        common::identity::config_admin_sql,
+        common::identity::sees_api_keys_sql,
     ]
 );
 extension_sql_file!(

@@ -53,3 +53,15 @@ pub fn sees_api_keys() -> bool {
 pub fn config_admin() -> bool {
     member_of(c"steward_admin") || sees_api_keys()
 }
+
+/// SQL `steward._config_admin()`: whether the current role may read anyone's configuration.
+#[pg_extern(name = "_config_admin", stable, parallel_safe)]
+pub fn config_admin_sql() -> bool {
+    config_admin()
+}
+
+/// SQL `steward._sees_api_keys()`: whether API keys may be shown to the current role in clear.
+#[pg_extern(name = "_sees_api_keys", stable, parallel_safe)]
+pub fn sees_api_keys_sql() -> bool {
+    sees_api_keys()
+}
