@@ -102,6 +102,33 @@ unsafe fn walk(jsonb: *mut pg_sys::Jsonb) -> Value {
     result
 }
 
+thread_local! {
+    /// How often a document was read with PostgreSQL's iterator instead of the native
+    /// reader (tests assert it stays 0 for documents PostgreSQL wrote).
+    pub static SLOW_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The bytes of a detoasted varlena after its header.
+unsafe fn payload<'a>(v: *const pg_sys::varlena) -> &'a [u8] {
+    unsafe {
+        let len = pgrx::varlena::varsize_any_exhdr(v);
+        let data = pgrx::varlena::vardata_any(v) as *const u8;
+        std::slice::from_raw_parts(data, len)
+    }
+}
+
+/// A detoasted jsonb as a serde value: natively (`layout`), else with PostgreSQL's iterator.
+unsafe fn read(jsonb: *mut pg_sys::Jsonb) -> Value {
+    let bytes = unsafe { payload(jsonb as *const pg_sys::varlena) };
+    match super::layout::to_value(bytes) {
+        Some(v) => v,
+        None => {
+            SLOW_READS.with(|c| c.set(c.get() + 1));
+            unsafe { walk(jsonb) }
+        }
+    }
+}
+
 impl FromDatum for Doc {
     unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Doc> {
         if is_null {
@@ -111,7 +138,7 @@ impl FromDatum for Doc {
         unsafe {
             // Not the "packed" variant: the container must sit behind a 4-byte header.
             let detoasted = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *mut pg_sys::Jsonb;
-            Some(Doc(walk(detoasted)))
+            Some(Doc(read(detoasted)))
         }
     }
 }
@@ -320,16 +347,12 @@ impl RawJsonb {
     /// The root container's bytes (header, entries and data).
     pub fn root_bytes(&self) -> &[u8] {
         // SAFETY: a detoasted jsonb: a 4-byte varlena header, then the root container.
-        unsafe {
-            let len = pgrx::varlena::varsize_any_exhdr(self.0 as *const pg_sys::varlena);
-            let data = pgrx::varlena::vardata_any(self.0 as *const pg_sys::varlena) as *const u8;
-            std::slice::from_raw_parts(data, len)
-        }
+        unsafe { payload(self.0 as *const pg_sys::varlena) }
     }
 
     /// The document as a serde value (for error messages and the slow paths).
     pub fn to_value(&self) -> Value {
-        unsafe { walk(self.0) }
+        unsafe { read(self.0) }
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod identity;
 pub mod jsonb;
+pub mod layout;
 
 use pgrx::prelude::*;
 use pgrx::spi::SpiError;
@@ -35,3 +36,7 @@ impl<T> SpiContext<T> for Result<T, SpiError> {
 pub fn block_size() -> u64 {
     pg_sys::BLCKSZ as u64
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[path = "layout_test.rs"]
+mod layout_test;

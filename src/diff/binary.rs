@@ -20,6 +20,7 @@ use pg_sys::{jbvType, JsonbContainer, JsonbValue};
 
 use super::tree;
 use crate::common::jsonb::{jsonb_string, JsonbDatum, RawJsonb};
+use crate::common::layout::{is_object, object_pairs, Val};
 
 thread_local! {
     /// How often two objects took the slow path (tests assert it stays 0).
@@ -30,84 +31,6 @@ struct Changes {
     added: Vec<(String, JsonbValue)>,
     modified: Vec<(String, JsonbValue, JsonbValue)>,
     removed: Vec<(String, JsonbValue)>,
-}
-
-// The container layout of `src/include/utils/jsonb.h` (unchanged since PostgreSQL 9.4): a
-// header word (count and kind), one JEntry word per child — an object's keys first, sorted
-// by (length, bytes), then its values — and the children's data.  A JEntry holds the child's
-// type and either its length or, every 32nd child, its end offset; numbers and nested
-// containers start at a 4-byte-aligned offset.
-const JENTRY_OFFLENMASK: u32 = 0x0FFF_FFFF;
-const JENTRY_TYPEMASK: u32 = 0x7000_0000;
-const JENTRY_HAS_OFF: u32 = 0x8000_0000;
-const JENTRY_ISSTRING: u32 = 0x0000_0000;
-const JENTRY_ISNUMERIC: u32 = 0x1000_0000;
-const JENTRY_ISBOOL_FALSE: u32 = 0x2000_0000;
-const JENTRY_ISBOOL_TRUE: u32 = 0x3000_0000;
-const JENTRY_ISNULL: u32 = 0x4000_0000;
-const JENTRY_ISCONTAINER: u32 = 0x5000_0000;
-
-/// One child value, as slices of the document's own bytes.
-#[derive(Clone, Copy)]
-enum Val<'a> {
-    Str(&'a [u8]),
-    Num(&'a [u8]),
-    Bool(bool),
-    Null,
-    Container(&'a [u8]),
-}
-
-fn word(bytes: &[u8], at: usize) -> Option<u32> {
-    bytes.get(at..at + 4).map(|w| u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
-}
-
-/// The key/value pairs of an object container (`None` when it is not one, or when an offset
-/// points outside the bytes — then the caller takes the slow path, never reads past them).
-fn object_pairs(c: &[u8]) -> Option<Vec<(&[u8], Val<'_>)>> {
-    let header = word(c, 0)?;
-    if header & pg_sys::JB_FOBJECT == 0 {
-        return None;
-    }
-    let n = (header & pg_sys::JB_CMASK) as usize;
-    let children = 2 * n;
-    let base = 4 + 4 * children;
-    let mut spans = Vec::with_capacity(children);
-    let mut end = 0usize;
-    for i in 0..children {
-        let entry = word(c, 4 + 4 * i)?;
-        let start = end;
-        let field = (entry & JENTRY_OFFLENMASK) as usize;
-        end = if entry & JENTRY_HAS_OFF != 0 { field } else { start + field };
-        if end < start || base + end > c.len() {
-            return None;
-        }
-        spans.push((entry & JENTRY_TYPEMASK, start, end));
-    }
-    let value = |(kind, start, end): (u32, usize, usize)| -> Option<Val<'_>> {
-        let aligned = (start + 3) & !3;
-        Some(match kind {
-            JENTRY_ISSTRING => Val::Str(&c[base + start..base + end]),
-            JENTRY_ISNUMERIC => Val::Num(c.get(base + aligned..base + end)?),
-            JENTRY_ISBOOL_FALSE => Val::Bool(false),
-            JENTRY_ISBOOL_TRUE => Val::Bool(true),
-            JENTRY_ISNULL => Val::Null,
-            JENTRY_ISCONTAINER => Val::Container(c.get(base + aligned..base + end)?),
-            _ => return None,
-        })
-    };
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let (kind, start, end) = spans[i];
-        if kind != JENTRY_ISSTRING {
-            return None;
-        }
-        out.push((&c[base + start..base + end], value(spans[n + i])?));
-    }
-    Some(out)
-}
-
-fn is_object(c: &[u8]) -> bool {
-    word(c, 0).is_some_and(|h| h & pg_sys::JB_FOBJECT != 0)
 }
 
 /// jsonb's `=`: equal bytes are equal values; different bytes may still be equal numbers
