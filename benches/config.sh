@@ -6,7 +6,8 @@
 #   3. the seed's shallow PL/pgSQL function (defaults || user row) — 1. must be faster per call,
 #   4. validation of a full document — budget: <= 10 us per call (measured through SQL, so an
 #      upper bound).
-#   bash benches/config.sh      (PROFILE=release by default; USERS=1000; SECONDS_EACH=10)
+#   bash benches/config.sh      (PROFILE=release by default; USERS=1000; SECONDS_EACH=10 per
+#                                variant, split over ROUNDS=5 interleaved rounds)
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 USERS=${USERS:-1000}
 SECONDS_EACH=${SECONDS_EACH:-10}
@@ -45,12 +46,28 @@ SQL
 run() { # name sql -> mean latency in ms
     local f; f=$(mktemp)
     printf '\\set u random(1, %s)\n%s\n' "$USERS" "$2" > "$f"
-    pgbench_latency "$PORT" "$f" "$SECONDS_EACH"
+    pgbench_latency "$PORT" "$f" "${SECONDS_EACH}"
     rm -f "$f"
 }
-ours=$(run ours "SELECT steward.effective_ai_config(md5(:u::text)::uuid);")
-bare=$(run bare "SELECT (SELECT configuration FROM public.ai_configurations WHERE user_id = md5(:u::text)::uuid AND is_active ORDER BY priority DESC LIMIT 1), (SELECT array_agg(c.configuration ORDER BY c.priority) FROM public.ai_configurations c JOIN public.organization_members m ON m.organization_id = c.organization_id WHERE m.user_id = md5(:u::text)::uuid AND c.is_active);")
-seed=$(run seed "SELECT public.seed_get_effective_ai_config(md5(:u::text)::uuid);")
+# Interleaved rounds (ours, bare, seed, ours, ...): this machine's speed drifts by tens of
+# percent over a minute, and sequential runs would hand that drift to one side.
+ROUNDS=${ROUNDS:-5}
+round_secs=$(( SECONDS_EACH / ROUNDS > 0 ? SECONDS_EACH / ROUNDS : 1 ))
+declare -A sql=(
+  [ours]="SELECT steward.effective_ai_config(md5(:u::text)::uuid);"
+  [bare]="SELECT (SELECT configuration FROM public.ai_configurations WHERE user_id = md5(:u::text)::uuid AND is_active ORDER BY priority DESC LIMIT 1), (SELECT array_agg(c.configuration ORDER BY c.priority) FROM public.ai_configurations c JOIN public.organization_members m ON m.organization_id = c.organization_id WHERE m.user_id = md5(:u::text)::uuid AND c.is_active);"
+  [seed]="SELECT public.seed_get_effective_ai_config(md5(:u::text)::uuid);"
+)
+declare -A sum=([ours]=0 [bare]=0 [seed]=0)
+for ((r = 1; r <= ROUNDS; r++)); do
+    for v in ours bare seed; do
+        ms=$(SECONDS_EACH=$round_secs run "$v" "${sql[$v]}")
+        sum[$v]=$(awk -v a="${sum[$v]}" -v b="$ms" 'BEGIN{print a+b}')
+    done
+done
+ours=$(awk -v a="${sum[ours]}" -v n="$ROUNDS" 'BEGIN{print a/n}')
+bare=$(awk -v a="${sum[bare]}" -v n="$ROUNDS" 'BEGIN{print a/n}')
+seed=$(awk -v a="${sum[seed]}" -v n="$ROUNDS" 'BEGIN{print a/n}')
 # The same three, server side: each evaluated for every user of a 10 000-row table in one
 # statement (no round trip), minus the bare scan — per call, far steadier than client latency
 # on a noisy machine.
@@ -86,7 +103,7 @@ SELECT round(((extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz) - ext
 SQL
 )
 validate_us=$(echo "$validate_us" | tail -1)
-printf '\nEffective AI configuration, %s users, %s s each, pgbench -M prepared, mean latency:\n' "$USERS" "$SECONDS_EACH"
+printf '\nEffective AI configuration, %s users, %s interleaved rounds x %s s each, pgbench -M prepared, mean latency:\n' "$USERS" "$ROUNDS" "$round_secs"
 printf '  steward.effective_ai_config(user)          %8.3f ms\n' "$ours"
 printf '  bare index lookups of the same rows        %8.3f ms   ratio %.2fx (budget 1.5x) %s\n' "$bare" \
     "$(awk -v a="$ours" -v b="$bare" 'BEGIN{print a/b}')" "$(awk -v a="$ours" -v b="$bare" 'BEGIN{print (a <= 1.5*b) ? "ok" : "OVER BUDGET"}')"

@@ -35,4 +35,50 @@ mod tests {
         .expect("resolve");
         assert_eq!(temperature.as_deref(), Some("0.2"));
     }
+
+    /// The direct index probes (src/config/direct.rs) give what the SPI path over
+    /// `_ai_config_rows` gives, for users with every mix of layers: inactive rows, equal
+    /// priorities (updated_at, then id decide), several organisations, none at all.
+    #[pg_test]
+    fn direct_layers_agree_with_the_spi_path() {
+        Spi::run("SELECT steward.install_train_schema('public')").expect("install");
+        Spi::run(
+            r#"INSERT INTO steward.config_overrides (kind, document) VALUES ('ai_config', '{"rateLimiting": {"requestsPerMinute": 25}}')
+               ON CONFLICT (kind) DO UPDATE SET document = EXCLUDED.document;
+               INSERT INTO public.organizations (id, name) SELECT md5('o' || g)::uuid, 'org ' || g FROM generate_series(1, 6) g;
+               INSERT INTO public.organization_members (organization_id, user_id)
+               SELECT md5('o' || (1 + (u + k) % 6))::uuid, md5('u' || u)::uuid
+                 FROM generate_series(1, 40) u, generate_series(0, u % 3) k;
+               INSERT INTO public.ai_configurations (organization_id, config_name, configuration, priority, is_active)
+               SELECT md5('o' || o)::uuid, 'org-' || p, jsonb_build_object('model', jsonb_build_object('temperature', (o * p % 10) / 10.0), 'costBudget', jsonb_build_object('dailyBudget', o * 10 + p)), p % 2, p <> 3
+                 FROM generate_series(1, 6) o, generate_series(1, 4) p;
+               INSERT INTO public.ai_configurations (user_id, config_name, configuration, priority, is_active, updated_at)
+               SELECT md5('u' || u)::uuid, 'cfg-' || p, jsonb_build_object('model', jsonb_build_object('maxTokens', 100 * u + p)), (u + p) % 2, (u + p) % 5 <> 0,
+                      '2026-01-01'::timestamptz + ((u * p) % 3) * interval '1 hour'
+                 FROM generate_series(1, 40) u, generate_series(1, u % 4) p;"#,
+        )
+        .expect("data");
+        let direct_before = crate::config::direct::DIRECT_CALLS.with(|c| c.get());
+        let direct = Spi::get_one::<pgrx::JsonB>(
+            "SELECT jsonb_agg(steward.effective_ai_config(md5('u' || u)::uuid) ORDER BY u) FROM generate_series(1, 45) u",
+        )
+        .expect("direct")
+        .expect("rows")
+        .0;
+        assert_eq!(crate::config::direct::DIRECT_CALLS.with(|c| c.get()) - direct_before, 45, "the direct path answered");
+        Spi::run("SET LOCAL steward.effective_config_direct = off").expect("switch");
+        let spi = Spi::get_one::<pgrx::JsonB>(
+            "SELECT jsonb_agg(steward.effective_ai_config(md5('u' || u)::uuid) ORDER BY u) FROM generate_series(1, 45) u",
+        )
+        .expect("spi")
+        .expect("rows")
+        .0;
+        assert_eq!(crate::config::direct::DIRECT_CALLS.with(|c| c.get()) - direct_before, 45, "the SPI path answered");
+        assert_eq!(direct, spi);
+        let distinct = Spi::get_one::<i64>(
+            "SELECT count(DISTINCT steward.effective_ai_config(md5('u' || u)::uuid)) FROM generate_series(1, 45) u",
+        )
+        .expect("distinct");
+        assert!(distinct.unwrap_or(0) > 20, "the data gives users different configurations: {distinct:?}");
+    }
 }

@@ -28,6 +28,10 @@ pub fn resolve(user_id: Option<pgrx::Uuid>) -> Result<serde_json::Value, ErrorRe
     if !admin && (user_id.is_none() || user_id != caller_uuid()) {
         return Err(ConfigError::NotYours.into());
     }
+    // Index probes without the executor when they apply (src/config/direct.rs), else SPI.
+    if let Some(layers) = user_id.and_then(super::direct::layers) {
+        return Ok(finish(layers));
+    }
     let layers = Spi::connect(|client| {
         let missing = ROWS.with(|r| r.borrow().is_none());
         if missing {
@@ -57,6 +61,11 @@ pub fn resolve(user_id: Option<pgrx::Uuid>) -> Result<serde_json::Value, ErrorRe
             Ok::<_, ErrorReport>(layers)
         })
     })?;
+    Ok(finish(layers))
+}
+
+/// Defaults, then each layer merged in; keys masked for all but the service role.
+fn finish(layers: Vec<serde_json::Value>) -> serde_json::Value {
     let kind = DocKind::AiConfig;
     let mut doc = kind.defaults();
     for layer in &layers {
@@ -65,7 +74,7 @@ pub fn resolve(user_id: Option<pgrx::Uuid>) -> Result<serde_json::Value, ErrorRe
     if !sees_api_keys() {
         merge::mask_api_keys(&mut doc);
     }
-    Ok(doc)
+    doc
 }
 
 #[pg_extern(stable)]

@@ -2,6 +2,7 @@
 //! with provenance (CONTRACT §4).  The SQL surface is `sql/config.sql`.
 
 pub mod defaults;
+pub mod direct;
 pub mod effective;
 pub mod merge;
 pub mod validate;

@@ -1,0 +1,257 @@
+//! The layer rows of `effective_ai_config`, read with index scans instead of the executor.
+//!
+//! Through SPI, one call spent most of its time starting and running a small plan (sort,
+//! append, three subquery scans, a nested loop, a limit) for three index probes.  Here the
+//! probes are made directly (`systable_beginscan` with the statement's snapshot) on the
+//! indexes `install_train_schema()` creates, and the rows are ordered in Rust exactly as
+//! `steward._ai_config_rows` orders them.
+//!
+//! Which rows: the database layer, the active rows of every organisation the user belongs
+//! to, and the user's best active row — the same rows the standard row-level-security
+//! policies give the user (the caller is the user, or an admin who may read anyone's; that is
+//! checked before this runs).  Custom policies on these tables are not consulted by this path:
+//! `SET steward.effective_config_direct = off` makes every call go through SPI and the
+//! policies.  The direct path is also skipped when the caller lacks SELECT on a table, or
+//! when a table or index is missing or renamed — the SPI path then raises what it raises.
+//!
+//! Relation OIDs are resolved once per backend and forgotten on any relcache invalidation
+//! of one of them and on any change to a function (install_train_schema regenerates one).
+
+use std::cell::RefCell;
+use std::ffi::CStr;
+
+use pgrx::prelude::*;
+use serde_json::Value;
+
+use crate::common::identity::setting;
+use crate::common::jsonb::Doc;
+
+#[derive(Clone, Copy)]
+struct Rels {
+    ai: pg_sys::Oid,
+    user_idx: pg_sys::Oid,
+    org_idx: pg_sys::Oid,
+    members: pg_sys::Oid,
+    members_idx: pg_sys::Oid,
+    overrides: pg_sys::Oid,
+    overrides_pk: pg_sys::Oid,
+}
+
+thread_local! {
+    /// Calls answered by the direct path (tests check it is taken).
+    pub static DIRECT_CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static RELS: RefCell<Option<Rels>> = const { RefCell::new(None) };
+    static CALLBACKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+unsafe extern "C-unwind" fn forget_relation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    RELS.with(|r| {
+        let mut cached = r.borrow_mut();
+        if let Some(rels) = *cached {
+            let ours = [rels.ai, rels.user_idx, rels.org_idx, rels.members, rels.members_idx, rels.overrides, rels.overrides_pk];
+            if relid == pg_sys::Oid::INVALID || ours.contains(&relid) {
+                *cached = None;
+            }
+        }
+    });
+}
+
+unsafe extern "C-unwind" fn forget_all(_arg: pg_sys::Datum, _cacheid: std::ffi::c_int, _hash: u32) {
+    RELS.with(|r| *r.borrow_mut() = None);
+}
+
+fn relid(namespace: pg_sys::Oid, name: &CStr) -> Option<pg_sys::Oid> {
+    let oid = unsafe { pg_sys::get_relname_relid(name.as_ptr(), namespace) };
+    (oid != pg_sys::Oid::INVALID).then_some(oid)
+}
+
+fn resolve() -> Option<Rels> {
+    if !CALLBACKS.with(|c| c.replace(true)) {
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(Some(forget_relation), pg_sys::Datum::from(0));
+            pg_sys::CacheRegisterSyscacheCallback(pg_sys::SysCacheIdentifier::PROCOID as i32, Some(forget_all), pg_sys::Datum::from(0));
+        }
+    }
+    if let Some(r) = RELS.with(|r| *r.borrow()) {
+        return Some(r);
+    }
+    let schema = Spi::get_one::<String>("SELECT schema_name::text FROM steward.train_schema").ok().flatten()?;
+    let schema = std::ffi::CString::new(schema).ok()?;
+    let steward = unsafe { pg_sys::get_namespace_oid(c"steward".as_ptr(), true) };
+    let ns = unsafe { pg_sys::get_namespace_oid(schema.as_ptr(), true) };
+    if ns == pg_sys::Oid::INVALID || steward == pg_sys::Oid::INVALID {
+        return None;
+    }
+    let rels = Rels {
+        ai: relid(ns, c"ai_configurations")?,
+        user_idx: relid(ns, c"ai_configurations_user_active_idx")?,
+        org_idx: relid(ns, c"ai_configurations_org_active_idx")?,
+        members: relid(ns, c"organization_members")?,
+        members_idx: relid(ns, c"organization_members_user_idx")?,
+        overrides: relid(steward, c"config_overrides")?,
+        overrides_pk: relid(steward, c"config_overrides_pkey")?,
+    };
+    RELS.with(|r| *r.borrow_mut() = Some(rels));
+    Some(rels)
+}
+
+fn attnum(desc: pg_sys::TupleDesc, name: &str) -> Option<i32> {
+    let tupdesc = unsafe { pgrx::PgTupleDesc::from_pg_unchecked(desc) };
+    tupdesc.iter().position(|a| !a.attisdropped && a.name() == name).map(|i| i as i32 + 1)
+}
+
+/// Every visible tuple of `rel` whose `column` equals `value`, through `index`.
+unsafe fn scan_eq(
+    rel: pg_sys::Relation,
+    index: pg_sys::Oid,
+    column: i32,
+    proc: u32,
+    value: pg_sys::Datum,
+    mut each: impl FnMut(*mut pg_sys::HeapTupleData),
+) {
+    unsafe {
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        // systable scans take heap attribute numbers and map them to the index's columns.
+        pg_sys::ScanKeyInit(&mut key, column as pg_sys::AttrNumber, pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber, pg_sys::Oid::from(proc), value);
+        let scan = pg_sys::systable_beginscan(rel, index, true, pg_sys::GetActiveSnapshot(), 1, &mut key);
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
+            each(tuple);
+        }
+        pg_sys::systable_endscan(scan);
+    }
+}
+
+fn uuid_bytes(d: pg_sys::Datum) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    unsafe { std::ptr::copy_nonoverlapping(d.cast_mut_ptr::<u8>(), out.as_mut_ptr(), 16) };
+    out
+}
+
+/// One `ai_configurations` row: (priority, updated_at, id, configuration).
+type Row = (i32, i64, [u8; 16], Value);
+
+fn allowed(rels: &Rels) -> bool {
+    unsafe {
+        let user = pg_sys::GetUserId();
+        pg_sys::pg_class_aclcheck(rels.ai, user, pg_sys::ACL_SELECT as pg_sys::AclMode) == pg_sys::AclResult::ACLCHECK_OK
+            && pg_sys::pg_class_aclcheck(rels.members, user, pg_sys::ACL_SELECT as pg_sys::AclMode) == pg_sys::AclResult::ACLCHECK_OK
+            && pg_sys::pg_class_aclcheck(rels.overrides, user, pg_sys::ACL_SELECT as pg_sys::AclMode) == pg_sys::AclResult::ACLCHECK_OK
+    }
+}
+
+/// The layer documents of `user`, lowest first; `None` when the direct path does not apply.
+pub fn layers(user: pgrx::Uuid) -> Option<Vec<Value>> {
+    if setting(c"steward.effective_config_direct").is_some_and(|v| matches!(v.as_str(), "off" | "false" | "0")) {
+        return None;
+    }
+    let rels = resolve()?;
+    if !allowed(&rels) {
+        return None;
+    }
+    let user_datum = user.into_datum()?;
+    let mut out = Vec::new();
+    unsafe {
+        // Database layer.
+        let rel = pg_sys::table_open(rels.overrides, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let desc = (*rel).rd_att;
+        let Some((kind, document)) = attnum(desc, "kind").zip(attnum(desc, "document")) else {
+            pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+            return None;
+        };
+        let key = "ai_config".into_datum()?;
+        scan_eq(rel, rels.overrides_pk, kind, pg_sys::F_TEXTEQ, key, |t| {
+            let mut isnull = false;
+            let d = pg_sys::heap_getattr(t, document, desc, &mut isnull);
+            if !isnull {
+                if let Some(doc) = Doc::from_datum(d, false) {
+                    out.push(doc.0);
+                }
+            }
+        });
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+
+        // The user's organisations.
+        let rel = pg_sys::table_open(rels.members, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let desc = (*rel).rd_att;
+        let Some((m_user, m_org)) = attnum(desc, "user_id").zip(attnum(desc, "organization_id")) else {
+            pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+            return None;
+        };
+        let mut orgs: Vec<[u8; 16]> = Vec::new();
+        scan_eq(rel, rels.members_idx, m_user, pg_sys::F_UUID_EQ, user_datum, |t| {
+            let mut isnull = false;
+            let u = pg_sys::heap_getattr(t, m_user, desc, &mut isnull);
+            if isnull || uuid_bytes(u) != *user.as_bytes() {
+                return;
+            }
+            let o = pg_sys::heap_getattr(t, m_org, desc, &mut isnull);
+            if !isnull {
+                orgs.push(uuid_bytes(o));
+            }
+        });
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+
+        // Organisation rows and the user's rows.
+        let rel = pg_sys::table_open(rels.ai, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let desc = (*rel).rd_att;
+        let names = ["user_id", "organization_id", "is_active", "priority", "updated_at", "id", "configuration"];
+        let Some(cols) = names.iter().map(|n| attnum(desc, n)).collect::<Option<Vec<i32>>>() else {
+            pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+            return None;
+        };
+        let (c_user, c_org, c_active, c_priority, c_updated, c_id, c_config) = (cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6]);
+        let row_of = |t: *mut pg_sys::HeapTupleData, owner_col: i32, owner: &[u8; 16]| -> Option<Row> {
+            let mut isnull = false;
+            let o = pg_sys::heap_getattr(t, owner_col, desc, &mut isnull);
+            if isnull || uuid_bytes(o) != *owner {
+                return None;
+            }
+            let active = pg_sys::heap_getattr(t, c_active, desc, &mut isnull);
+            if isnull || active.value() & 0xFF == 0 {
+                return None;
+            }
+            let priority = pg_sys::heap_getattr(t, c_priority, desc, &mut isnull).value() as i32;
+            let updated = pg_sys::heap_getattr(t, c_updated, desc, &mut isnull).value() as i64;
+            let id = uuid_bytes(pg_sys::heap_getattr(t, c_id, desc, &mut isnull));
+            let config = pg_sys::heap_getattr(t, c_config, desc, &mut isnull);
+            let doc = if isnull { Value::Null } else { Doc::from_datum(config, false).map(|d| d.0).unwrap_or(Value::Null) };
+            Some((priority, updated, id, doc))
+        };
+        let mut org_rows: Vec<Row> = Vec::new();
+        for org in &orgs {
+            let Some(key) = pgrx::Uuid::from_bytes(*org).into_datum() else { continue };
+            scan_eq(rel, rels.org_idx, c_org, pg_sys::F_UUID_EQ, key, |t| {
+                if let Some(row) = row_of(t, c_org, org) {
+                    org_rows.push(row);
+                }
+            });
+        }
+        let mut best: Option<Row> = None;
+        scan_eq(rel, rels.user_idx, c_user, pg_sys::F_UUID_EQ, user_datum, |t| {
+            if let Some(row) = row_of(t, c_user, user.as_bytes()) {
+                // ORDER BY priority DESC, updated_at DESC, id LIMIT 1
+                let better = match &best {
+                    None => true,
+                    Some(b) => (row.0, row.1, std::cmp::Reverse(row.2)) > (b.0, b.1, std::cmp::Reverse(b.2)),
+                };
+                if better {
+                    best = Some(row);
+                }
+            }
+        });
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+
+        // ORDER BY priority, updated_at, id
+        org_rows.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        out.extend(org_rows.into_iter().map(|r| r.3));
+        if let Some(b) = best {
+            out.push(b.3);
+        }
+    }
+    DIRECT_CALLS.with(|c| c.set(c.get() + 1));
+    Some(out)
+}
