@@ -156,11 +156,18 @@ pub fn insert_entry(e: &Entry, who: &Attribution) -> Result<pgrx::Uuid, ErrorRep
     let log_oid = relation_oid(namespace, c"configuration_audit_log")?;
     let chain_oid = relation_oid(namespace, c"configuration_audit_log_chain")?;
 
-    let mut random = [0u8; 16];
-    if !unsafe { pg_sys::pg_strong_random(random.as_mut_ptr().cast(), 16) } {
+    // A time-ordered id (UUID version 7: milliseconds since the epoch, then 74 random bits):
+    // new entries land at the right edge of the primary-key index instead of on a random
+    // leaf page, so a log of millions of entries does not read and dirty the whole index.
+    let mut random = [0u8; 10];
+    if !unsafe { pg_sys::pg_strong_random(random.as_mut_ptr().cast(), 10) } {
         return Err(broken("no random bytes for the entry id".into()));
     }
-    let id = uuid::Builder::from_random_bytes(random).into_uuid();
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
     let id_bytes = *id.as_bytes();
     let changed_at: i64 = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
     let txid = unsafe { pg_sys::GetTopFullTransactionId() }.value as i64;

@@ -123,6 +123,8 @@ SELECT steward.rollback_bulk(ARRAY[:'second_change']::uuid[], 'bulk') IS NOT NUL
 SELECT doc FROM audit_demo.settings;
 SELECT v ->> 'ok' AS ok, v ->> 'checked' AS checked FROM steward.audit_verify('00000000-0000-4000-8000-0000000000c1') v;
 
+-- Entry ids are time-ordered (UUID version 7), so the log's primary key grows at its right edge.
+SELECT count(*) > 0 AND bool_and(substr(id::text, 15, 1) = '7') AS version_7_ids FROM steward.configuration_audit_log;
 -- Delete and truncate are recorded; removal of old entries is the purge's alone, and recorded.
 SELECT clock_timestamp() AS mid \gset
 INSERT INTO audit_demo.settings (id, doc) VALUES ('00000000-0000-4000-8000-0000000000c2', '{}');
