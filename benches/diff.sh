@@ -84,9 +84,16 @@ SELECT round(((extract(epoch FROM :'t1'::timestamptz - :'t0'::timestamptz) - ext
 SQL
 }
 same=$(psql_at "$DIR" "$PORT" -At -c "SELECT bool_and(public.norm(steward.config_diff(a, b)) = public.norm(public.plpgsql_diff(a, b))) FROM public.pairs")
-ours=$(per_call_us "steward.config_diff(a, b)")
-plpgsql=$(per_call_us "public.plpgsql_diff(a, b)")
-text=$(per_call_us "length(a::text) + length(b::text)")
+# Three interleaved measurements of each; the median of each is reported (this machine's
+# speed drifts by tens of percent within a minute).
+median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+o=(); p=(); t=()
+for r in 1 2 3; do
+    o+=("$(per_call_us "steward.config_diff(a, b)")")
+    p+=("$(per_call_us "public.plpgsql_diff(a, b)")")
+    t+=("$(per_call_us "length(a::text) + length(b::text)")")
+done
+ours=$(median3 "${o[@]}"); plpgsql=$(median3 "${p[@]}"); text=$(median3 "${t[@]}")
 
 latency() { # pgbench script -> mean latency in ms (stops the bench when a run fails)
     local f; f=$(mktemp)
@@ -94,12 +101,23 @@ latency() { # pgbench script -> mean latency in ms (stops the bench when a run f
     pgbench_latency "$PORT" "$f" "$SECONDS_EACH"
     rm -f "$f"
 }
-update=$(latency "\\set n random(1, ${ROWS})
+# UPDATE and rollback alternate in ROUNDS rounds (this machine's speed drifts; sequential runs
+# would hand the drift to one side); each figure is the mean of its rounds.
+ROUNDS=${ROUNDS:-4}
+round_secs=$(( SECONDS_EACH / ROUNDS > 0 ? SECONDS_EACH / ROUNDS : 1 ))
+update_script="\\set n random(1, ${ROWS})
 \\set k random(2, 51)
-UPDATE public.cfg SET configuration = jsonb_set(configuration, '{model,temperature}', to_jsonb(:k / 100.0)) WHERE n = :n;")
-rollback=$(latency "\\set n random(1, ${ROWS})
+UPDATE public.cfg SET configuration = jsonb_set(configuration, '{model,temperature}', to_jsonb(:k / 100.0)) WHERE n = :n;"
+rollback_script="\\set n random(1, ${ROWS})
 \\set k random(1, 50)
-SELECT steward.rollback((SELECT audit_id FROM public.targets WHERE n = :n AND k = :k));")
+SELECT steward.rollback((SELECT audit_id FROM public.targets WHERE n = :n AND k = :k));"
+update=0; rollback=0
+for ((r = 1; r <= ROUNDS; r++)); do
+    u=$(SECONDS_EACH=$round_secs latency "$update_script")
+    b=$(SECONDS_EACH=$round_secs latency "$rollback_script")
+    update=$(awk -v a="$update" -v b="$u" -v n="$ROUNDS" 'BEGIN{print a + b / n}')
+    rollback=$(awk -v a="$rollback" -v b="$b" -v n="$ROUNDS" 'BEGIN{print a + b / n}')
+done
 bulk_ms=$(psql_at "$DIR" "$PORT" -At <<'SQL' | tail -1
 \o /dev/null
 SELECT clock_timestamp() AS t0 \gset
@@ -111,12 +129,12 @@ SQL
 )
 verify=$(psql_at "$DIR" "$PORT" -At -c "SELECT steward.audit_verify() ->> 'ok'")
 
-printf '\nconfig_diff on two ~40-leaf AI configurations (%s pairs, per call, scan subtracted; same results: %s):\n' "$PAIRS" "$same"
+printf '\nconfig_diff on two ~40-leaf AI configurations (%s pairs, per call, scan subtracted, median of 3 interleaved; same results: %s):\n' "$PAIRS" "$same"
 printf '  steward.config_diff (Rust, binary jsonb)   %8.2f us\n' "$ours"
 printf '  same algorithm in PL/pgSQL                 %8.2f us   ours %.1fx faster (budget >= 20x) %s\n' "$plpgsql" \
     "$(awk -v a="$plpgsql" -v b="$ours" 'BEGIN{print a/b}')" "$(awk -v a="$plpgsql" -v b="$ours" 'BEGIN{print (a >= 20*b) ? "ok" : "OVER BUDGET"}')"
 printf '  printing both documents as text            %8.2f us\n' "$text"
-printf '\nRollback, %s audited configurations, pgbench -M prepared, %s s each, mean latency:\n' "$ROWS" "$SECONDS_EACH"
+printf '\nRollback, %s audited configurations, pgbench -M prepared, %s interleaved rounds x %s s each, mean latency:\n' "$ROWS" "$ROUNDS" "$round_secs"
 printf '  UPDATE of the row (+ its audit entry)      %8.3f ms\n' "$update"
 printf '  steward.rollback(audit_id)                 %8.3f ms   %.2fx (budget <= 2x) %s\n' "$rollback" \
     "$(awk -v a="$rollback" -v b="$update" 'BEGIN{print a/b}')" "$(awk -v a="$rollback" -v b="$update" 'BEGIN{print (a <= 2*b) ? "ok" : "OVER BUDGET"}')"

@@ -237,20 +237,6 @@ fn no_nul(s: &str) {
     }
 }
 
-/// A jsonb string value over a palloc'd copy of `s` (lives until the statement's context goes).
-unsafe fn string_value(s: &str) -> pg_sys::JsonbValue {
-    no_nul(s);
-    let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
-    v.type_ = pg_sys::jbvType::jbvString;
-    unsafe {
-        let buf = pg_sys::palloc(s.len().max(1)) as *mut u8;
-        std::ptr::copy_nonoverlapping(s.as_ptr(), buf, s.len());
-        v.val.string.len = s.len() as i32;
-        v.val.string.val = buf as *mut std::ffi::c_char;
-    }
-    v
-}
-
 unsafe fn scalar_value(value: &Value) -> pg_sys::JsonbValue {
     let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
     match value {
@@ -270,7 +256,8 @@ unsafe fn scalar_value(value: &Value) -> pg_sys::JsonbValue {
             v.type_ = pg_sys::jbvType::jbvNumeric;
             v.val.numeric = numeric.map(|d| d.cast_mut_ptr()).unwrap_or(std::ptr::null_mut());
         }
-        Value::String(s) => return unsafe { string_value(s) },
+        // The serde value outlives JsonbValueToJsonb (into_datum below borrows it).
+        Value::String(s) => return borrowed_jsonb_string(s),
         Value::Array(_) | Value::Object(_) => v.type_ = pg_sys::jbvType::jbvNull,
     }
     v
@@ -283,7 +270,7 @@ unsafe fn push(state: &mut *mut pg_sys::JsonbParseState, value: &Value, token: p
             Value::Object(map) => {
                 pg_sys::pushJsonbValue(state, WJB_BEGIN_OBJECT, std::ptr::null_mut());
                 for (key, item) in map {
-                    let mut k = string_value(key);
+                    let mut k = borrowed_jsonb_string(key);
                     pg_sys::pushJsonbValue(state, WJB_KEY, &mut k);
                     push(state, item, WJB_VALUE);
                 }
@@ -420,7 +407,14 @@ unsafe impl SqlTranslatable for JsonbDatum {
     const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
 }
 
-/// A jsonb string value pointing at `s` (copied into palloc'd memory).
-pub fn jsonb_string(s: &str) -> pg_sys::JsonbValue {
-    unsafe { string_value(s) }
+/// A jsonb string value pointing at `s` itself, for `pushJsonbValue` (which keeps the
+/// pointer until `JsonbValueToJsonb` copies the bytes): `s` must outlive that call.  No
+/// palloc, so no FFI call per key on the per-request paths.
+pub fn borrowed_jsonb_string(s: &str) -> pg_sys::JsonbValue {
+    no_nul(s);
+    let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
+    v.type_ = pg_sys::jbvType::jbvString;
+    v.val.string.len = s.len() as i32;
+    v.val.string.val = s.as_ptr() as *mut std::ffi::c_char;
+    v
 }

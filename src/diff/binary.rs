@@ -19,7 +19,7 @@ use pg_sys::JsonbIteratorToken::{WJB_BEGIN_ARRAY, WJB_BEGIN_OBJECT, WJB_END_ARRA
 use pg_sys::{jbvType, JsonbContainer, JsonbValue};
 
 use super::tree;
-use crate::common::jsonb::{jsonb_string, JsonbDatum, RawJsonb};
+use crate::common::jsonb::{borrowed_jsonb_string, JsonbDatum, RawJsonb};
 use crate::common::layout::{is_object, object_pairs, Val};
 
 thread_local! {
@@ -127,7 +127,7 @@ fn walk(old: &[u8], new: &[u8], prefix: &str, out: &mut Changes) -> Option<()> {
 }
 
 unsafe fn push_key(state: &mut *mut pg_sys::JsonbParseState, key: &str) {
-    let mut k = jsonb_string(key);
+    let mut k = borrowed_jsonb_string(key);
     unsafe { pg_sys::pushJsonbValue(state, WJB_KEY, &mut k) };
 }
 
@@ -146,7 +146,7 @@ fn build(changes: &Changes) -> pg_sys::Datum {
         pg_sys::pushJsonbValue(&mut state, WJB_BEGIN_OBJECT, null);
         let one = |state: &mut *mut pg_sys::JsonbParseState, path: &str, fields: &[(&str, &JsonbValue)]| {
             pg_sys::pushJsonbValue(state, WJB_BEGIN_OBJECT, std::ptr::null_mut());
-            let mut p = jsonb_string(path);
+            let mut p = borrowed_jsonb_string(path);
             push_key(state, "path");
             pg_sys::pushJsonbValue(state, WJB_VALUE, &mut p);
             for (name, value) in fields {
