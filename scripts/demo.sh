@@ -70,8 +70,8 @@ psql_at "$DIR" "$PORT" -c "SELECT l.seq, l.action, l.changed_by, host(l.client_i
 log "diff: what that change did, in the app's shape and as an RFC 6902 JSON Patch"
 psql_at "$DIR" "$PORT" -c "SELECT jsonb_pretty(steward.config_diff(l.old_values, l.new_values)) AS diff,
                                   steward.jsonb_diff_patch(l.old_values, l.new_values) AS json_patch
-                             FROM steward.configuration_audit_log l JOIN public.ai_configurations c ON c.id = l.config_id
-                            WHERE c.config_name = 'mine' ORDER BY l.seq DESC LIMIT 1"
+                             FROM (SELECT l.* FROM steward.configuration_audit_log l JOIN public.ai_configurations c ON c.id = l.config_id
+                                    WHERE c.config_name = 'mine' ORDER BY l.seq DESC LIMIT 1) l"
 log "rollback: preview, then undo the change with the previewed version (itself an audited change)"
 psql_at "$DIR" "$PORT" -q <<'SQL'
 SELECT l.id AS target FROM steward.configuration_audit_log l JOIN public.ai_configurations c ON c.id = l.config_id
