@@ -69,7 +69,7 @@ fn finish(layers: Vec<serde_json::Value>) -> serde_json::Value {
     let kind = DocKind::AiConfig;
     let mut doc = kind.defaults();
     for layer in &layers {
-        merge::merge_into(&mut doc, &kind.normalize(layer));
+        merge::merge_into(&mut doc, &merge::normalized_ai_config(layer));
     }
     if !sees_api_keys() {
         merge::mask_api_keys(&mut doc);

@@ -70,6 +70,17 @@ pub fn mask_api_keys(doc: &mut Value) {
 
 /// The older flat AI configuration form (`model` as a string, top-level `temperature`,
 /// `maxTokens`, `topP`, `streaming`) read as the nested form; anything else is kept.
+/// `normalize_ai_config` without copying a document that is already in the nested form.
+pub fn normalized_ai_config(doc: &Value) -> std::borrow::Cow<'_, Value> {
+    let legacy = ["temperature", "maxTokens", "topP", "streaming"];
+    match doc {
+        Value::Object(map) if map.get("model").is_some_and(Value::is_string) || legacy.iter().any(|k| map.contains_key(*k)) => {
+            std::borrow::Cow::Owned(normalize_ai_config(doc))
+        }
+        _ => std::borrow::Cow::Borrowed(doc),
+    }
+}
+
 pub fn normalize_ai_config(doc: &Value) -> Value {
     let Value::Object(map) = doc else { return doc.clone() };
     let legacy = ["temperature", "maxTokens", "topP", "streaming"];

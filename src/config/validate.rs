@@ -175,7 +175,9 @@ fn bounds(min: f64, max: f64) -> String {
     }
 }
 
-fn check(value: &Value, kind: &Kind, path: &str, out: &mut Vec<String>) {
+/// Check `value` against `kind`; `path` is a buffer holding the dot-joined path (children
+/// push their key and truncate it again, so the happy path allocates no path strings).
+fn check(value: &Value, kind: &Kind, path: &mut String, out: &mut Vec<String>) {
     if value.is_null() {
         return; // inherit
     }
@@ -222,14 +224,19 @@ fn check(value: &Value, kind: &Kind, path: &str, out: &mut Vec<String>) {
             }
         }
         Kind::Obj(fields) => match value.as_object() {
-            None => out.push(format!("{} must be an object (got {})", if path.is_empty() { "document" } else { path }, describe(value))),
+            None => out.push(format!("{} must be an object (got {})", if path.is_empty() { "document" } else { path.as_str() }, describe(value))),
             Some(map) => {
+                let base = path.len();
                 for (key, v) in map {
-                    let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-                    match fields.iter().find(|(name, _)| name == key) {
-                        Some((_, k)) => check(v, k, &child, out),
-                        None => out.push(format!("warning: unknown key {child}")),
+                    if base > 0 {
+                        path.push('.');
                     }
+                    path.push_str(key);
+                    match fields.iter().find(|(name, _)| name == key) {
+                        Some((_, k)) => check(v, k, path, out),
+                        None => out.push(format!("warning: unknown key {path}")),
+                    }
+                    path.truncate(base);
                 }
             }
         },
@@ -240,8 +247,13 @@ fn check(value: &Value, kind: &Kind, path: &str, out: &mut Vec<String>) {
 /// The number at `pointer` in `doc`, or in the defaults when `doc` does not set it (absent or
 /// null inherits) — what the merged document would hold, without building it.
 fn effective_number(doc: &Value, defaults: &Value, pointer: &str) -> Option<f64> {
-    match doc.pointer(pointer) {
-        Some(Value::Null) | None => defaults.pointer(pointer).and_then(Value::as_f64),
+    // `pointer` is one of our own "/a/b" paths (no escapes): walk it without
+    // `Value::pointer`, which allocates while unescaping every token.
+    let at = |v: &'_ Value| -> Option<Value> {
+        pointer.split('/').skip(1).try_fold(v, |v, key| v.get(key)).cloned()
+    };
+    match at(doc) {
+        Some(Value::Null) | None => at(defaults).and_then(|v| v.as_f64()),
         Some(v) => v.as_f64(),
     }
 }
@@ -267,7 +279,7 @@ fn ai_defaults() -> &'static Value {
 /// Every problem of a user-preferences document; empty when valid.
 pub fn user_preferences(doc: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    check(doc, &USER_PREFERENCES, "", &mut out);
+    check(doc, &USER_PREFERENCES, &mut String::new(), &mut out);
     if doc.is_object() && !out.iter().any(|e| !e.starts_with("warning:")) {
         ordered(doc, user_defaults(), "/qualityThresholds/flagging", "/qualityThresholds/autoApproval", &mut out,
                 "qualityThresholds.autoApproval must be at least qualityThresholds.flagging");
@@ -277,16 +289,17 @@ pub fn user_preferences(doc: &Value) -> Vec<String> {
 
 /// Every problem of an AI configuration document (nested or legacy flat form); empty when valid.
 pub fn ai_config(doc: &Value) -> Vec<String> {
-    let normalized = merge::normalize_ai_config(doc);
+    let normalized = merge::normalized_ai_config(doc);
+    let normalized: &Value = &normalized;
     let mut out = Vec::new();
-    check(&normalized, &AI_CONFIG, "", &mut out);
+    check(normalized, &AI_CONFIG, &mut String::new(), &mut out);
     if normalized.is_object() && !out.iter().any(|e| !e.starts_with("warning:")) {
         let d = ai_defaults();
-        ordered(&normalized, d, "/retryStrategy/baseDelay", "/retryStrategy/maxDelay", &mut out,
+        ordered(normalized, d, "/retryStrategy/baseDelay", "/retryStrategy/maxDelay", &mut out,
                 "retryStrategy.maxDelay must be at least retryStrategy.baseDelay");
-        ordered(&normalized, d, "/costBudget/dailyBudget", "/costBudget/weeklyBudget", &mut out,
+        ordered(normalized, d, "/costBudget/dailyBudget", "/costBudget/weeklyBudget", &mut out,
                 "costBudget.weeklyBudget must be at least costBudget.dailyBudget");
-        ordered(&normalized, d, "/costBudget/weeklyBudget", "/costBudget/monthlyBudget", &mut out,
+        ordered(normalized, d, "/costBudget/weeklyBudget", "/costBudget/monthlyBudget", &mut out,
                 "costBudget.monthlyBudget must be at least costBudget.weeklyBudget");
     }
     out
