@@ -80,5 +80,19 @@ mod tests {
         )
         .expect("distinct");
         assert!(distinct.unwrap_or(0) > 20, "the data gives users different configurations: {distinct:?}");
+
+        // An index the direct path uses disappears: the cached OIDs are forgotten and the
+        // call falls back to SPI with the same answer, no error.
+        Spi::run("RESET steward.effective_config_direct").expect("switch back");
+        let before = crate::config::direct::DIRECT_CALLS.with(|c| c.get());
+        Spi::run("DROP INDEX public.ai_configurations_user_active_idx").expect("drop index");
+        let after_drop = Spi::get_one::<pgrx::JsonB>(
+            "SELECT jsonb_agg(steward.effective_ai_config(md5('u' || u)::uuid) ORDER BY u) FROM generate_series(1, 45) u",
+        )
+        .expect("after the drop")
+        .expect("rows")
+        .0;
+        assert_eq!(crate::config::direct::DIRECT_CALLS.with(|c| c.get()), before, "the SPI path answered");
+        assert_eq!(after_drop, spi);
     }
 }

@@ -17,7 +17,7 @@
 //! Relation OIDs are resolved once per backend and forgotten on any relcache invalidation
 //! of one of them and on any change to a function (install_train_schema regenerates one).
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::ffi::CStr;
 
 use pgrx::prelude::*;
@@ -40,24 +40,23 @@ struct Rels {
 thread_local! {
     /// Calls answered by the direct path (tests check it is taken).
     pub static DIRECT_CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-    static RELS: RefCell<Option<Rels>> = const { RefCell::new(None) };
+    // A Cell, not a RefCell: the invalidation callbacks below may run whenever PostgreSQL
+    // processes invalidations, and must never find the value borrowed.
+    static RELS: Cell<Option<Rels>> = const { Cell::new(None) };
     static CALLBACKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 unsafe extern "C-unwind" fn forget_relation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    RELS.with(|r| {
-        let mut cached = r.borrow_mut();
-        if let Some(rels) = *cached {
-            let ours = [rels.ai, rels.user_idx, rels.org_idx, rels.members, rels.members_idx, rels.overrides, rels.overrides_pk];
-            if relid == pg_sys::Oid::INVALID || ours.contains(&relid) {
-                *cached = None;
-            }
+    if let Some(rels) = RELS.with(Cell::get) {
+        let ours = [rels.ai, rels.user_idx, rels.org_idx, rels.members, rels.members_idx, rels.overrides, rels.overrides_pk];
+        if relid == pg_sys::Oid::INVALID || ours.contains(&relid) {
+            RELS.with(|r| r.set(None));
         }
-    });
+    }
 }
 
 unsafe extern "C-unwind" fn forget_all(_arg: pg_sys::Datum, _cacheid: std::ffi::c_int, _hash: u32) {
-    RELS.with(|r| *r.borrow_mut() = None);
+    RELS.with(|r| r.set(None));
 }
 
 fn relid(namespace: pg_sys::Oid, name: &CStr) -> Option<pg_sys::Oid> {
@@ -72,7 +71,7 @@ fn resolve() -> Option<Rels> {
             pg_sys::CacheRegisterSyscacheCallback(pg_sys::SysCacheIdentifier::PROCOID as i32, Some(forget_all), pg_sys::Datum::from(0));
         }
     }
-    if let Some(r) = RELS.with(|r| *r.borrow()) {
+    if let Some(r) = RELS.with(Cell::get) {
         return Some(r);
     }
     let schema = Spi::get_one::<String>("SELECT schema_name::text FROM steward.train_schema").ok().flatten()?;
@@ -91,8 +90,20 @@ fn resolve() -> Option<Rels> {
         overrides: relid(steward, c"config_overrides")?,
         overrides_pk: relid(steward, c"config_overrides_pkey")?,
     };
-    RELS.with(|r| *r.borrow_mut() = Some(rels));
+    RELS.with(|r| r.set(Some(rels)));
     Some(rels)
+}
+
+/// Open a table the cache names; None when it was dropped since (the invalidation that says
+/// so is processed while its lock is taken — too late for this call, which then uses SPI).
+unsafe fn open(oid: pg_sys::Oid) -> Option<pg_sys::Relation> {
+    let rel = unsafe { pg_sys::try_table_open(oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
+    (!rel.is_null()).then_some(rel)
+}
+
+/// After the table's lock is held its indexes cannot be dropped (except concurrently).
+fn exists(oid: pg_sys::Oid) -> bool {
+    unsafe { !pg_sys::get_rel_name(oid).is_null() }
 }
 
 fn attnum(desc: pg_sys::TupleDesc, name: &str) -> Option<i32> {
@@ -156,9 +167,9 @@ pub fn layers(user: pgrx::Uuid) -> Option<Vec<Value>> {
     let mut out = Vec::new();
     unsafe {
         // Database layer.
-        let rel = pg_sys::table_open(rels.overrides, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let rel = open(rels.overrides)?;
         let desc = (*rel).rd_att;
-        let Some((kind, document)) = attnum(desc, "kind").zip(attnum(desc, "document")) else {
+        let Some((kind, document)) = attnum(desc, "kind").zip(attnum(desc, "document")).filter(|_| exists(rels.overrides_pk)) else {
             pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
             return None;
         };
@@ -175,9 +186,9 @@ pub fn layers(user: pgrx::Uuid) -> Option<Vec<Value>> {
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
 
         // The user's organisations.
-        let rel = pg_sys::table_open(rels.members, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let rel = open(rels.members)?;
         let desc = (*rel).rd_att;
-        let Some((m_user, m_org)) = attnum(desc, "user_id").zip(attnum(desc, "organization_id")) else {
+        let Some((m_user, m_org)) = attnum(desc, "user_id").zip(attnum(desc, "organization_id")).filter(|_| exists(rels.members_idx)) else {
             pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
             return None;
         };
@@ -196,10 +207,11 @@ pub fn layers(user: pgrx::Uuid) -> Option<Vec<Value>> {
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
 
         // Organisation rows and the user's rows.
-        let rel = pg_sys::table_open(rels.ai, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let rel = open(rels.ai)?;
         let desc = (*rel).rd_att;
         let names = ["user_id", "organization_id", "is_active", "priority", "updated_at", "id", "configuration"];
-        let Some(cols) = names.iter().map(|n| attnum(desc, n)).collect::<Option<Vec<i32>>>() else {
+        let cols = names.iter().map(|n| attnum(desc, n)).collect::<Option<Vec<i32>>>();
+        let Some(cols) = cols.filter(|_| exists(rels.user_idx) && exists(rels.org_idx)) else {
             pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
             return None;
         };
