@@ -147,7 +147,7 @@ mod tests {
             ));
         }
         let verdict = |cfg: &str| {
-            Spi::get_one::<pgrx::JsonB>(&format!("SELECT steward.audit_verify('{cfg}')"))
+            Spi::get_one_with_args::<pgrx::JsonB>("SELECT steward.audit_verify($1::uuid)", &[cfg.into()])
                 .expect("verify")
                 .map(|j| j.0)
                 .unwrap_or_default()
@@ -182,7 +182,7 @@ mod tests {
              DELETE FROM steward.configuration_audit_log WHERE config_id = '00000000-0000-4000-8000-000000000004' AND seq = 3;
              SET LOCAL session_replication_role = origin;");
         for cfg in ["00000000-0000-4000-8000-000000000003", "00000000-0000-4000-8000-000000000004"] {
-            let v = Spi::get_one::<pgrx::JsonB>(&format!("SELECT steward.audit_verify('{cfg}')"))
+            let v = Spi::get_one_with_args::<pgrx::JsonB>("SELECT steward.audit_verify($1::uuid)", &[cfg.into()])
                 .expect("verify")
                 .map(|j| j.0)
                 .unwrap_or_default();

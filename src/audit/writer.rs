@@ -15,6 +15,8 @@ use std::ffi::CStr;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
+use crate::common::catalog::{attnum, relid, uuid_bytes};
+
 use super::error::AuditError;
 use super::{Attribution, Entry};
 
@@ -75,12 +77,6 @@ unsafe fn varlena_bytes(datum: pg_sys::Datum) -> Vec<u8> {
     }
 }
 
-unsafe fn uuid_bytes(datum: pg_sys::Datum) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    unsafe { std::ptr::copy_nonoverlapping(datum.cast_mut_ptr::<u8>(), out.as_mut_ptr(), 16) };
-    out
-}
-
 fn broken(detail: String) -> ErrorReport {
     AuditError::Misconfigured { table: "steward.configuration_audit_log".into(), detail }.into()
 }
@@ -90,13 +86,13 @@ fn broken(detail: String) -> ErrorReport {
 unsafe fn chain_head(rel: pg_sys::Relation, index: pg_sys::Relation, config_id: pg_sys::Datum) -> (i64, Option<Vec<u8>>) {
     unsafe {
         let desc = (*rel).rd_att;
-        let seq_att = attnum(desc, "seq");
-        let hash_att = attnum(desc, "hash");
+        let seq_att = attnum(desc, "seq").unwrap_or(0);
+        let hash_att = attnum(desc, "hash").unwrap_or(0);
         let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
         // systable scans take heap attribute numbers and map them to the index's columns.
         pg_sys::ScanKeyInit(
             &mut key,
-            attnum(desc, "config_id") as pg_sys::AttrNumber,
+            attnum(desc, "config_id").unwrap_or(0) as pg_sys::AttrNumber,
             pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
             pg_sys::Oid::from(pg_sys::F_UUID_EQ),
             config_id,
@@ -122,17 +118,8 @@ unsafe fn chain_head(rel: pg_sys::Relation, index: pg_sys::Relation, config_id: 
     }
 }
 
-fn attnum(desc: pg_sys::TupleDesc, name: &str) -> i32 {
-    let tupdesc = unsafe { pgrx::PgTupleDesc::from_pg_unchecked(desc) };
-    tupdesc.iter().position(|a| !a.attisdropped && a.name() == name).map(|i| i as i32 + 1).unwrap_or(0)
-}
-
 fn relation_oid(namespace: pg_sys::Oid, name: &CStr) -> Result<pg_sys::Oid, ErrorReport> {
-    let oid = unsafe { pg_sys::get_relname_relid(name.as_ptr(), namespace) };
-    if oid == pg_sys::Oid::INVALID {
-        return Err(broken(format!("steward.{} is missing; reinstall pg_steward", name.to_string_lossy())));
-    }
-    Ok(oid)
+    relid(namespace, name).ok_or_else(|| broken(format!("steward.{} is missing; reinstall pg_steward", name.to_string_lossy())))
 }
 
 fn text_datum(s: &str) -> pg_sys::Datum {

@@ -143,34 +143,6 @@ impl FromDatum for Doc {
     }
 }
 
-unsafe impl<'fcx> ArgAbi<'fcx> for Doc {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        // A NULL never reaches a strict function; a non-strict one reads it as JSON null.
-        unsafe { arg.unbox_arg_using_from_datum().unwrap_or(Doc(Value::Null)) }
-    }
-
-    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
-        unsafe { arg.unbox_arg_using_from_datum().into() }
-    }
-}
-
-unsafe impl UnboxDatum for Doc {
-    type As<'src> = Doc where Self: 'src;
-    unsafe fn unbox<'src>(d: Datum<'src>) -> Self::As<'src>
-    where
-        Self: 'src,
-    {
-        unsafe { Doc::from_datum(d.sans_lifetime(), false).unwrap_or(Doc(Value::Null)) }
-    }
-}
-
-unsafe impl SqlTranslatable for Doc {
-    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(Doc);
-    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
-    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
-}
-
 /// A `jsonb` argument as its binary payload (detoasted, header stripped): what the audit hash
 /// covers.  The stored form of a value never changes, so the bytes read back from the log
 /// are the bytes that were hashed when the entry was written.
@@ -185,38 +157,9 @@ impl FromDatum for JsonbBytes {
         // SAFETY: the datum is a jsonb varlena (the SQL signature says jsonb).
         unsafe {
             let detoasted = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
-            let len = pgrx::varlena::varsize_any_exhdr(detoasted);
-            let data = pgrx::varlena::vardata_any(detoasted) as *const u8;
-            Some(JsonbBytes(std::slice::from_raw_parts(data, len).to_vec()))
+            Some(JsonbBytes(payload(detoasted).to_vec()))
         }
     }
-}
-
-unsafe impl<'fcx> ArgAbi<'fcx> for JsonbBytes {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        unsafe { arg.unbox_arg_using_from_datum().unwrap_or(JsonbBytes(Vec::new())) }
-    }
-
-    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
-        unsafe { arg.unbox_arg_using_from_datum().into() }
-    }
-}
-
-unsafe impl UnboxDatum for JsonbBytes {
-    type As<'src> = JsonbBytes where Self: 'src;
-    unsafe fn unbox<'src>(d: Datum<'src>) -> Self::As<'src>
-    where
-        Self: 'src,
-    {
-        unsafe { JsonbBytes::from_datum(d.sans_lifetime(), false).unwrap_or(JsonbBytes(Vec::new())) }
-    }
-}
-
-unsafe impl SqlTranslatable for JsonbBytes {
-    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(JsonbBytes);
-    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
-    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -353,33 +296,6 @@ impl FromDatum for RawJsonb {
     }
 }
 
-unsafe impl<'fcx> ArgAbi<'fcx> for RawJsonb {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        unsafe { arg.unbox_arg_using_from_datum().unwrap_or(RawJsonb(std::ptr::null_mut())) }
-    }
-
-    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
-        unsafe { arg.unbox_arg_using_from_datum().into() }
-    }
-}
-
-unsafe impl UnboxDatum for RawJsonb {
-    type As<'src> = RawJsonb where Self: 'src;
-    unsafe fn unbox<'src>(d: Datum<'src>) -> Self::As<'src>
-    where
-        Self: 'src,
-    {
-        unsafe { RawJsonb::from_datum(d.sans_lifetime(), false).unwrap_or(RawJsonb(std::ptr::null_mut())) }
-    }
-}
-
-unsafe impl SqlTranslatable for RawJsonb {
-    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(RawJsonb);
-    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
-    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
-}
-
 /// A `jsonb` result already built in PostgreSQL's binary form (`JsonbValueToJsonb`).
 #[derive(Debug, Clone, Copy)]
 pub struct JsonbDatum(pub pg_sys::Datum);
@@ -400,13 +316,6 @@ unsafe impl pgrx::callconv::BoxRet for JsonbDatum {
     }
 }
 
-unsafe impl SqlTranslatable for JsonbDatum {
-    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(JsonbDatum);
-    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
-    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
-}
-
 /// A jsonb string value pointing at `s` itself, for `pushJsonbValue` (which keeps the
 /// pointer until `JsonbValueToJsonb` copies the bytes): `s` must outlive that call.  No
 /// palloc, so no FFI call per key on the per-request paths.
@@ -418,3 +327,48 @@ pub fn borrowed_jsonb_string(s: &str) -> pg_sys::JsonbValue {
     v.val.string.val = s.as_ptr() as *mut std::ffi::c_char;
     v
 }
+
+/// The pgrx plumbing that makes a `FromDatum` type a `jsonb` argument (`$null` stands for a
+/// SQL NULL reaching a non-strict function), and the SQL type name of each of these types.
+macro_rules! jsonb_argument {
+    ($t:ident, $null:expr) => {
+        unsafe impl<'fcx> ArgAbi<'fcx> for $t {
+            unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+                unsafe { arg.unbox_arg_using_from_datum().unwrap_or($null) }
+            }
+
+            unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+                unsafe { arg.unbox_arg_using_from_datum().into() }
+            }
+        }
+
+        unsafe impl UnboxDatum for $t {
+            type As<'src> = $t where Self: 'src;
+            unsafe fn unbox<'src>(d: Datum<'src>) -> Self::As<'src>
+            where
+                Self: 'src,
+            {
+                unsafe { $t::from_datum(d.sans_lifetime(), false).unwrap_or($null) }
+            }
+        }
+
+        jsonb_sql_type!($t);
+    };
+}
+
+macro_rules! jsonb_sql_type {
+    ($t:ident) => {
+        unsafe impl SqlTranslatable for $t {
+            const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!($t);
+            const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+            const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
+            const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
+        }
+    };
+}
+
+// A NULL never reaches a strict function; a non-strict one reads it as JSON null / no bytes.
+jsonb_argument!(Doc, Doc(Value::Null));
+jsonb_argument!(JsonbBytes, JsonbBytes(Vec::new()));
+jsonb_argument!(RawJsonb, RawJsonb(std::ptr::null_mut()));
+jsonb_sql_type!(JsonbDatum);

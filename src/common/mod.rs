@@ -1,6 +1,7 @@
 //! Small pieces every capability uses: turning SPI failures into reports, and reading
 //! typed values out of SPI rows without `unwrap()`.
 
+pub mod catalog;
 pub mod identity;
 pub mod jsonb;
 pub mod layout;

@@ -36,6 +36,16 @@ mod tests {
         assert_eq!(temperature.as_deref(), Some("0.2"));
     }
 
+    /// The effective configurations of the 45 test users, in order.
+    fn all_effective() -> serde_json::Value {
+        Spi::get_one::<pgrx::JsonB>(
+            "SELECT jsonb_agg(steward.effective_ai_config(md5('u' || u)::uuid) ORDER BY u) FROM generate_series(1, 45) u",
+        )
+        .expect("effective configurations")
+        .expect("rows")
+        .0
+    }
+
     /// The direct index probes (src/config/direct.rs) give what the SPI path over
     /// `_ai_config_rows` gives, for users with every mix of layers: inactive rows, equal
     /// priorities (updated_at, then id decide), several organisations, none at all.
@@ -59,20 +69,10 @@ mod tests {
         )
         .expect("data");
         let direct_before = crate::config::direct::DIRECT_CALLS.with(|c| c.get());
-        let direct = Spi::get_one::<pgrx::JsonB>(
-            "SELECT jsonb_agg(steward.effective_ai_config(md5('u' || u)::uuid) ORDER BY u) FROM generate_series(1, 45) u",
-        )
-        .expect("direct")
-        .expect("rows")
-        .0;
+        let direct = all_effective();
         assert_eq!(crate::config::direct::DIRECT_CALLS.with(|c| c.get()) - direct_before, 45, "the direct path answered");
         Spi::run("SET LOCAL steward.effective_config_direct = off").expect("switch");
-        let spi = Spi::get_one::<pgrx::JsonB>(
-            "SELECT jsonb_agg(steward.effective_ai_config(md5('u' || u)::uuid) ORDER BY u) FROM generate_series(1, 45) u",
-        )
-        .expect("spi")
-        .expect("rows")
-        .0;
+        let spi = all_effective();
         assert_eq!(crate::config::direct::DIRECT_CALLS.with(|c| c.get()) - direct_before, 45, "the SPI path answered");
         assert_eq!(direct, spi);
         let distinct = Spi::get_one::<i64>(
@@ -86,12 +86,7 @@ mod tests {
         Spi::run("RESET steward.effective_config_direct").expect("switch back");
         let before = crate::config::direct::DIRECT_CALLS.with(|c| c.get());
         Spi::run("DROP INDEX public.ai_configurations_user_active_idx").expect("drop index");
-        let after_drop = Spi::get_one::<pgrx::JsonB>(
-            "SELECT jsonb_agg(steward.effective_ai_config(md5('u' || u)::uuid) ORDER BY u) FROM generate_series(1, 45) u",
-        )
-        .expect("after the drop")
-        .expect("rows")
-        .0;
+        let after_drop = all_effective();
         assert_eq!(crate::config::direct::DIRECT_CALLS.with(|c| c.get()), before, "the SPI path answered");
         assert_eq!(after_drop, spi);
     }

@@ -18,11 +18,11 @@
 //! of one of them and on any change to a function (install_train_schema regenerates one).
 
 use std::cell::Cell;
-use std::ffi::CStr;
 
 use pgrx::prelude::*;
 use serde_json::Value;
 
+use crate::common::catalog::{attnum, relid, uuid_bytes};
 use crate::common::identity::setting;
 use crate::common::jsonb::Doc;
 
@@ -57,11 +57,6 @@ unsafe extern "C-unwind" fn forget_relation(_arg: pg_sys::Datum, relid: pg_sys::
 
 unsafe extern "C-unwind" fn forget_all(_arg: pg_sys::Datum, _cacheid: std::ffi::c_int, _hash: u32) {
     RELS.with(|r| r.set(None));
-}
-
-fn relid(namespace: pg_sys::Oid, name: &CStr) -> Option<pg_sys::Oid> {
-    let oid = unsafe { pg_sys::get_relname_relid(name.as_ptr(), namespace) };
-    (oid != pg_sys::Oid::INVALID).then_some(oid)
 }
 
 fn resolve() -> Option<Rels> {
@@ -106,11 +101,6 @@ fn exists(oid: pg_sys::Oid) -> bool {
     unsafe { !pg_sys::get_rel_name(oid).is_null() }
 }
 
-fn attnum(desc: pg_sys::TupleDesc, name: &str) -> Option<i32> {
-    let tupdesc = unsafe { pgrx::PgTupleDesc::from_pg_unchecked(desc) };
-    tupdesc.iter().position(|a| !a.attisdropped && a.name() == name).map(|i| i as i32 + 1)
-}
-
 /// Every visible tuple of `rel` whose `column` equals `value`, through `index`.
 unsafe fn scan_eq(
     rel: pg_sys::Relation,
@@ -134,12 +124,6 @@ unsafe fn scan_eq(
         }
         pg_sys::systable_endscan(scan);
     }
-}
-
-fn uuid_bytes(d: pg_sys::Datum) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    unsafe { std::ptr::copy_nonoverlapping(d.cast_mut_ptr::<u8>(), out.as_mut_ptr(), 16) };
-    out
 }
 
 /// One `ai_configurations` row: (priority, updated_at, id, configuration).

@@ -1,6 +1,6 @@
-//! Effective AI configuration in one Rust call: the layer rows through one prepared plan (the
-//! generated SQL function `steward._ai_config_rows`, inlined by the planner), merged and masked
-//! here.  The PL/pgSQL version it replaces spent most of its time in function frames, the
+//! Effective AI configuration in one Rust call: the layer rows read with direct index probes
+//! (`direct.rs`) or, where those do not apply, through one prepared plan over the generated
+//! SQL function `steward._ai_config_rows` (inlined by the planner); merged and masked here.  The PL/pgSQL version it replaces spent most of its time in function frames, the
 //! caller-identity lookup and role checks, not in the rows.
 
 use std::cell::RefCell;

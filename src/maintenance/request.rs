@@ -6,6 +6,8 @@
 
 use serde::Deserialize;
 
+pub use crate::common::catalog::QuotedName;
+
 /// The request `steward.run_maintenance` builds (extra fields are kept in the record only).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Request {
@@ -67,28 +69,6 @@ impl Request {
     /// Whether the operation runs over every user table (no relation given).
     pub fn all_tables(&self) -> bool {
         self.relid.is_none() && self.indexrelid.is_none()
-    }
-}
-
-/// A schema-qualified relation name read from the catalog and quoted with pgrx's identifier
-/// quoting: the only form in which a name can become part of a statement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuotedName(String);
-
-impl QuotedName {
-    /// Quote a catalog name (`pg_namespace.nspname`, `pg_class.relname`).
-    pub fn from_catalog(schema: &str, name: &str) -> QuotedName {
-        QuotedName(pgrx::spi::quote_qualified_identifier(schema, name))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// For unit tests, which run without a server to quote with.
-    #[cfg(test)]
-    fn already_quoted(text: &str) -> QuotedName {
-        QuotedName(text.to_string())
     }
 }
 

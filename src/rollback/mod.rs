@@ -5,19 +5,19 @@
 //! PL/pgSQL version built both statements with `EXECUTE format(...)` — planned again on every
 //! call, a quarter of a rollback's time.  Here each statement is prepared once per backend
 //! per (table, columns, mode) and kept; PostgreSQL's plan cache re-plans it after DDL on the
-//! table.  Names enter the statement only from the catalog (the table by OID) or quoted by
-//! pgrx's identifier quoting; values are bound parameters.  Both functions run with the
+//! table.  Names enter the statement only as `QuotedName`s (the table from the catalog by
+//! OID, the columns through pgrx's identifier quoting); values are bound parameters.  Both functions run with the
 //! caller's rights: row-level security and privileges apply as to a plain UPDATE.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::CStr;
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
 use pgrx::PgMemoryContexts;
 
+use crate::common::catalog::QuotedName;
 use crate::common::jsonb::{JsonbDatum, RawJsonb};
 use crate::common::SpiContext;
 
@@ -35,23 +35,7 @@ thread_local! {
     static PLANS: RefCell<HashMap<(u32, String, String, Mode), OwnedPreparedStatement>> = RefCell::new(HashMap::new());
 }
 
-/// `schema.table` of `relid`, quoted, from the catalog.
-fn quoted_table(relid: pg_sys::Oid) -> Result<String, ErrorReport> {
-    unsafe {
-        let name = pg_sys::get_rel_name(relid);
-        let namespace = pg_sys::get_rel_namespace(relid);
-        let schema = if namespace == pg_sys::Oid::INVALID { std::ptr::null_mut() } else { pg_sys::get_namespace_name(namespace) };
-        if name.is_null() || schema.is_null() {
-            return Err(RollbackError::TableGone(relid.to_u32()).into());
-        }
-        let name = CStr::from_ptr(name).to_string_lossy();
-        let schema = CStr::from_ptr(schema).to_string_lossy();
-        Ok(pgrx::spi::quote_qualified_identifier(schema.as_ref(), name.as_ref()))
-    }
-}
-
-fn statement(mode: Mode, table: &str, key: &str, doc: &str) -> String {
-    let (key, doc) = (pgrx::spi::quote_identifier(key), pgrx::spi::quote_identifier(doc));
+fn statement(mode: Mode, table: &QuotedName, key: &QuotedName, doc: &QuotedName) -> String {
     match mode {
         Mode::Read => format!("SELECT t.{doc} FROM {table} t WHERE t.{key} OPERATOR(pg_catalog.=) $1"),
         Mode::Lock => format!("SELECT t.{doc} FROM {table} t WHERE t.{key} OPERATOR(pg_catalog.=) $1 FOR UPDATE OF t"),
@@ -71,12 +55,12 @@ fn run(
 ) -> Result<(usize, Option<pg_sys::Datum>), ErrorReport> {
     let cache_key = (tbl.to_u32(), key_column.to_string(), document_column.to_string(), mode);
     let missing = PLANS.with(|p| !p.borrow().contains_key(&cache_key));
-    let table = if missing { Some(quoted_table(tbl)?) } else { None };
+    let table = if missing { Some(QuotedName::relation(tbl).ok_or(RollbackError::TableGone(tbl.to_u32()))?) } else { None };
     // The caller's memory context: SPI's own is gone when connect_mut returns.
     let outer = unsafe { pg_sys::CurrentMemoryContext };
     Spi::connect_mut(|client| {
         if let Some(table) = table {
-            let sql = statement(mode, &table, key_column, document_column);
+            let sql = statement(mode, &table, &QuotedName::identifier(key_column), &QuotedName::identifier(document_column));
             let types = match mode {
                 Mode::Write => vec![PgOid::BuiltIn(PgBuiltInOids::UUIDOID), PgOid::BuiltIn(PgBuiltInOids::JSONBOID)],
                 _ => vec![PgOid::BuiltIn(PgBuiltInOids::UUIDOID)],
