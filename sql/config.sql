@@ -183,9 +183,6 @@ $$;
 -- and steward._sees_api_keys() (keys in clear: service_role, superusers) are written in Rust
 -- (src/common/identity.rs): they run per request and per row of history.
 
--- The layers of a user's AI configuration, lowest first: database, organisations (by
--- priority), the user's own best active configuration.  Runs with the caller's rights, so
--- row-level security decides what an end user may read; reading another user's layers is 42501.
 -- The rows of a user's layers, lowest first: database, organisations (by priority), the user's
 -- best active row.  install_train_schema() regenerates this function with the tables' schema
 -- written into it; until then only the database layer.  LANGUAGE sql without a SET clause so
