@@ -53,51 +53,25 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
-    WITH sz AS MATERIALIZED (SELECT * FROM steward._relation_storage()),
-    idx AS (
-        SELECT i.indrelid, sum(s.total_bytes)::bigint AS bytes
-          FROM pg_index i JOIN sz s ON s.relid = i.indexrelid
-         GROUP BY i.indrelid
-    ),
-    cfg AS MATERIALIZED (
-        SELECT steward.setting_number('deadTupleRatioThreshold') AS dead_ratio,
-               make_interval(days => steward.setting_number('analyzeOverdueDays')::int) AS analyze_overdue,
-               make_interval(days => steward.setting_number('vacuumOverdueDays')::int) AS vacuum_overdue,
+    -- Rows built in one pass in Rust (src/health/rows.rs): statistics fetched once per table,
+    -- sizes from the per-statement directory scan, bloat from the per-statement estimates.
+    WITH cfg AS MATERIALIZED (
+        SELECT steward.setting_number('deadTupleRatioThreshold')::float8 AS dead_ratio,
+               now() - make_interval(days => steward.setting_number('analyzeOverdueDays')::int) AS analyze_cutoff,
+               now() - make_interval(days => steward.setting_number('vacuumOverdueDays')::int) AS vacuum_cutoff,
                steward.setting_number('analyzeOverdueDays')::float8 AS analyze_days
-    ),
-    b AS (SELECT e.* FROM cfg, steward._table_bloat_estimates(cfg.analyze_days) e),
-    t AS (
-        SELECT s.*, c.reltoastrelid,
-               coalesce(h.total_bytes, 0) AS heap_bytes,
-               coalesce(ts.total_bytes, 0) + coalesce(tis.total_bytes, 0) AS toast_bytes,
-               coalesce(idx.bytes, 0) AS index_bytes,
-               CASE WHEN s.n_live_tup > 0 THEN round(s.n_dead_tup * 100.0 / s.n_live_tup, 2) ELSE 0 END AS ratio,
-               greatest(s.last_vacuum, s.last_autovacuum) AS vac_any,
-               greatest(s.last_analyze, s.last_autoanalyze) AS ana_any
-          FROM pg_stat_user_tables s
-          JOIN pg_class c ON c.oid = s.relid
-          LEFT JOIN sz h ON h.relid = s.relid
-          LEFT JOIN sz ts ON ts.relid = c.reltoastrelid
-          LEFT JOIN pg_index ti ON ti.indrelid = c.reltoastrelid AND c.reltoastrelid <> 0
-          LEFT JOIN sz tis ON tis.relid = ti.indexrelid
-          LEFT JOIN idx ON idx.indrelid = s.relid
     )
-    SELECT t.schemaname, t.relname, t.n_live_tup, t.n_dead_tup,
-           t.heap_bytes + t.toast_bytes + t.index_bytes,
-           t.last_vacuum, t.last_autovacuum, t.last_analyze, t.last_autoanalyze,
-           t.vacuum_count, t.autovacuum_count, t.analyze_count, t.autoanalyze_count,
-           b.bloat_pct::numeric,
-           t.relid, t.heap_bytes, t.toast_bytes, t.index_bytes,
-           t.ratio,
-           t.ratio > cfg.dead_ratio,
-           t.ana_any IS NULL OR t.ana_any < now() - cfg.analyze_overdue,
-           t.n_dead_tup > 0 AND (t.vac_any IS NULL OR t.vac_any < now() - cfg.vacuum_overdue),
-           coalesce(b.confidence, 'unknown'), b.bloat_bytes,
-           t.n_mod_since_analyze, t.vac_any, t.ana_any
-      FROM t
-     CROSS JOIN cfg
-      LEFT JOIN b ON b.relid = t.relid
-     ORDER BY 5 DESC, t.schemaname, t.relname
+    SELECT r.schemaname::name, r.relname::name, r.n_live_tup, r.n_dead_tup, r.table_size,
+           r.last_vacuum, r.last_autovacuum, r.last_analyze, r.last_autoanalyze,
+           r.vacuum_count, r.autovacuum_count, r.analyze_count, r.autoanalyze_count,
+           r.bloat_pct::numeric,
+           r.relid, r.heap_size, r.toast_size, r.indexes_size,
+           CASE WHEN r.n_live_tup > 0 THEN round(r.dead_tuple_ratio::numeric, 2) ELSE 0 END,
+           r.needs_vacuum, r.needs_analyze, r.vacuum_overdue,
+           r.bloat_confidence, r.bloat_bytes,
+           r.n_mod_since_analyze, r.last_vacuum_any, r.last_analyze_any
+      FROM cfg, steward._table_rows(cfg.dead_ratio, cfg.analyze_cutoff, cfg.vacuum_cutoff, cfg.analyze_days) r
+     ORDER BY r.table_size DESC, r.schemaname, r.relname
 $$;
 
 -- ---------------------------------------------------------------------------------------
@@ -106,49 +80,6 @@ $$;
 -- created, whichever is later — a lower bound, so nothing is called unused too early.  For a
 -- scanned index, the time since capture_index_usage_snapshot() last saw its count move.
 -- ---------------------------------------------------------------------------------------
--- Usage of every index of a user table (no bloat estimate: unused_indexes() needs none).
-CREATE FUNCTION steward._index_usage()
-RETURNS TABLE (
-    schemaname name, relname name, indexrelname name, index_size bigint, idx_scan bigint,
-    idx_tup_read bigint, idx_tup_fetch bigint, days_since_last_use numeric,
-    indexrelid oid, relid oid, index_type name, is_unique boolean, is_primary boolean,
-    enforces_constraint boolean, is_valid boolean, is_unused boolean
-)
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET jit = off
-AS $$
-    WITH sz AS MATERIALIZED (SELECT * FROM steward._relation_storage(heap => false, toast => false, index => true)),
-    win AS (
-        SELECT coalesce(d.stats_reset, pg_postmaster_start_time()) AS started
-          FROM pg_stat_database d WHERE d.datname = current_database()
-    ),
-    cfg AS MATERIALIZED (SELECT steward.setting_number('unusedIndexDays') AS unused_days),
-    backing AS (SELECT DISTINCT k.conindid FROM pg_constraint k WHERE k.conindid <> 0),
-    x AS (
-        SELECT s.*, am.amname, i.indisunique, i.indisprimary, i.indisvalid,
-               (i.indisprimary OR i.indisunique OR i.indisexclusion OR k.conindid IS NOT NULL) AS enforces,
-               coalesce(z.main_bytes, 0) AS bytes,
-               (extract(epoch FROM now() - CASE
-                   WHEN s.idx_scan = 0 THEN greatest((SELECT started FROM win), to_timestamp(z.born_epoch))
-                   WHEN u.idx_scan = s.idx_scan THEN u.unchanged_since
-                   WHEN u.idx_scan IS NOT NULL THEN now()
-               END) / 86400)::numeric AS idle_days
-          FROM pg_stat_user_indexes s
-          JOIN pg_index i ON i.indexrelid = s.indexrelid
-          JOIN pg_class ic ON ic.oid = s.indexrelid
-          JOIN pg_am am ON am.oid = ic.relam
-          LEFT JOIN sz z ON z.relid = s.indexrelid
-          LEFT JOIN steward.index_usage_state u ON u.indexrelid = s.indexrelid
-          LEFT JOIN backing k ON k.conindid = s.indexrelid
-    )
-    SELECT x.schemaname, x.relname, x.indexrelname, x.bytes, x.idx_scan, x.idx_tup_read,
-           x.idx_tup_fetch, round(x.idle_days, 4),
-           x.indexrelid, x.relid, x.amname, x.indisunique, x.indisprimary, x.enforces, x.indisvalid,
-           x.idx_scan = 0 AND NOT x.enforces AND x.indisvalid
-             AND coalesce(x.idle_days > cfg.unused_days, false)
-      FROM x CROSS JOIN cfg
-$$;
 
 CREATE FUNCTION steward.index_health()
 RETURNS TABLE (
@@ -162,14 +93,13 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
-    SELECT u.schemaname, u.relname, u.indexrelname, u.index_size, u.idx_scan, u.idx_tup_read,
-           u.idx_tup_fetch, u.days_since_last_use, b.bloat_pct::numeric,
-           u.indexrelid, u.relid, u.index_type, u.is_unique, u.is_primary, u.enforces_constraint,
-           u.is_valid, u.is_unused, coalesce(b.confidence, 'unknown'), b.bloat_bytes
-      FROM steward._index_usage() u
-      LEFT JOIN steward._index_bloat_estimates(steward.setting_number('analyzeOverdueDays')::float8) b
-        ON b.indexrelid = u.indexrelid
-     ORDER BY u.index_size DESC, u.schemaname, u.relname, u.indexrelname
+    SELECT r.schemaname::name, r.relname::name, r.indexrelname::name, r.index_size, r.idx_scan,
+           r.idx_tup_read, r.idx_tup_fetch, round(r.days_since_last_use::numeric, 4), r.bloat_pct::numeric,
+           r.indexrelid, r.relid, r.index_type::name, r.is_unique, r.is_primary, r.enforces_constraint,
+           r.is_valid, r.is_unused, r.bloat_confidence, r.bloat_bytes
+      FROM steward._index_rows(true, steward.setting_number('unusedIndexDays')::float8,
+                               steward.setting_number('analyzeOverdueDays')::float8) r
+     ORDER BY r.index_size DESC, r.schemaname, r.relname, r.indexrelname
 $$;
 
 -- Unused indexes (seed shape): never scanned for more than age_days, never an index that
@@ -189,9 +119,9 @@ BEGIN
             USING ERRCODE = '22023', DETAIL = format('got %s', coalesce(age_days::text, 'NULL'));
     END IF;
     RETURN QUERY
-    SELECT h.schemaname, h.relname, h.indexrelname, pg_size_pretty(h.index_size), h.idx_scan,
-           h.days_since_last_use, h.index_size, h.indexrelid
-      FROM steward._index_usage() h
+    SELECT h.schemaname::name, h.relname::name, h.indexrelname::name, pg_size_pretty(h.index_size), h.idx_scan,
+           round(h.days_since_last_use::numeric, 4), h.index_size, h.indexrelid
+      FROM steward._index_rows(false, steward.setting_number('unusedIndexDays')::float8, 0) h
      WHERE h.idx_scan = 0 AND NOT h.enforces_constraint AND h.is_valid
        AND h.days_since_last_use > age_days
      ORDER BY h.index_size DESC, h.schemaname, h.indexrelname;
@@ -264,12 +194,9 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
-    SELECT n.nspname, c.relname, b.actual_bytes, b.expected_bytes, b.bloat_bytes,
-           b.bloat_pct::numeric, b.confidence, b.live_tuples::bigint,
-           pg_stat_get_dead_tuples(c.oid), round(b.tuple_width::numeric, 1), c.oid
-      FROM steward._table_bloat_estimates(steward.setting_number('analyzeOverdueDays')::float8) b
-      JOIN pg_class c ON c.oid = b.relid
-      JOIN pg_namespace n ON n.oid = c.relnamespace
+    SELECT b.schemaname::name, b.tablename::name, b.actual_size_bytes, b.estimated_size_bytes, b.bloat_bytes,
+           b.bloat_pct::numeric, b.confidence, b.live_tuples, b.dead_tuples, round(b.tuple_width::numeric, 1), b.relid
+      FROM steward._table_bloat_rows(steward.setting_number('analyzeOverdueDays')::float8) b
      ORDER BY b.bloat_bytes DESC NULLS LAST, 1, 2
 $$;
 
@@ -283,13 +210,9 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
-    SELECT n.nspname, tc.relname, ic.relname, b.actual_bytes, b.expected_bytes, b.bloat_bytes,
-           b.bloat_pct::numeric, b.confidence, b.indexrelid
-      FROM steward._index_bloat_estimates(steward.setting_number('analyzeOverdueDays')::float8) b
-      JOIN pg_index i ON i.indexrelid = b.indexrelid
-      JOIN pg_class ic ON ic.oid = b.indexrelid
-      JOIN pg_class tc ON tc.oid = i.indrelid
-      JOIN pg_namespace n ON n.oid = tc.relnamespace
+    SELECT b.schemaname::name, b.tablename::name, b.indexname::name, b.actual_size_bytes,
+           b.estimated_size_bytes, b.bloat_bytes, b.bloat_pct::numeric, b.confidence, b.indexrelid
+      FROM steward._index_bloat_rows(steward.setting_number('analyzeOverdueDays')::float8) b
      ORDER BY b.bloat_bytes DESC NULLS LAST, 1, 3
 $$;
 

@@ -46,6 +46,10 @@ extension_sql_file!(
         health::index_redundancy,
         health::heap_bloat_from_tuples,
         health::database_bytes,
+        health::table_rows,
+        health::index_rows,
+        health::table_bloat_rows,
+        health::index_bloat_rows,
     ]
 );
 extension_sql_file!("../sql/alerts.sql", name = "alerts", requires = ["health"]);

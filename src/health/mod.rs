@@ -14,9 +14,11 @@ use std::rc::Rc;
 use crate::common::{block_size, SpiContext};
 
 pub mod bloat;
+pub mod catalog;
 pub mod error;
 pub mod indexes;
 pub mod report;
+pub mod rows;
 pub mod stats;
 pub mod storage;
 
@@ -60,8 +62,6 @@ pub fn relation_storage(
 pub fn database_bytes() -> Result<i64, ErrorReport> {
     Ok(storage::snapshot(storage::EVERYTHING).map_err(ErrorReport::from)?.database_bytes)
 }
-
-use stats::USER_RELATION_FILTER;
 
 /// The live-tuple count to measure against: `reltuples`, which the last VACUUM or ANALYZE
 /// measured together with the column widths the model uses; when the table was never
@@ -253,6 +253,140 @@ fn compute_index_estimates(overdue_days: f64) -> Result<Vec<BloatRow>, ErrorRepo
     Ok(out)
 }
 
+/// The rows of `table_health()`, largest first (see `rows.rs`).  The cut-offs are `now()`
+/// minus the overdue intervals; NULL means "never overdue".
+#[pg_extern(name = "_table_rows", volatile, parallel_unsafe)]
+pub fn table_rows(
+    dead_ratio_threshold: f64,
+    analyze_cutoff: Option<TimestampWithTimeZone>,
+    vacuum_cutoff: Option<TimestampWithTimeZone>,
+    analyze_days: f64,
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(schemaname, String),
+            name!(relname, String),
+            name!(n_live_tup, i64),
+            name!(n_dead_tup, i64),
+            name!(table_size, i64),
+            name!(last_vacuum, Option<TimestampWithTimeZone>),
+            name!(last_autovacuum, Option<TimestampWithTimeZone>),
+            name!(last_analyze, Option<TimestampWithTimeZone>),
+            name!(last_autoanalyze, Option<TimestampWithTimeZone>),
+            name!(vacuum_count, i64),
+            name!(autovacuum_count, i64),
+            name!(analyze_count, i64),
+            name!(autoanalyze_count, i64),
+            name!(bloat_pct, Option<f64>),
+            name!(relid, pg_sys::Oid),
+            name!(heap_size, i64),
+            name!(toast_size, i64),
+            name!(indexes_size, i64),
+            name!(dead_tuple_ratio, f64),
+            name!(needs_vacuum, bool),
+            name!(needs_analyze, bool),
+            name!(vacuum_overdue, bool),
+            name!(bloat_confidence, String),
+            name!(bloat_bytes, Option<i64>),
+            name!(n_mod_since_analyze, i64),
+            name!(last_vacuum_any, Option<TimestampWithTimeZone>),
+            name!(last_analyze_any, Option<TimestampWithTimeZone>),
+        ),
+    >,
+    ErrorReport,
+> {
+    let raw = |t: Option<TimestampWithTimeZone>| t.map(pg_sys::TimestampTz::from);
+    Ok(TableIterator::new(rows::table_rows(dead_ratio_threshold, raw(analyze_cutoff), raw(vacuum_cutoff), analyze_days)?))
+}
+
+/// The rows of `index_health()` (with `bloat`) and of `unused_indexes()` (without: the
+/// bloat columns are then NULL), largest first (see `rows.rs`).
+#[pg_extern(name = "_index_rows", volatile, parallel_unsafe)]
+pub fn index_rows(
+    bloat: bool,
+    unused_days: f64,
+    overdue_days: f64,
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(schemaname, String),
+            name!(relname, String),
+            name!(indexrelname, String),
+            name!(index_size, i64),
+            name!(idx_scan, i64),
+            name!(idx_tup_read, i64),
+            name!(idx_tup_fetch, i64),
+            name!(days_since_last_use, Option<f64>),
+            name!(bloat_pct, Option<f64>),
+            name!(indexrelid, pg_sys::Oid),
+            name!(relid, pg_sys::Oid),
+            name!(index_type, String),
+            name!(is_unique, bool),
+            name!(is_primary, bool),
+            name!(enforces_constraint, bool),
+            name!(is_valid, bool),
+            name!(is_unused, bool),
+            name!(bloat_confidence, Option<String>),
+            name!(bloat_bytes, Option<i64>),
+        ),
+    >,
+    ErrorReport,
+> {
+    Ok(TableIterator::new(rows::index_rows(bloat, unused_days, overdue_days)?))
+}
+
+/// The rows of `table_bloat()`, most bloat first (see `rows.rs`).
+#[pg_extern(name = "_table_bloat_rows", volatile, parallel_unsafe)]
+pub fn table_bloat_rows(
+    overdue_days: f64,
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(schemaname, String),
+            name!(tablename, String),
+            name!(actual_size_bytes, i64),
+            name!(estimated_size_bytes, Option<i64>),
+            name!(bloat_bytes, Option<i64>),
+            name!(bloat_pct, Option<f64>),
+            name!(confidence, String),
+            name!(live_tuples, Option<i64>),
+            name!(dead_tuples, i64),
+            name!(tuple_width, Option<f64>),
+            name!(relid, pg_sys::Oid),
+        ),
+    >,
+    ErrorReport,
+> {
+    Ok(TableIterator::new(rows::table_bloat_rows(overdue_days)?))
+}
+
+/// The rows of `index_bloat()`, most bloat first (see `rows.rs`).
+#[pg_extern(name = "_index_bloat_rows", volatile, parallel_unsafe)]
+pub fn index_bloat_rows(
+    overdue_days: f64,
+) -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(schemaname, String),
+            name!(tablename, String),
+            name!(indexname, String),
+            name!(actual_size_bytes, i64),
+            name!(estimated_size_bytes, Option<i64>),
+            name!(bloat_bytes, Option<i64>),
+            name!(bloat_pct, Option<f64>),
+            name!(confidence, String),
+            name!(indexrelid, pg_sys::Oid),
+        ),
+    >,
+    ErrorReport,
+> {
+    Ok(TableIterator::new(rows::index_bloat_rows(overdue_days)?))
+}
+
 /// Heap bloat from exact tuple figures (pgstattuple's `table_len`, `tuple_count`,
 /// `tuple_len`), with the same page model as the estimate so the two compare directly.
 #[pg_extern(name = "_heap_bloat_from_tuples", immutable, parallel_safe)]
@@ -287,48 +421,59 @@ pub fn index_redundancy() -> Result<
     TableIterator<'static, (name!(indexrelid, pg_sys::Oid), name!(kind, String), name!(covered_by, pg_sys::Oid))>,
     ErrorReport,
 > {
-    let query = [
-        "SELECT i.indexrelid, i.indrelid, ic.relam, am.amname = 'btree', i.indnkeyatts::int,
-                i.indkey::int2[], i.indclass::oid[], i.indcollation::oid[], i.indoption::int2[],
-                CASE WHEN i.indexprs IS NOT NULL THEN pg_catalog.pg_get_expr(i.indexprs, i.indrelid) END,
-                CASE WHEN i.indpred IS NOT NULL THEN pg_catalog.pg_get_expr(i.indpred, i.indrelid) END,
-                i.indisprimary OR i.indisunique OR i.indisexclusion
-                  OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid),
-                i.indisvalid AND i.indisready
-           FROM pg_catalog.pg_index i
-           JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-           JOIN pg_catalog.pg_am am ON am.oid = ic.relam
-           JOIN pg_catalog.pg_class tc ON tc.oid = i.indrelid
-           JOIN pg_catalog.pg_namespace n ON n.oid = tc.relnamespace
-          WHERE ",
-        USER_RELATION_FILTER,
-    ]
-    .concat();
-    let defs = Spi::connect(|client| {
-        let mut defs = Vec::new();
-        for row in client.select(query.as_str(), None, &[])? {
-            let nkey = row.get::<i32>(5)?.unwrap_or(0).max(0) as usize;
-            let all: Vec<i16> = row.get::<Vec<Option<i16>>>(6)?.unwrap_or_default().into_iter().map(|k| k.unwrap_or(0)).collect();
-            let split = nkey.min(all.len());
-            defs.push(indexes::IndexDef {
-                oid: row.get::<pg_sys::Oid>(1)?.map(|o| o.to_u32()).unwrap_or(0),
-                table: row.get::<pg_sys::Oid>(2)?.map(|o| o.to_u32()).unwrap_or(0),
-                am: row.get::<pg_sys::Oid>(3)?.map(|o| o.to_u32()).unwrap_or(0),
-                is_btree: row.get::<bool>(4)?.unwrap_or(false),
-                keys: all[..split].to_vec(),
-                includes: all[split..].to_vec(),
-                opclasses: row.get::<Vec<Option<pg_sys::Oid>>>(7)?.unwrap_or_default().into_iter().map(|o| o.map(|o| o.to_u32()).unwrap_or(0)).collect(),
-                collations: row.get::<Vec<Option<pg_sys::Oid>>>(8)?.unwrap_or_default().into_iter().map(|o| o.map(|o| o.to_u32()).unwrap_or(0)).collect(),
-                options: row.get::<Vec<Option<i16>>>(9)?.unwrap_or_default().into_iter().map(|o| o.unwrap_or(0)).collect(),
-                exprs: row.get::<String>(10)?,
-                pred: row.get::<String>(11)?,
-                enforces: row.get::<bool>(12)?.unwrap_or(true),
-                valid: row.get::<bool>(13)?.unwrap_or(false),
-            });
+    const BTREE_AM: u32 = 403;
+    let catalog = catalog::catalog()?;
+    let backing = catalog::constraint_indexes();
+    // Expressions and predicates as text (pg_get_expr), for the few indexes that have them.
+    let any_text = catalog.indexes.iter().any(|i| i.has_exprs || i.has_pred);
+    let texts: HashMap<u32, (Option<String>, Option<String>)> = Spi::connect(|client| {
+        let mut texts = HashMap::new();
+        if !any_text {
+            return Ok(texts);
         }
-        Ok(defs)
+        for row in client.select(
+            "SELECT i.indexrelid,
+                    CASE WHEN i.indexprs IS NOT NULL THEN pg_catalog.pg_get_expr(i.indexprs, i.indrelid) END,
+                    CASE WHEN i.indpred IS NOT NULL THEN pg_catalog.pg_get_expr(i.indpred, i.indrelid) END
+               FROM pg_catalog.pg_index i
+              WHERE i.indexprs IS NOT NULL OR i.indpred IS NOT NULL",
+            None,
+            &[],
+        )? {
+            let oid = row.get::<pg_sys::Oid>(1)?.map(|o| o.to_u32()).unwrap_or(0);
+            texts.insert(oid, (row.get::<String>(2)?, row.get::<String>(3)?));
+        }
+        Ok(texts)
     })
-    .ctx("index definitions")?;
+    .ctx("index expressions")?;
+    let defs: Vec<indexes::IndexDef> = catalog
+        .indexes
+        .iter()
+        .filter_map(|i| {
+            let own = catalog.rel(i.oid)?;
+            let table = catalog.rel(i.table)?;
+            if !catalog.is_user_persistent_namespace(table.namespace) {
+                return None;
+            }
+            let split = i.nkeyatts.min(i.keys.len());
+            let (exprs, pred) = texts.get(&i.oid).cloned().unwrap_or((None, None));
+            Some(indexes::IndexDef {
+                oid: i.oid,
+                table: i.table,
+                am: own.am,
+                is_btree: own.am == BTREE_AM,
+                keys: i.keys[..split].to_vec(),
+                includes: i.keys[split..].to_vec(),
+                opclasses: i.opclasses.clone(),
+                collations: i.collations.clone(),
+                options: i.options.clone(),
+                exprs,
+                pred,
+                enforces: i.primary || i.unique || i.exclusion || backing.contains(&i.oid),
+                valid: i.valid && i.ready,
+            })
+        })
+        .collect();
     let rows: Vec<_> = indexes::find_redundant(&defs)
         .into_iter()
         .map(|f| (pg_sys::Oid::from_u32(f.index), f.kind.as_str().to_string(), pg_sys::Oid::from_u32(f.kept)))

@@ -12,7 +12,7 @@
 //! so a report that needs table and index estimates reads the table statistics once.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use pgrx::pg_sys::panic::ErrorReport;
@@ -20,6 +20,8 @@ use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiError};
 
 use super::bloat::Column;
+use super::catalog;
+use super::rows::counters;
 use super::storage::statement_stamp;
 use crate::common::SpiContext;
 
@@ -199,8 +201,71 @@ fn expression_columns_query(direct: bool) -> String {
     .concat()
 }
 
+/// Column sets of the relations in `wanted`, from one scan of `pg_attribute` and one of
+/// `pg_statistic` (see `catalog.rs`).
+fn direct_column_sets(wanted: &HashSet<u32>) -> HashMap<u32, ColumnSet> {
+    let statistics = catalog::column_statistics();
+    let mut attributes = catalog::attributes(wanted);
+    attributes.sort_unstable_by_key(|a| (a.0, a.1));
+    let mut sets: HashMap<u32, ColumnSet> = HashMap::with_capacity(wanted.len());
+    for (relid, attnum, attlen, attalign) in attributes {
+        let known = statistics.get(&(relid, attnum)).copied();
+        let set = sets.entry(relid).or_insert_with(|| ColumnSet { complete: true, ..ColumnSet::default() });
+        set.attnums.push(attnum);
+        set.columns.push(Column {
+            attlen,
+            attalign,
+            avg_width: known.map(|k| k.0),
+            null_frac: known.map(|k| k.1),
+        });
+        set.complete &= known.is_some();
+    }
+    sets
+}
+
+/// Days since a PostgreSQL timestamp, measured from the transaction's start (`now()`).
+fn days_since(ts: i64) -> f64 {
+    // SAFETY: reads the backend's transaction start time.
+    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    (now - ts) as f64 / 1_000_000.0 / 86_400.0
+}
+
+/// The tables read from the catalog structs and the statistics snapshot (no SQL).
+fn load_tables_direct() -> Result<HashMap<u32, TableFacts>, ErrorReport> {
+    let cat = catalog::catalog()?;
+    let user_tables: Vec<&catalog::Rel> = cat
+        .rels
+        .iter()
+        .filter(|r| matches!(r.kind, b'r' | b'm') && r.persistence != b't' && cat.is_user_persistent_namespace(r.namespace))
+        .collect();
+    let wanted: HashSet<u32> = user_tables.iter().map(|r| r.oid).collect();
+    let mut sets = direct_column_sets(&wanted);
+    let mut tables = HashMap::with_capacity(user_tables.len());
+    for rel in user_tables {
+        let c = counters(rel.oid);
+        tables.insert(
+            rel.oid,
+            TableFacts {
+                reltuples: rel.reltuples,
+                n_live: c.live as f64,
+                n_dead: c.dead as f64,
+                n_mod: c.mod_since_analyze as f64,
+                analyze_age_days: c.last_analyze.max(c.last_autoanalyze).map(days_since),
+                fillfactor: rel.fillfactor.unwrap_or(100.0),
+                // A table without columns has nothing to lack statistics for.
+                columns: sets.remove(&rel.oid).unwrap_or(ColumnSet { complete: true, ..ColumnSet::default() }),
+            },
+        );
+    }
+    Ok(tables)
+}
+
 fn load_tables() -> Result<HashMap<u32, TableFacts>, ErrorReport> {
-    let columns_query = table_columns_query(statistic_readable()?);
+    let direct = statistic_readable()?;
+    if direct {
+        return load_tables_direct();
+    }
+    let columns_query = table_columns_query(direct);
     Spi::connect(|client| {
         let mut sets = load_columns(&client, &columns_query)?;
         let mut tables = HashMap::with_capacity(sets.len());
@@ -240,7 +305,11 @@ pub fn tables() -> Result<Rc<HashMap<u32, TableFacts>>, ErrorReport> {
 
 /// Every B-tree on a user table, its columns resolved through the table's statistics.
 pub fn btrees(tables: &HashMap<u32, TableFacts>) -> Result<Vec<BtreeFacts>, ErrorReport> {
-    let expr_query = expression_columns_query(statistic_readable()?);
+    let direct = statistic_readable()?;
+    if direct {
+        return btrees_direct(tables);
+    }
+    let expr_query = expression_columns_query(direct);
     Spi::connect(|client| {
         let expression_sets = load_columns(&client, &expr_query)?;
         let mut out = Vec::new();
@@ -248,30 +317,65 @@ pub fn btrees(tables: &HashMap<u32, TableFacts>) -> Result<Vec<BtreeFacts>, Erro
             let oid = row.get::<pg_sys::Oid>(1)?.map(|o| o.to_u32()).unwrap_or(0);
             let table = row.get::<pg_sys::Oid>(2)?.map(|o| o.to_u32()).unwrap_or(0);
             let keys: Vec<i16> = row.get::<Vec<Option<i16>>>(3)?.unwrap_or_default().into_iter().map(|k| k.unwrap_or(0)).collect();
-            let own = expression_sets.get(&oid);
-            let table_columns = tables.get(&table).map(|t| &t.columns);
-            let mut set = ColumnSet { complete: true, ..ColumnSet::default() };
-            for (position, key) in keys.iter().enumerate() {
-                let index_attnum = position as i16 + 1;
-                let column = if *key == 0 {
-                    own.and_then(|s| s.by_attnum(index_attnum))
-                } else {
-                    table_columns.and_then(|s| s.by_attnum(*key))
-                };
-                let column = column.unwrap_or(Column { attlen: -1, attalign: b'i', avg_width: None, null_frac: None });
-                set.complete &= column.avg_width.is_some() && column.null_frac.is_some();
-                set.attnums.push(index_attnum);
-                set.columns.push(column);
-            }
             out.push(BtreeFacts {
                 oid,
                 table,
                 reltuples: row.get::<f64>(4)?.unwrap_or(-1.0),
                 fillfactor: row.get::<f64>(5)?.unwrap_or(90.0),
-                columns: set,
+                columns: index_columns(&keys, expression_sets.get(&oid), tables.get(&table).map(|t| &t.columns)),
             });
         }
         Ok(out)
     })
     .ctx("index statistics")
+}
+
+/// An index's columns: key columns take the table column's figures, expressions the index's own.
+fn index_columns(keys: &[i16], own: Option<&ColumnSet>, table_columns: Option<&ColumnSet>) -> ColumnSet {
+    let mut set = ColumnSet { complete: true, ..ColumnSet::default() };
+    for (position, key) in keys.iter().enumerate() {
+        let index_attnum = position as i16 + 1;
+        let column = if *key == 0 {
+            own.and_then(|s| s.by_attnum(index_attnum))
+        } else {
+            table_columns.and_then(|s| s.by_attnum(*key))
+        };
+        let column = column.unwrap_or(Column { attlen: -1, attalign: b'i', avg_width: None, null_frac: None });
+        set.complete &= column.avg_width.is_some() && column.null_frac.is_some();
+        set.attnums.push(index_attnum);
+        set.columns.push(column);
+    }
+    set
+}
+
+/// The B-trees read from the catalog structs (no SQL); expression indexes' own attributes
+/// and statistics are read only when there are any.
+fn btrees_direct(tables: &HashMap<u32, TableFacts>) -> Result<Vec<BtreeFacts>, ErrorReport> {
+    const BTREE_AM: u32 = 403;
+    let cat = catalog::catalog()?;
+    let chosen: Vec<(&catalog::Index, &catalog::Rel)> = cat
+        .indexes
+        .iter()
+        .filter_map(|i| {
+            let own = cat.rel(i.oid)?;
+            let table = cat.rel(i.table)?;
+            let user = own.am == BTREE_AM
+                && own.persistence != b't'
+                && matches!(table.kind, b'r' | b'm')
+                && cat.is_user_persistent_namespace(table.namespace);
+            user.then_some((i, own))
+        })
+        .collect();
+    let with_expressions: HashSet<u32> = chosen.iter().filter(|(i, _)| i.has_exprs).map(|(i, _)| i.oid).collect();
+    let expression_sets = if with_expressions.is_empty() { HashMap::new() } else { direct_column_sets(&with_expressions) };
+    Ok(chosen
+        .into_iter()
+        .map(|(i, own)| BtreeFacts {
+            oid: i.oid,
+            table: i.table,
+            reltuples: own.reltuples,
+            fillfactor: own.fillfactor.unwrap_or(90.0),
+            columns: index_columns(&i.keys, expression_sets.get(&i.oid), tables.get(&i.table).map(|t| &t.columns)),
+        })
+        .collect())
 }

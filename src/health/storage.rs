@@ -14,12 +14,10 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
 
 use pgrx::prelude::*;
 
 use super::error::HealthError;
-use crate::common::SpiContext;
 
 const DEFAULT_TABLESPACE_OID: u32 = 1663;
 const GLOBAL_TABLESPACE_OID: u32 = 1664;
@@ -77,43 +75,72 @@ pub struct DirectoryScan {
 const PARALLEL_THRESHOLD: usize = 4096;
 const MAX_THREADS: usize = 4;
 
-/// What one `stat` tells us about one directory entry.
+/// One directory entry to look at: where its NUL-terminated name starts in the name buffer,
+/// and what the name says it is.
+#[derive(Clone, Copy)]
+struct Listed {
+    name_at: usize,
+    parsed: Option<(u32, Fork, u32)>,
+}
+
+/// What one `statx` tells us about one directory entry.
 struct FileFacts {
     parsed: Option<(u32, Fork, u32)>,
     len: i64,
     born_epoch: Option<f64>,
 }
 
-fn stat_entries(entries: &[std::fs::DirEntry]) -> Vec<FileFacts> {
-    entries
-        .iter()
-        .filter_map(|entry| {
-            // A file dropped between readdir and stat is simply gone: skip it.
-            let meta = entry.metadata().ok()?;
-            if !meta.is_file() {
-                return None;
-            }
-            let parsed = entry.file_name().to_str().and_then(parse_data_file_name);
-            let born_epoch = match parsed {
-                Some((_, Fork::Main, 0)) => meta
-                    .created()
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map(|d| d.as_secs_f64()),
-                _ => None,
-            };
-            Some(FileFacts { parsed, len: i64::try_from(meta.len()).unwrap_or(i64::MAX), born_epoch })
-        })
-        .collect()
+/// An open directory (closed on drop).
+struct Dir(*mut libc::DIR);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from a successful opendir and is closed once.
+        unsafe {
+            libc::closedir(self.0);
+        }
+    }
 }
 
-/// `stat` every entry, on several threads when there are many.  The threads only make
-/// system calls (no PostgreSQL function, no allocation through palloc) and run with every
-/// signal blocked, so PostgreSQL's signal handlers keep running on the backend's own thread.
-fn stat_all(entries: &[std::fs::DirEntry]) -> Vec<FileFacts> {
+/// `statx` the listed entries relative to the directory `fd`.  Only system calls, no
+/// allocation through palloc and no PostgreSQL function: safe on a helper thread.
+fn stat_entries(fd: libc::c_int, names: &[u8], entries: &[Listed]) -> Vec<FileFacts> {
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Some(name) = names.get(entry.name_at..) else { continue };
+        // SAFETY: statx writes only into `buf`; `name` is NUL-terminated inside `names`.
+        let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+        let rc = unsafe {
+            libc::statx(
+                fd,
+                name.as_ptr().cast(),
+                libc::AT_SYMLINK_NOFOLLOW,
+                libc::STATX_TYPE | libc::STATX_SIZE | libc::STATX_BTIME,
+                &mut buf,
+            )
+        };
+        // A file dropped between the listing and the statx is simply gone: skip it.
+        if rc != 0 || u32::from(buf.stx_mode) & libc::S_IFMT != libc::S_IFREG {
+            continue;
+        }
+        let born_epoch = match entry.parsed {
+            Some((_, Fork::Main, 0)) if buf.stx_mask & libc::STATX_BTIME != 0 => {
+                Some(buf.stx_btime.tv_sec as f64 + f64::from(buf.stx_btime.tv_nsec) / 1e9)
+            }
+            _ => None,
+        };
+        out.push(FileFacts { parsed: entry.parsed, len: i64::try_from(buf.stx_size).unwrap_or(i64::MAX), born_epoch });
+    }
+    out
+}
+
+/// `statx` every entry, on several threads when there are many.  The threads only make
+/// system calls and run with every signal blocked, so PostgreSQL's signal handlers keep
+/// running on the backend's own thread.
+fn stat_all(fd: libc::c_int, names: &[u8], entries: &[Listed]) -> Vec<FileFacts> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(MAX_THREADS);
     if entries.len() < PARALLEL_THRESHOLD || threads < 2 {
-        return stat_entries(entries);
+        return stat_entries(fd, names, entries);
     }
     let chunk = entries.len().div_ceil(threads);
     let _blocked = SignalsBlocked::new();
@@ -121,17 +148,17 @@ fn stat_all(entries: &[std::fs::DirEntry]) -> Vec<FileFacts> {
         let handles: Vec<_> = entries
             .chunks(chunk)
             .skip(1)
-            .map(|part| std::thread::Builder::new().spawn_scoped(scope, move || stat_entries(part)))
+            .map(|part| std::thread::Builder::new().spawn_scoped(scope, move || stat_entries(fd, names, part)))
             .collect();
         // Signals are blocked only while the helpers are started: they inherit the mask,
         // and this thread takes pending signals again as soon as `_blocked` is dropped.
         drop(_blocked);
-        let mut all = stat_entries(entries.chunks(chunk).next().unwrap_or(&[]));
+        let mut all = stat_entries(fd, names, entries.chunks(chunk).next().unwrap_or(&[]));
         for (i, handle) in handles.into_iter().enumerate() {
             match handle.map(|h| h.join()) {
                 Ok(Ok(part)) => all.extend(part),
                 // A thread that could not start or failed: do its share here.
-                _ => all.extend(stat_entries(entries.chunks(chunk).nth(i + 1).unwrap_or(&[]))),
+                _ => all.extend(stat_entries(fd, names, entries.chunks(chunk).nth(i + 1).unwrap_or(&[]))),
             }
         }
         all
@@ -171,23 +198,46 @@ impl Drop for SignalsBlocked {
 }
 
 /// Sum the files of one directory by relfilenode.  With `wanted`, only files of those
-/// relfilenodes are looked at (a `stat` is the expensive part: listing names is cheap);
-/// without it every file is, and `total_bytes` covers the whole directory.
+/// relfilenodes are looked at (a `statx` is the expensive part: listing names is cheap);
+/// without it every file is, and `total_bytes` covers the whole directory.  The listing is
+/// read with `readdir` into one name buffer: no allocation per entry.
 pub fn scan_directory(dir: &Path, wanted: Option<&HashSet<u32>>) -> Result<DirectoryScan, HealthError> {
-    let entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir)
-        .map_err(|e| HealthError::StorageUnreadable { path: dir.display().to_string(), reason: e.to_string() })?
-        .flatten()
-        .filter(|entry| match wanted {
-            None => true,
-            Some(set) => entry
-                .file_name()
-                .to_str()
-                .and_then(parse_data_file_name)
-                .is_some_and(|(node, _, _)| set.contains(&node)),
-        })
-        .collect();
+    let unreadable = |e: std::io::Error| HealthError::StorageUnreadable { path: dir.display().to_string(), reason: e.to_string() };
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|e| unreadable(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+    // SAFETY: opendir reads a NUL-terminated path; the handle is closed by Dir's drop.
+    let handle = unsafe { libc::opendir(path.as_ptr()) };
+    if handle.is_null() {
+        return Err(unreadable(std::io::Error::last_os_error()));
+    }
+    let handle = Dir(handle);
+    let mut names: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut listed: Vec<Listed> = Vec::new();
+    loop {
+        // SAFETY: readdir returns NULL at the end or a pointer valid until the next call.
+        let entry = unsafe { libc::readdir(handle.0) };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: d_name is NUL-terminated.
+        let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let parsed = std::str::from_utf8(name).ok().and_then(parse_data_file_name);
+        if let Some(set) = wanted {
+            if !parsed.is_some_and(|(node, _, _)| set.contains(&node)) {
+                continue;
+            }
+        }
+        listed.push(Listed { name_at: names.len(), parsed });
+        names.extend_from_slice(name);
+        names.push(0);
+    }
+    // SAFETY: the handle is open until `handle` is dropped below.
+    let fd = unsafe { libc::dirfd(handle.0) };
     let mut scan = DirectoryScan::default();
-    for facts in stat_all(&entries) {
+    for facts in stat_all(fd, &names, &listed) {
         scan.total_bytes = scan.total_bytes.saturating_add(facts.len);
         let Some((filenode, fork, segment)) = facts.parsed else { continue };
         let slot = scan.by_node.entry(filenode).or_default();
@@ -199,6 +249,7 @@ pub fn scan_directory(dir: &Path, wanted: Option<&HashSet<u32>>) -> Result<Direc
             }
         }
     }
+    drop(handle);
     Ok(scan)
 }
 
@@ -299,28 +350,22 @@ fn scan_all(parts: u8) -> Result<Snapshot, HealthError> {
     // relfilenode -> oid, per effective tablespace, with the part each relation belongs to.
     // Temporary relations live in other files (t<backend>_<n>), mapped catalogs have
     // relfilenode 0, and sequences (always one page) are sized by no metric.
-    let rows: Vec<(u32, u32, u32)> = Spi::connect(|client| {
-        let table = client.select(
-            "SELECT c.oid, c.relfilenode, c.reltablespace
-               FROM pg_catalog.pg_class c
-              WHERE c.relkind IN ('r','i','t','m') AND c.relpersistence <> 't' AND c.relfilenode <> 0
-                AND (CASE WHEN c.relkind IN ('r', 'm') THEN 1
-                          WHEN c.relkind = 't' OR c.relnamespace = 'pg_toast'::pg_catalog.regnamespace THEN 2
-                          ELSE 4 END & $1) <> 0",
-            None,
-            &[i32::from(parts).into()],
-        )?;
-        let mut out = Vec::with_capacity(table.len());
-        for row in table {
-            let oid = row.get::<pg_sys::Oid>(1)?.map(|o| o.to_u32()).unwrap_or(0);
-            let node = row.get::<pg_sys::Oid>(2)?.map(|o| o.to_u32()).unwrap_or(0);
-            let spc = row.get::<pg_sys::Oid>(3)?.map(|o| o.to_u32()).unwrap_or(0);
-            out.push((oid, node, spc));
-        }
-        Ok(out)
-    })
-    .ctx("pg_class")
-    .map_err(HealthError::Report)?;
+    let catalog = super::catalog::catalog().map_err(HealthError::Report)?;
+    let toast_namespace = catalog.namespaces.iter().find(|(_, n)| n.as_str() == "pg_toast").map(|(o, _)| *o);
+    let rows: Vec<(u32, u32, u32)> = catalog
+        .rels
+        .iter()
+        .filter(|r| matches!(r.kind, b'r' | b'i' | b't' | b'm') && r.persistence != b't' && r.filenode != 0)
+        .filter(|r| {
+            let part = match r.kind {
+                b'r' | b'm' => HEAP,
+                _ if r.kind == b't' || Some(r.namespace) == toast_namespace => TOAST,
+                _ => INDEX,
+            };
+            part & parts != 0
+        })
+        .map(|r| (r.oid, r.filenode, r.tablespace))
+        .collect();
 
     let mut by_spc: HashMap<u32, Vec<(u32, u32)>> = HashMap::new();
     // The database's default tablespace is always scanned, even when it holds no user table.

@@ -1,0 +1,311 @@
+//! One read of the catalogs the health functions need, shared by everything in a statement.
+//!
+//! On 10 000 tables the SQL versions of these reads cost more than the metric they served:
+//! the planner joins `pg_class` to itself, `pg_index` and `pg_attribute` with one index probe
+//! per row, `pg_options_to_table()` runs as a sub-plan per row, and every value then crosses
+//! SPI and pgrx's datum conversions.  Here each catalog is read once with a sequential
+//! `systable` scan under the catalog snapshot (an AccessShareLock on the catalog only, as any
+//! query on it takes: no user relation is opened or locked), the fixed-width fields are read
+//! from the tuple's struct, and the result is cached for the current client statement
+//! (`storage::statement_stamp`).
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::ffi::CStr;
+use std::rc::Rc;
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::FromDatum;
+
+use super::storage::{statement_stamp, CacheKey};
+
+/// One relation of `pg_class`.
+#[derive(Debug, Clone)]
+pub struct Rel {
+    pub oid: u32,
+    pub name: String,
+    pub namespace: u32,
+    pub kind: u8,
+    pub persistence: u8,
+    pub filenode: u32,
+    pub tablespace: u32,
+    pub toast: u32,
+    pub reltuples: f64,
+    pub am: u32,
+    /// `fillfactor` from the relation's options, when set.
+    pub fillfactor: Option<f64>,
+}
+
+/// One index of `pg_index`.
+#[derive(Debug, Clone)]
+pub struct Index {
+    pub oid: u32,
+    pub table: u32,
+    pub unique: bool,
+    pub primary: bool,
+    pub exclusion: bool,
+    pub valid: bool,
+    pub ready: bool,
+    /// Table attribute numbers of the index's columns (0 for an expression), key columns first.
+    pub keys: Vec<i16>,
+    pub nkeyatts: usize,
+    /// Operator classes, collations and sort options (`indoption`) of the key columns.
+    pub opclasses: Vec<u32>,
+    pub collations: Vec<u32>,
+    pub options: Vec<i16>,
+    pub has_exprs: bool,
+    pub has_pred: bool,
+}
+
+/// What one statement learned from `pg_namespace`, `pg_class`, `pg_index` and `pg_am`.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub namespaces: HashMap<u32, String>,
+    pub rels: Vec<Rel>,
+    pub by_oid: HashMap<u32, usize>,
+    pub indexes: Vec<Index>,
+    pub access_methods: HashMap<u32, String>,
+}
+
+impl Catalog {
+    pub fn rel(&self, oid: u32) -> Option<&Rel> {
+        self.by_oid.get(&oid).and_then(|i| self.rels.get(*i))
+    }
+
+    pub fn namespace_name(&self, oid: u32) -> &str {
+        self.namespaces.get(&oid).map(String::as_str).unwrap_or("")
+    }
+
+    /// Outside `pg_catalog`, `information_schema` and the TOAST schemas — the statistics
+    /// views' "user" filter (which keeps other sessions' temporary schemas).
+    pub fn is_user_namespace(&self, oid: u32) -> bool {
+        let name = self.namespace_name(oid);
+        !(name == "pg_catalog" || name == "information_schema" || name.starts_with("pg_toast"))
+    }
+
+    /// The user filter of the estimators: also without temporary schemas.
+    pub fn is_user_persistent_namespace(&self, oid: u32) -> bool {
+        self.is_user_namespace(oid) && !self.namespace_name(oid).starts_with("pg_temp_")
+    }
+}
+
+/// A sequential scan of one catalog under the catalog snapshot; `each` sees every tuple.
+///
+/// # Safety
+/// `each` must only read the tuple (it is valid until the next tuple is fetched).
+unsafe fn scan_catalog(
+    catalog: pg_sys::Oid,
+    mut each: impl FnMut(pg_sys::HeapTuple, pg_sys::TupleDesc),
+) {
+    unsafe {
+        let rel = pg_sys::table_open(catalog, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let desc = (*rel).rd_att;
+        let scan = pg_sys::systable_beginscan(rel, pg_sys::InvalidOid, false, std::ptr::null_mut(), 0, std::ptr::null_mut());
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
+            each(tuple, desc);
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+    }
+}
+
+/// # Safety
+/// `tuple` must be a tuple of the catalog whose row struct is `T`.
+unsafe fn form<'a, T>(tuple: pg_sys::HeapTuple) -> &'a T {
+    unsafe { &*pg_sys::heap_tuple_get_struct::<T>(tuple) }
+}
+
+fn name_of(name: &pg_sys::NameData) -> String {
+    // SAFETY: NameData is a NUL-terminated string of at most NAMEDATALEN bytes.
+    unsafe { CStr::from_ptr(name.data.as_ptr()) }.to_string_lossy().into_owned()
+}
+
+/// The `fillfactor=N` entry of a `reloptions` array.
+pub fn fillfactor_option(options: &[String]) -> Option<f64> {
+    options.iter().find_map(|o| o.strip_prefix("fillfactor=")).and_then(|v| v.trim().parse::<f64>().ok())
+}
+
+/// An `oidvector` column of a catalog tuple (empty when NULL).
+///
+/// # Safety
+/// `attnum` must be an oidvector column of the catalog `desc` describes.
+unsafe fn oid_vector(t: pg_sys::HeapTuple, attnum: u32, desc: pg_sys::TupleDesc) -> Vec<u32> {
+    unsafe {
+        let mut isnull = false;
+        let datum = pg_sys::heap_getattr(t, attnum as i32, desc, &mut isnull);
+        if isnull {
+            return Vec::new();
+        }
+        // oidvector is stored plain (never compressed or out of line) with a 4-byte header.
+        let v = &*(datum.cast_mut_ptr::<pg_sys::oidvector>());
+        v.values.as_slice(usize::try_from(v.dim1).unwrap_or(0)).iter().map(|o| o.to_u32()).collect()
+    }
+}
+
+/// An `int2vector` column of a catalog tuple (empty when NULL).
+///
+/// # Safety
+/// `attnum` must be an int2vector column of the catalog `desc` describes.
+unsafe fn int2_vector(t: pg_sys::HeapTuple, attnum: u32, desc: pg_sys::TupleDesc) -> Vec<i16> {
+    unsafe {
+        let mut isnull = false;
+        let datum = pg_sys::heap_getattr(t, attnum as i32, desc, &mut isnull);
+        if isnull {
+            return Vec::new();
+        }
+        let v = &*(datum.cast_mut_ptr::<pg_sys::int2vector>());
+        v.values.as_slice(usize::try_from(v.dim1).unwrap_or(0)).to_vec()
+    }
+}
+
+fn read() -> Catalog {
+    let mut cat = Catalog::default();
+    // SAFETY: each closure reads the row struct of the catalog it scans, and the variable
+    // fields through heap_getattr/heap_attisnull with that catalog's descriptor.
+    unsafe {
+        scan_catalog(pg_sys::NamespaceRelationId, |t, _| {
+            let f = form::<pg_sys::FormData_pg_namespace>(t);
+            cat.namespaces.insert(f.oid.to_u32(), name_of(&f.nspname));
+        });
+        scan_catalog(pg_sys::AccessMethodRelationId, |t, _| {
+            let f = form::<pg_sys::FormData_pg_am>(t);
+            cat.access_methods.insert(f.oid.to_u32(), name_of(&f.amname));
+        });
+        scan_catalog(pg_sys::RelationRelationId, |t, desc| {
+            let f = form::<pg_sys::FormData_pg_class>(t);
+            let mut isnull = false;
+            let options = pg_sys::heap_getattr(t, pg_sys::Anum_pg_class_reloptions as i32, desc, &mut isnull);
+            let fillfactor = if isnull {
+                None
+            } else {
+                Vec::<String>::from_datum(options, false).and_then(|o| fillfactor_option(&o))
+            };
+            cat.by_oid.insert(f.oid.to_u32(), cat.rels.len());
+            cat.rels.push(Rel {
+                oid: f.oid.to_u32(),
+                name: name_of(&f.relname),
+                namespace: f.relnamespace.to_u32(),
+                kind: f.relkind as u8,
+                persistence: f.relpersistence as u8,
+                filenode: f.relfilenode.to_u32(),
+                tablespace: f.reltablespace.to_u32(),
+                toast: f.reltoastrelid.to_u32(),
+                reltuples: f64::from(f.reltuples),
+                am: f.relam.to_u32(),
+                fillfactor,
+            });
+        });
+        scan_catalog(pg_sys::IndexRelationId, |t, desc| {
+            let f = form::<pg_sys::FormData_pg_index>(t);
+            let natts = usize::try_from(f.indkey.dim1).unwrap_or(0);
+            cat.indexes.push(Index {
+                oid: f.indexrelid.to_u32(),
+                table: f.indrelid.to_u32(),
+                unique: f.indisunique,
+                primary: f.indisprimary,
+                exclusion: f.indisexclusion,
+                valid: f.indisvalid,
+                ready: f.indisready,
+                keys: f.indkey.values.as_slice(natts).to_vec(),
+                nkeyatts: usize::try_from(f.indnkeyatts).unwrap_or(0).min(natts),
+                opclasses: oid_vector(t, pg_sys::Anum_pg_index_indclass, desc),
+                collations: oid_vector(t, pg_sys::Anum_pg_index_indcollation, desc),
+                options: int2_vector(t, pg_sys::Anum_pg_index_indoption, desc),
+                has_exprs: !pg_sys::heap_attisnull(t, pg_sys::Anum_pg_index_indexprs as i32, desc),
+                has_pred: !pg_sys::heap_attisnull(t, pg_sys::Anum_pg_index_indpred as i32, desc),
+            });
+        });
+    }
+    cat
+}
+
+thread_local! {
+    static CACHE: RefCell<Option<(CacheKey, Rc<Catalog>)>> = const { RefCell::new(None) };
+}
+
+/// The catalog as of this statement (read at most once per client statement and command).
+pub fn catalog() -> Result<Rc<Catalog>, ErrorReport> {
+    let stamp = statement_stamp();
+    if let Some(hit) = CACHE.with(|c| c.borrow().as_ref().filter(|(s, _)| *s == stamp).map(|(_, v)| Rc::clone(v))) {
+        return Ok(hit);
+    }
+    let fresh = Rc::new(read());
+    CACHE.with(|c| *c.borrow_mut() = Some((stamp, Rc::clone(&fresh))));
+    Ok(fresh)
+}
+
+/// Indexes that back a constraint (`pg_constraint.conindid`): a foreign key's referenced
+/// key, a primary key, a unique or exclusion constraint.
+pub fn constraint_indexes() -> HashSet<u32> {
+    const CONSTRAINT_RELATION_ID: pg_sys::Oid = pg_sys::Oid::from_u32(2606);
+    let mut out = HashSet::new();
+    // SAFETY: pgrx has no row struct for pg_constraint: the column is found by name and read
+    // with heap_getattr and the catalog's descriptor.
+    unsafe {
+        let attnum = pg_sys::get_attnum(CONSTRAINT_RELATION_ID, c"conindid".as_ptr());
+        if attnum <= 0 {
+            return out;
+        }
+        scan_catalog(CONSTRAINT_RELATION_ID, |t, desc| {
+            let mut isnull = false;
+            let datum = pg_sys::heap_getattr(t, i32::from(attnum), desc, &mut isnull);
+            if !isnull {
+                let index = datum.value() as u32;
+                if index != 0 {
+                    out.insert(index);
+                }
+            }
+        });
+    }
+    out
+}
+
+/// Width and null fraction of every column that has statistics (`pg_statistic`, not inherited),
+/// keyed by (relation, attribute number).
+pub fn column_statistics() -> HashMap<(u32, i16), (f64, f64)> {
+    let mut out = HashMap::new();
+    // SAFETY: reads the fixed-width row struct of pg_statistic.
+    unsafe {
+        scan_catalog(pg_sys::StatisticRelationId, |t, _| {
+            let f = form::<pg_sys::FormData_pg_statistic>(t);
+            if !f.stainherit {
+                out.insert((f.starelid.to_u32(), f.staattnum), (f64::from(f.stawidth), f64::from(f.stanullfrac)));
+            }
+        });
+    }
+    out
+}
+
+/// The live (not dropped) attributes with attnum > 0 of the relations in `wanted`:
+/// (relation, attnum, attlen, attalign), in no particular order.
+pub fn attributes(wanted: &HashSet<u32>) -> Vec<(u32, i16, i16, u8)> {
+    let mut out = Vec::new();
+    // SAFETY: reads the fixed-width row struct of pg_attribute.
+    unsafe {
+        scan_catalog(pg_sys::AttributeRelationId, |t, _| {
+            let f = form::<pg_sys::FormData_pg_attribute>(t);
+            if f.attnum > 0 && !f.attisdropped && wanted.contains(&f.attrelid.to_u32()) {
+                out.push((f.attrelid.to_u32(), f.attnum, f.attlen, f.attalign as u8));
+            }
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_fillfactor_from_options() {
+        assert_eq!(fillfactor_option(&["fillfactor=70".into()]), Some(70.0));
+        assert_eq!(fillfactor_option(&["autovacuum_enabled=false".into(), "fillfactor=50".into()]), Some(50.0));
+        assert_eq!(fillfactor_option(&["toast.fillfactor=70".into()]), None);
+        assert_eq!(fillfactor_option(&[]), None);
+    }
+}

@@ -1,0 +1,437 @@
+//! The rows of `table_health()` and `index_health()` / `unused_indexes()`, built in one pass.
+//!
+//! The first versions joined `pg_stat_user_tables` / `pg_stat_user_indexes` with the size scan
+//! in SQL.  On 10 000 tables that cost more than the budget of the whole function: every row of
+//! those views calls a dozen `pg_stat_get_*` functions, each of which looks the relation up in
+//! the statistics snapshot again, and the sizes had to be joined as 30 000-row CTEs.  Here the
+//! each relation's statistics entry is
+//! fetched once (`pgstat_fetch_stat_tabentry`), the catalog is read once per statement
+//! (`catalog.rs`), sizes come from the per-statement scan (`storage::snapshot`) and the bloat estimates from their per-statement cache, and the rows
+//! are returned already sorted.  The row sets match the statistics views': tables are the
+//! relkinds `r`, `t`, `m`, `p` and indexes those of `r`, `t`, `m` outside the system schemas.
+
+use std::collections::HashMap;
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+
+use super::storage;
+use super::{cached_estimates, compute_index_estimates, compute_table_estimates, EstimateKind};
+use crate::common::SpiContext;
+
+/// What the cumulative statistics system knows about one relation (zeros and `None` when it
+/// has no entry, as the `pg_stat_get_*` functions report).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    pub scans: i64,
+    pub tuples_returned: i64,
+    pub tuples_fetched: i64,
+    pub live: i64,
+    pub dead: i64,
+    pub mod_since_analyze: i64,
+    pub last_vacuum: Option<i64>,
+    pub vacuum_count: i64,
+    pub last_autovacuum: Option<i64>,
+    pub autovacuum_count: i64,
+    pub last_analyze: Option<i64>,
+    pub analyze_count: i64,
+    pub last_autoanalyze: Option<i64>,
+    pub autoanalyze_count: i64,
+}
+
+fn timestamp(ts: pg_sys::TimestampTz) -> Option<i64> {
+    (ts != 0).then_some(ts)
+}
+
+/// Copies the fields we report out of a statistics entry; the field names changed in 16.
+macro_rules! counters_from_entry {
+    ($e:expr, $live:ident, $dead:ident, $mods:ident, $vac:ident, $vacn:ident, $avac:ident, $avacn:ident,
+     $ana:ident, $anan:ident, $aana:ident, $aanan:ident) => {
+        Counters {
+            scans: $e.numscans,
+            tuples_returned: $e.tuples_returned,
+            tuples_fetched: $e.tuples_fetched,
+            live: $e.$live,
+            dead: $e.$dead,
+            mod_since_analyze: $e.$mods,
+            last_vacuum: timestamp($e.$vac),
+            vacuum_count: $e.$vacn,
+            last_autovacuum: timestamp($e.$avac),
+            autovacuum_count: $e.$avacn,
+            last_analyze: timestamp($e.$ana),
+            analyze_count: $e.$anan,
+            last_autoanalyze: timestamp($e.$aana),
+            autoanalyze_count: $e.$aanan,
+        }
+    };
+}
+
+/// One lookup in the statistics snapshot for everything the views' dozen functions return.
+pub fn counters(relid: u32) -> Counters {
+    // SAFETY: pgstat_fetch_stat_tabentry returns NULL or a pointer into the backend's
+    // statistics snapshot, valid until the end of the transaction; we copy what we need.
+    unsafe {
+        let entry = pg_sys::pgstat_fetch_stat_tabentry(pg_sys::Oid::from_u32(relid));
+        if entry.is_null() {
+            return Counters::default();
+        }
+        let e = &*entry;
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+        {
+            counters_from_entry!(e, n_live_tuples, n_dead_tuples, changes_since_analyze, vacuum_timestamp, vacuum_count,
+                autovac_vacuum_timestamp, autovac_vacuum_count, analyze_timestamp, analyze_count,
+                autovac_analyze_timestamp, autovac_analyze_count)
+        }
+        #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15")))]
+        {
+            counters_from_entry!(e, live_tuples, dead_tuples, mod_since_analyze, last_vacuum_time, vacuum_count,
+                last_autovacuum_time, autovacuum_count, last_analyze_time, analyze_count,
+                last_autoanalyze_time, autoanalyze_count)
+        }
+    }
+}
+
+fn oid(o: u32) -> pg_sys::Oid {
+    pg_sys::Oid::from_u32(o)
+}
+
+fn get_oid(row: &pgrx::spi::SpiHeapTupleData<'_>, i: usize) -> Result<u32, pgrx::spi::SpiError> {
+    Ok(row.get::<pg_sys::Oid>(i)?.map(|o| o.to_u32()).unwrap_or(0))
+}
+
+fn tstz(ts: Option<i64>) -> Option<TimestampWithTimeZone> {
+    ts.and_then(|t| TimestampWithTimeZone::try_from(t).ok())
+}
+
+/// Seconds since the Unix epoch of a PostgreSQL timestamp (microseconds since 2000-01-01).
+fn epoch_seconds(ts: pg_sys::TimestampTz) -> f64 {
+    ts as f64 / 1_000_000.0 + 946_684_800.0
+}
+
+/// `round(dead * 100.0 / live, 2)` as PostgreSQL's numeric computes it, in exact integer
+/// arithmetic (hundredths, halves rounded away from zero); 0 when there are no live tuples.
+pub fn dead_ratio_hundredths(dead: i64, live: i64) -> i128 {
+    if live <= 0 {
+        return 0;
+    }
+    let (dead, live) = (i128::from(dead.max(0)), i128::from(live));
+    (dead * 20_000 + live) / (2 * live)
+}
+
+fn round_to(v: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (v * scale).round() / scale
+}
+
+pub type TableRow = (
+    String,                        // schemaname
+    String,                        // relname
+    i64,                           // n_live_tup
+    i64,                           // n_dead_tup
+    i64,                           // table_size
+    Option<TimestampWithTimeZone>, // last_vacuum
+    Option<TimestampWithTimeZone>, // last_autovacuum
+    Option<TimestampWithTimeZone>, // last_analyze
+    Option<TimestampWithTimeZone>, // last_autoanalyze
+    i64,                           // vacuum_count
+    i64,                           // autovacuum_count
+    i64,                           // analyze_count
+    i64,                           // autoanalyze_count
+    Option<f64>,                   // bloat_pct
+    pg_sys::Oid,                   // relid
+    i64,                           // heap_size
+    i64,                           // toast_size
+    i64,                           // indexes_size
+    f64,                           // dead_tuple_ratio
+    bool,                          // needs_vacuum
+    bool,                          // needs_analyze
+    bool,                          // vacuum_overdue
+    String,                        // bloat_confidence
+    Option<i64>,                   // bloat_bytes
+    i64,                           // n_mod_since_analyze
+    Option<TimestampWithTimeZone>, // last_vacuum_any
+    Option<TimestampWithTimeZone>, // last_analyze_any
+);
+
+/// Every user table with its statistics, sizes and bloat estimate, largest first.
+/// `analyze_cutoff`/`vacuum_cutoff` are `now()` minus the overdue intervals (computed by the
+/// caller in SQL, so calendar days follow the session's time zone as before).
+pub fn table_rows(
+    dead_ratio_threshold: f64,
+    analyze_cutoff: Option<i64>,
+    vacuum_cutoff: Option<i64>,
+    analyze_days: f64,
+) -> Result<Vec<TableRow>, ErrorReport> {
+    let catalog = super::catalog::catalog()?;
+    let tables: Vec<&super::catalog::Rel> = catalog
+        .rels
+        .iter()
+        .filter(|r| matches!(r.kind, b'r' | b't' | b'm' | b'p') && catalog.is_user_namespace(r.namespace))
+        .collect();
+
+    let sizes = storage::snapshot(storage::HEAP | storage::TOAST | storage::INDEX).map_err(ErrorReport::from)?;
+    let size_of = |o: u32| sizes.by_oid.get(&o).map(|s| s.all_bytes).unwrap_or(0);
+    // Bytes of the indexes of each table (user tables' and TOAST tables').
+    let mut index_bytes: HashMap<u32, i64> = HashMap::with_capacity(tables.len() * 2);
+    for index in &catalog.indexes {
+        *index_bytes.entry(index.table).or_default() += size_of(index.oid);
+    }
+    let estimates = cached_estimates(EstimateKind::Table, analyze_days, || compute_table_estimates(analyze_days))?;
+    let bloat: HashMap<u32, &super::BloatRow> = estimates.iter().map(|r| (r.0.to_u32(), r)).collect();
+
+    let mut out: Vec<TableRow> = Vec::with_capacity(tables.len());
+    for rel in tables {
+        let (relid, toast) = (rel.oid, rel.toast);
+        let c = counters(relid);
+        let heap = size_of(relid);
+        let toast_bytes = if toast != 0 { size_of(toast) + index_bytes.get(&toast).copied().unwrap_or(0) } else { 0 };
+        let indexes = index_bytes.get(&relid).copied().unwrap_or(0);
+        let ratio = dead_ratio_hundredths(c.dead, c.live);
+        let vac_any = c.last_vacuum.max(c.last_autovacuum);
+        let ana_any = c.last_analyze.max(c.last_autoanalyze);
+        let older = |t: Option<i64>, cutoff: Option<i64>| match (t, cutoff) {
+            (None, _) => true,
+            (Some(t), Some(cut)) => t < cut,
+            (Some(_), None) => false,
+        };
+        let b = bloat.get(&relid);
+        out.push((
+            catalog.namespace_name(rel.namespace).to_string(),
+            rel.name.clone(),
+            c.live,
+            c.dead,
+            heap + toast_bytes + indexes,
+            tstz(c.last_vacuum),
+            tstz(c.last_autovacuum),
+            tstz(c.last_analyze),
+            tstz(c.last_autoanalyze),
+            c.vacuum_count,
+            c.autovacuum_count,
+            c.analyze_count,
+            c.autoanalyze_count,
+            b.and_then(|r| r.5),
+            oid(relid),
+            heap,
+            toast_bytes,
+            indexes,
+            ratio as f64 / 100.0,
+            ratio as f64 / 100.0 > dead_ratio_threshold,
+            older(ana_any, analyze_cutoff),
+            c.dead > 0 && older(vac_any, vacuum_cutoff),
+            b.map(|r| r.6.clone()).unwrap_or_else(|| "unknown".to_string()),
+            b.and_then(|r| r.4),
+            c.mod_since_analyze,
+            tstz(vac_any),
+            tstz(ana_any),
+        ));
+    }
+    out.sort_by(|a, b| b.4.cmp(&a.4).then_with(|| a.0.cmp(&b.0)).then_with(|| a.1.cmp(&b.1)));
+    Ok(out)
+}
+
+pub type IndexRow = (
+    String,             // schemaname
+    String,             // relname
+    String,             // indexrelname
+    i64,                // index_size
+    i64,                // idx_scan
+    i64,                // idx_tup_read
+    i64,                // idx_tup_fetch
+    Option<f64>,        // days_since_last_use
+    Option<f64>,        // bloat_pct
+    pg_sys::Oid,        // indexrelid
+    pg_sys::Oid,        // relid
+    String,             // index_type
+    bool,               // is_unique
+    bool,               // is_primary
+    bool,               // enforces_constraint
+    bool,               // is_valid
+    bool,               // is_unused
+    Option<String>,     // bloat_confidence (None when bloat was not asked for)
+    Option<i64>,        // bloat_bytes
+);
+
+/// Every index of a user table with its usage, size and (with `bloat`) bloat estimate,
+/// largest first.  "Days since last use": for an index never scanned, the time since the
+/// statistics window began (stats reset, else server start) or since the index file was
+/// created, whichever is later — a lower bound; for a scanned index, the time since
+/// `capture_index_usage_snapshot()` last saw its count move.
+pub fn index_rows(bloat: bool, unused_days: f64, overdue_days: f64) -> Result<Vec<IndexRow>, ErrorReport> {
+    let catalog = super::catalog::catalog()?;
+    let backing = super::catalog::constraint_indexes();
+    let state = Spi::connect(|client| {
+        let mut state: HashMap<u32, (i64, Option<f64>)> = HashMap::new();
+        for row in client.select(
+            "SELECT u.indexrelid, u.idx_scan, extract(epoch FROM u.unchanged_since)::float8 FROM steward.index_usage_state u",
+            None,
+            &[],
+        )? {
+            state.insert(get_oid(&row, 1)?, (row.get::<i64>(2)?.unwrap_or(-1), row.get::<f64>(3)?));
+        }
+        Ok(state)
+    })
+    .ctx("index usage state")?;
+
+    // SAFETY: plain reads of backend-local state (transaction start, server start, database).
+    let (now, server_start, db) = unsafe {
+        (
+            epoch_seconds(pg_sys::GetCurrentTransactionStartTimestamp()),
+            epoch_seconds(pg_sys::PgStartTime),
+            pg_sys::MyDatabaseId,
+        )
+    };
+    // SAFETY: pg_stat_get_db_stat_reset_time takes one oid and returns a timestamptz or NULL.
+    let reset = unsafe {
+        pgrx::direct_function_call_as_datum(pg_sys::pg_stat_get_db_stat_reset_time, &[Some(pg_sys::Datum::from(db))])
+    };
+    let window_start = reset.map(|d| epoch_seconds(d.value() as i64)).unwrap_or(server_start);
+
+    let sizes = storage::snapshot(storage::INDEX).map_err(ErrorReport::from)?;
+    let estimates = if bloat {
+        let rows = cached_estimates(EstimateKind::Index, overdue_days, || compute_index_estimates(overdue_days))?;
+        Some(rows)
+    } else {
+        None
+    };
+    let by_index: HashMap<u32, &super::BloatRow> =
+        estimates.iter().flat_map(|rows| rows.iter()).map(|r| (r.0.to_u32(), r)).collect();
+
+    let mut out: Vec<IndexRow> = Vec::with_capacity(catalog.indexes.len());
+    for index in &catalog.indexes {
+        let (Some(table), Some(own)) = (catalog.rel(index.table), catalog.rel(index.oid)) else { continue };
+        if !matches!(table.kind, b'r' | b't' | b'm') || !catalog.is_user_namespace(table.namespace) {
+            continue;
+        }
+        let (indexrelid, relid) = (index.oid, index.table);
+        let (unique, primary, exclusion, valid) = (index.unique, index.primary, index.exclusion, index.valid);
+        let c = counters(indexrelid);
+        let size = sizes.by_oid.get(&indexrelid).copied().unwrap_or_default();
+        let enforces = primary || unique || exclusion || backing.contains(&indexrelid);
+        let since = if c.scans == 0 {
+            Some(size.born_epoch.map_or(window_start, |born| born.max(window_start)))
+        } else {
+            match state.get(&indexrelid) {
+                Some((seen, unchanged)) if *seen == c.scans => *unchanged,
+                Some(_) => Some(now),
+                None => None,
+            }
+        };
+        let idle_days = since.map(|t| round_to((now - t) / 86_400.0, 4));
+        let unused = c.scans == 0 && !enforces && valid && idle_days.is_some_and(|d| d > unused_days);
+        let b = by_index.get(&indexrelid);
+        out.push((
+            catalog.namespace_name(table.namespace).to_string(),
+            table.name.clone(),
+            own.name.clone(),
+            size.main_bytes,
+            c.scans,
+            c.tuples_returned,
+            c.tuples_fetched,
+            idle_days,
+            b.and_then(|r| r.5),
+            oid(indexrelid),
+            oid(relid),
+            catalog.access_methods.get(&own.am).cloned().unwrap_or_default(),
+            unique,
+            primary,
+            enforces,
+            valid,
+            unused,
+            bloat.then(|| b.map(|r| r.6.clone()).unwrap_or_else(|| "unknown".to_string())),
+            b.and_then(|r| r.4),
+        ));
+    }
+    out.sort_by(|a, b| {
+        b.3.cmp(&a.3).then_with(|| a.0.cmp(&b.0)).then_with(|| a.1.cmp(&b.1)).then_with(|| a.2.cmp(&b.2))
+    });
+    Ok(out)
+}
+
+/// Orders bloat rows largest first, unknown estimates last.
+fn by_bloat_desc(a: Option<i64>, b: Option<i64>) -> std::cmp::Ordering {
+    match (a, b) {
+        (Some(x), Some(y)) => y.cmp(&x),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    }
+}
+
+pub type TableBloatRow =
+    (String, String, i64, Option<i64>, Option<i64>, Option<f64>, String, Option<i64>, i64, Option<f64>, pg_sys::Oid);
+
+/// `table_bloat()`'s rows: the estimates with names and dead tuples, most bloat first.
+pub fn table_bloat_rows(overdue_days: f64) -> Result<Vec<TableBloatRow>, ErrorReport> {
+    let catalog = super::catalog::catalog()?;
+    let estimates = cached_estimates(EstimateKind::Table, overdue_days, || compute_table_estimates(overdue_days))?;
+    let mut out: Vec<TableBloatRow> = Vec::with_capacity(estimates.len());
+    for r in estimates.iter() {
+        let Some(rel) = catalog.rel(r.0.to_u32()) else { continue };
+        out.push((
+            catalog.namespace_name(rel.namespace).to_string(),
+            rel.name.clone(),
+            r.2,
+            r.3,
+            r.4,
+            r.5,
+            r.6.clone(),
+            r.1.map(|live| live.round_ties_even() as i64),
+            counters(rel.oid).dead,
+            r.7,
+            r.0,
+        ));
+    }
+    out.sort_by(|a, b| by_bloat_desc(a.4, b.4).then_with(|| a.0.cmp(&b.0)).then_with(|| a.1.cmp(&b.1)));
+    Ok(out)
+}
+
+pub type IndexBloatRow = (String, String, String, i64, Option<i64>, Option<i64>, Option<f64>, String, pg_sys::Oid);
+
+/// `index_bloat()`'s rows: the B-tree estimates with names, most bloat first.
+pub fn index_bloat_rows(overdue_days: f64) -> Result<Vec<IndexBloatRow>, ErrorReport> {
+    let catalog = super::catalog::catalog()?;
+    let table_of: HashMap<u32, u32> = catalog.indexes.iter().map(|i| (i.oid, i.table)).collect();
+    let estimates = cached_estimates(EstimateKind::Index, overdue_days, || compute_index_estimates(overdue_days))?;
+    let mut out: Vec<IndexBloatRow> = Vec::with_capacity(estimates.len());
+    for r in estimates.iter() {
+        let index = r.0.to_u32();
+        let (Some(own), Some(table)) = (catalog.rel(index), table_of.get(&index).and_then(|t| catalog.rel(*t))) else {
+            continue;
+        };
+        out.push((
+            catalog.namespace_name(table.namespace).to_string(),
+            table.name.clone(),
+            own.name.clone(),
+            r.2,
+            r.3,
+            r.4,
+            r.5,
+            r.6.clone(),
+            r.0,
+        ));
+    }
+    out.sort_by(|a, b| by_bloat_desc(a.5, b.5).then_with(|| a.0.cmp(&b.0)).then_with(|| a.2.cmp(&b.2)));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_ratio_rounds_like_numeric() {
+        assert_eq!(dead_ratio_hundredths(0, 0), 0);
+        assert_eq!(dead_ratio_hundredths(5, 0), 0);
+        assert_eq!(dead_ratio_hundredths(1, 3), 3333); // 33.333… → 33.33
+        assert_eq!(dead_ratio_hundredths(2, 3), 6667); // 66.666… → 66.67
+        assert_eq!(dead_ratio_hundredths(1, 800), 13); // 0.125 → 0.13 (half away from zero)
+        assert_eq!(dead_ratio_hundredths(3, 1), 30000);
+        assert_eq!(dead_ratio_hundredths(i64::MAX, 1), i128::from(i64::MAX) * 10_000);
+    }
+
+    #[test]
+    fn rounds_days_to_places() {
+        assert_eq!(round_to(1.23456, 4), 1.2346);
+        assert_eq!(round_to(0.0, 4), 0.0);
+    }
+}
