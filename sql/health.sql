@@ -2,6 +2,9 @@
 --   * is SECURITY DEFINER with search_path pinned to pg_catalog, pg_temp (so it can read
 --     statistics of every role's tables) and executable only by the roles granted in
 --     finalize.sql (steward_admin, pg_monitor, service_role);
+--   * runs with work_mem = 64MB where it sorts or materialises one row per relation (20 000
+--     rows of index health are ~7 MB: with the default 4MB both the function scan's
+--     tuplestore and the sort spilled to disk);
 --   * reads catalogs without opening relations: sizes come from steward._relation_storage(),
 --     which scans the data directory once per statement, so nothing waits behind DDL and the
 --     lock table is not filled on databases with tens of thousands of relations.
@@ -52,6 +55,7 @@ RETURNS TABLE (
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
+SET work_mem = '64MB'
 AS $$
     -- Rows built in one pass in Rust (src/health/rows.rs): statistics fetched once per table,
     -- sizes from the per-statement directory scan, bloat from the per-statement estimates.
@@ -92,6 +96,7 @@ RETURNS TABLE (
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
+SET work_mem = '64MB'
 AS $$
     SELECT r.schemaname::name, r.relname::name, r.indexrelname::name, r.index_size, r.idx_scan,
            r.idx_tup_read, r.idx_tup_fetch, round(r.days_since_last_use::numeric, 4), r.bloat_pct::numeric,
@@ -112,6 +117,7 @@ RETURNS TABLE (
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
+SET work_mem = '64MB'
 AS $$
 BEGIN
     IF age_days IS NULL OR age_days < 0 THEN
@@ -138,6 +144,7 @@ RETURNS TABLE (
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
+SET work_mem = '64MB'
 AS $$
     WITH sz AS (SELECT * FROM steward._relation_storage(heap => false, toast => false, index => true))
     SELECT n.nspname, tc.relname, ic.relname, r.kind, kc.relname,
@@ -193,6 +200,7 @@ RETURNS TABLE (
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
+SET work_mem = '64MB'
 AS $$
     SELECT b.schemaname::name, b.tablename::name, b.actual_size_bytes, b.estimated_size_bytes, b.bloat_bytes,
            b.bloat_pct::numeric, b.confidence, b.live_tuples, b.dead_tuples, round(b.tuple_width::numeric, 1), b.relid
@@ -209,6 +217,7 @@ RETURNS TABLE (
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
+SET work_mem = '64MB'
 AS $$
     SELECT b.schemaname::name, b.tablename::name, b.indexname::name, b.actual_size_bytes,
            b.estimated_size_bytes, b.bloat_bytes, b.bloat_pct::numeric, b.confidence, b.indexrelid

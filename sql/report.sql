@@ -18,6 +18,7 @@ CREATE FUNCTION steward.health_report() RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
+SET work_mem = '64MB'
 AS $$
 DECLARE
     v_list  integer := steward.setting_number('reportListLimit')::integer;
@@ -28,8 +29,9 @@ DECLARE
     v_caps  jsonb   := steward.capabilities();
     r jsonb;
 BEGIN
-    -- One scan of the database's files serves every part of the report (overview included).
-    PERFORM steward._database_bytes();
+    -- One scan of the database's files serves every part of the report (overview included);
+    -- it runs on a helper thread while the catalogs and statistics are read.
+    PERFORM steward._storage_prefetch();
     WITH th AS MATERIALIZED (SELECT * FROM steward.table_health()),
          ih AS MATERIALIZED (SELECT * FROM steward.index_health()),
          dup AS MATERIALIZED (SELECT * FROM steward.duplicate_indexes()),

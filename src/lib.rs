@@ -46,6 +46,7 @@ extension_sql_file!(
         health::index_redundancy,
         health::heap_bloat_from_tuples,
         health::database_bytes,
+        health::storage_prefetch,
         health::table_rows,
         health::index_rows,
         health::table_bloat_rows,

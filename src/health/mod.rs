@@ -57,6 +57,13 @@ pub fn relation_storage(
     Ok(TableIterator::new(rows))
 }
 
+/// Starts the per-statement scan of every file of this database on a helper thread (see
+/// `storage::prefetch`); the next health function of the statement uses its result.
+#[pg_extern(name = "_storage_prefetch", volatile, parallel_unsafe)]
+pub fn storage_prefetch() {
+    storage::prefetch(storage::EVERYTHING);
+}
+
 /// Bytes of this database on disk, from the same per-statement scan as `_relation_storage`.
 #[pg_extern(name = "_database_bytes", volatile, parallel_unsafe)]
 pub fn database_bytes() -> Result<i64, ErrorReport> {
@@ -172,8 +179,10 @@ pub fn table_bloat_estimates(
 }
 
 fn compute_table_estimates(overdue_days: f64) -> Result<Vec<BloatRow>, ErrorReport> {
-    let snapshot = storage::snapshot(storage::HEAP).map_err(ErrorReport::from)?;
+    // The files are looked at on a helper thread while the statistics are read.
+    storage::prefetch(storage::HEAP | storage::MAIN_ONLY);
     let tables = stats::tables()?;
+    let snapshot = storage::snapshot(storage::HEAP | storage::MAIN_ONLY).map_err(ErrorReport::from)?;
     let block = block_size() as f64;
     let mut out = Vec::with_capacity(tables.len());
     for (oid, t) in tables.iter() {
@@ -222,12 +231,15 @@ pub fn index_bloat_estimates(
 }
 
 fn compute_index_estimates(overdue_days: f64) -> Result<Vec<BloatRow>, ErrorReport> {
-    let snapshot = storage::snapshot(storage::INDEX).map_err(ErrorReport::from)?;
+    // The files are looked at on a helper thread while the statistics are read.
+    storage::prefetch(storage::INDEX | storage::MAIN_ONLY);
     let tables = stats::tables()?;
+    let btrees = stats::btrees(&tables)?;
+    let snapshot = storage::snapshot(storage::INDEX | storage::MAIN_ONLY).map_err(ErrorReport::from)?;
     let block = block_size() as f64;
     let no_table = stats::TableFacts { reltuples: -1.0, ..stats::TableFacts::default() };
     let mut out = Vec::new();
-    for idx in stats::btrees(&tables)? {
+    for idx in btrees {
         let actual = snapshot.by_oid.get(&idx.oid).map(|s| s.main_bytes).unwrap_or(0);
         let table = tables.get(&idx.table).unwrap_or(&no_table);
         // The index's own count (partial indexes hold fewer rows), scaled by the table's

@@ -10,11 +10,11 @@
 //! are returned already sorted.  The row sets match the statistics views': tables are the
 //! relkinds `r`, `t`, `m`, `p` and indexes those of `r`, `t`, `m` outside the system schemas.
 
-use std::collections::HashMap;
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
+use super::catalog::OidMap;
 use super::storage;
 use super::{cached_estimates, compute_index_estimates, compute_table_estimates, EstimateKind};
 use crate::common::SpiContext;
@@ -91,6 +91,63 @@ pub fn counters(relid: u32) -> Counters {
     }
 }
 
+/// Runs `f` with `stats_fetch_consistency = snapshot` (PostgreSQL 15+), restoring the
+/// caller's setting afterwards as a function's SET clause would.  In that mode the first
+/// fetch copies every entry of the database into a local snapshot in one pass, and later
+/// fetches are local look-ups; in the default `cache` mode each first fetch searches the
+/// shared hash and pins a per-backend reference, which on 30 000 relations made the first
+/// call in a new connection ~100 ms slower than the next.  Restoring the setting makes the
+/// next fetch by the caller drop our snapshot, so the caller sees what it would have seen.
+fn with_stats_snapshot<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(not(any(feature = "pg13", feature = "pg14")))]
+    // SAFETY: the same calls a function's SET clause makes (fmgr_security_definer); an error
+    // in `f` unwinds the nest level with the (sub)transaction.
+    unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"stats_fetch_consistency".as_ptr(),
+            c"snapshot".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        let out = f();
+        pg_sys::AtEOXact_GUC(true, level);
+        out
+    }
+    #[cfg(any(feature = "pg13", feature = "pg14"))]
+    f()
+}
+
+thread_local! {
+    static COUNTERS: std::cell::RefCell<Option<(storage::CacheKey, std::rc::Rc<OidMap<Counters>>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The counters of every user relation (tables, indexes, materialized views), read from one
+/// statistics snapshot and cached for the current client statement.
+pub fn all_counters() -> Result<std::rc::Rc<OidMap<Counters>>, ErrorReport> {
+    let stamp = storage::statement_stamp();
+    if let Some(hit) = COUNTERS.with(|c| c.borrow().as_ref().filter(|(s, _)| *s == stamp).map(|(_, v)| std::rc::Rc::clone(v))) {
+        return Ok(hit);
+    }
+    let catalog = super::catalog::catalog()?;
+    let map: OidMap<Counters> = with_stats_snapshot(|| {
+        catalog
+            .rels
+            .iter()
+            .filter(|r| matches!(r.kind, b'r' | b't' | b'm' | b'p' | b'i') && catalog.is_user_namespace(r.namespace))
+            .map(|r| (r.oid, counters(r.oid)))
+            .collect()
+    });
+    let map = std::rc::Rc::new(map);
+    COUNTERS.with(|c| *c.borrow_mut() = Some((stamp, std::rc::Rc::clone(&map))));
+    Ok(map)
+}
+
 fn oid(o: u32) -> pg_sys::Oid {
     pg_sys::Oid::from_u32(o)
 }
@@ -162,7 +219,11 @@ pub fn table_rows(
     vacuum_cutoff: Option<i64>,
     analyze_days: f64,
 ) -> Result<Vec<TableRow>, ErrorReport> {
+    // The files are looked at on a helper thread while the statistics are read.
+    storage::prefetch(storage::HEAP | storage::TOAST | storage::INDEX);
     let catalog = super::catalog::catalog()?;
+    let stats = all_counters()?;
+    let estimates = cached_estimates(EstimateKind::Table, analyze_days, || compute_table_estimates(analyze_days))?;
     let tables: Vec<&super::catalog::Rel> = catalog
         .rels
         .iter()
@@ -172,17 +233,16 @@ pub fn table_rows(
     let sizes = storage::snapshot(storage::HEAP | storage::TOAST | storage::INDEX).map_err(ErrorReport::from)?;
     let size_of = |o: u32| sizes.by_oid.get(&o).map(|s| s.all_bytes).unwrap_or(0);
     // Bytes of the indexes of each table (user tables' and TOAST tables').
-    let mut index_bytes: HashMap<u32, i64> = HashMap::with_capacity(tables.len() * 2);
+    let mut index_bytes: OidMap<i64> = OidMap::default();
     for index in &catalog.indexes {
         *index_bytes.entry(index.table).or_default() += size_of(index.oid);
     }
-    let estimates = cached_estimates(EstimateKind::Table, analyze_days, || compute_table_estimates(analyze_days))?;
-    let bloat: HashMap<u32, &super::BloatRow> = estimates.iter().map(|r| (r.0.to_u32(), r)).collect();
+    let bloat: OidMap<&super::BloatRow> = estimates.iter().map(|r| (r.0.to_u32(), r)).collect();
 
     let mut out: Vec<TableRow> = Vec::with_capacity(tables.len());
     for rel in tables {
         let (relid, toast) = (rel.oid, rel.toast);
-        let c = counters(relid);
+        let c = stats.get(&relid).copied().unwrap_or_default();
         let heap = size_of(relid);
         let toast_bytes = if toast != 0 { size_of(toast) + index_bytes.get(&toast).copied().unwrap_or(0) } else { 0 };
         let indexes = index_bytes.get(&relid).copied().unwrap_or(0);
@@ -257,10 +317,11 @@ pub type IndexRow = (
 /// created, whichever is later — a lower bound; for a scanned index, the time since
 /// `capture_index_usage_snapshot()` last saw its count move.
 pub fn index_rows(bloat: bool, unused_days: f64, overdue_days: f64) -> Result<Vec<IndexRow>, ErrorReport> {
+    storage::prefetch(storage::INDEX | storage::MAIN_ONLY);
     let catalog = super::catalog::catalog()?;
     let backing = super::catalog::constraint_indexes();
     let state = Spi::connect(|client| {
-        let mut state: HashMap<u32, (i64, Option<f64>)> = HashMap::new();
+        let mut state: OidMap<(i64, Option<f64>)> = OidMap::default();
         for row in client.select(
             "SELECT u.indexrelid, u.idx_scan, extract(epoch FROM u.unchanged_since)::float8 FROM steward.index_usage_state u",
             None,
@@ -286,16 +347,18 @@ pub fn index_rows(bloat: bool, unused_days: f64, overdue_days: f64) -> Result<Ve
     };
     let window_start = reset.map(|d| epoch_seconds(d.value() as i64)).unwrap_or(server_start);
 
-    let sizes = storage::snapshot(storage::INDEX).map_err(ErrorReport::from)?;
     let estimates = if bloat {
         let rows = cached_estimates(EstimateKind::Index, overdue_days, || compute_index_estimates(overdue_days))?;
         Some(rows)
     } else {
         None
     };
-    let by_index: HashMap<u32, &super::BloatRow> =
+    let by_index: OidMap<&super::BloatRow> =
         estimates.iter().flat_map(|rows| rows.iter()).map(|r| (r.0.to_u32(), r)).collect();
 
+    let stats = all_counters()?;
+    // Last: the helper thread started above has had the most time to finish.
+    let sizes = storage::snapshot(storage::INDEX | storage::MAIN_ONLY).map_err(ErrorReport::from)?;
     let mut out: Vec<IndexRow> = Vec::with_capacity(catalog.indexes.len());
     for index in &catalog.indexes {
         let (Some(table), Some(own)) = (catalog.rel(index.table), catalog.rel(index.oid)) else { continue };
@@ -304,7 +367,7 @@ pub fn index_rows(bloat: bool, unused_days: f64, overdue_days: f64) -> Result<Ve
         }
         let (indexrelid, relid) = (index.oid, index.table);
         let (unique, primary, exclusion, valid) = (index.unique, index.primary, index.exclusion, index.valid);
-        let c = counters(indexrelid);
+        let c = stats.get(&indexrelid).copied().unwrap_or_default();
         let size = sizes.by_oid.get(&indexrelid).copied().unwrap_or_default();
         let enforces = primary || unique || exclusion || backing.contains(&indexrelid);
         let since = if c.scans == 0 {
@@ -364,6 +427,7 @@ pub type TableBloatRow =
 pub fn table_bloat_rows(overdue_days: f64) -> Result<Vec<TableBloatRow>, ErrorReport> {
     let catalog = super::catalog::catalog()?;
     let estimates = cached_estimates(EstimateKind::Table, overdue_days, || compute_table_estimates(overdue_days))?;
+    let stats = all_counters()?;
     let mut out: Vec<TableBloatRow> = Vec::with_capacity(estimates.len());
     for r in estimates.iter() {
         let Some(rel) = catalog.rel(r.0.to_u32()) else { continue };
@@ -376,7 +440,7 @@ pub fn table_bloat_rows(overdue_days: f64) -> Result<Vec<TableBloatRow>, ErrorRe
             r.5,
             r.6.clone(),
             r.1.map(|live| live.round_ties_even() as i64),
-            counters(rel.oid).dead,
+            stats.get(&rel.oid).map_or(0, |c| c.dead),
             r.7,
             r.0,
         ));
@@ -390,7 +454,7 @@ pub type IndexBloatRow = (String, String, String, i64, Option<i64>, Option<i64>,
 /// `index_bloat()`'s rows: the B-tree estimates with names, most bloat first.
 pub fn index_bloat_rows(overdue_days: f64) -> Result<Vec<IndexBloatRow>, ErrorReport> {
     let catalog = super::catalog::catalog()?;
-    let table_of: HashMap<u32, u32> = catalog.indexes.iter().map(|i| (i.oid, i.table)).collect();
+    let table_of: OidMap<u32> = catalog.indexes.iter().map(|i| (i.oid, i.table)).collect();
     let estimates = cached_estimates(EstimateKind::Index, overdue_days, || compute_index_estimates(overdue_days))?;
     let mut out: Vec<IndexBloatRow> = Vec::with_capacity(estimates.len());
     for r in estimates.iter() {

@@ -12,7 +12,6 @@
 //! so a report that needs table and index estimates reads the table statistics once.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use pgrx::pg_sys::panic::ErrorReport;
@@ -21,7 +20,7 @@ use pgrx::spi::{SpiClient, SpiError};
 
 use super::bloat::Column;
 use super::catalog;
-use super::rows::counters;
+use super::rows::all_counters;
 use super::storage::statement_stamp;
 use crate::common::SpiContext;
 
@@ -79,8 +78,8 @@ pub const USER_RELATION_FILTER: &str = "n.nspname NOT IN ('pg_catalog', 'informa
 
 /// Reads rows of (relid, attnum, attlen, attalign, stawidth, stanullfrac), ordered by relid
 /// and attnum, into one column set per relation.
-fn load_columns(client: &SpiClient<'_>, query: &str) -> Result<HashMap<u32, ColumnSet>, SpiError> {
-    let mut sets: HashMap<u32, ColumnSet> = HashMap::new();
+fn load_columns(client: &SpiClient<'_>, query: &str) -> Result<catalog::OidMap<ColumnSet>, SpiError> {
+    let mut sets: catalog::OidMap<ColumnSet> = catalog::OidMap::default();
     let mut current: Option<(u32, ColumnSet)> = None;
     for row in client.select(query, None, &[])? {
         let relid = row.get::<pg_sys::Oid>(1)?.map(|o| o.to_u32()).unwrap_or(0);
@@ -203,11 +202,11 @@ fn expression_columns_query(direct: bool) -> String {
 
 /// Column sets of the relations in `wanted`, from one scan of `pg_attribute` and one of
 /// `pg_statistic` (see `catalog.rs`).
-fn direct_column_sets(wanted: &HashSet<u32>) -> HashMap<u32, ColumnSet> {
+fn direct_column_sets(wanted: &catalog::OidSet) -> catalog::OidMap<ColumnSet> {
     let statistics = catalog::column_statistics();
     let mut attributes = catalog::attributes(wanted);
     attributes.sort_unstable_by_key(|a| (a.0, a.1));
-    let mut sets: HashMap<u32, ColumnSet> = HashMap::with_capacity(wanted.len());
+    let mut sets: catalog::OidMap<ColumnSet> = catalog::OidMap::default();
     for (relid, attnum, attlen, attalign) in attributes {
         let known = statistics.get(&(relid, attnum)).copied();
         let set = sets.entry(relid).or_insert_with(|| ColumnSet { complete: true, ..ColumnSet::default() });
@@ -231,18 +230,19 @@ fn days_since(ts: i64) -> f64 {
 }
 
 /// The tables read from the catalog structs and the statistics snapshot (no SQL).
-fn load_tables_direct() -> Result<HashMap<u32, TableFacts>, ErrorReport> {
+fn load_tables_direct() -> Result<catalog::OidMap<TableFacts>, ErrorReport> {
     let cat = catalog::catalog()?;
     let user_tables: Vec<&catalog::Rel> = cat
         .rels
         .iter()
         .filter(|r| matches!(r.kind, b'r' | b'm') && r.persistence != b't' && cat.is_user_persistent_namespace(r.namespace))
         .collect();
-    let wanted: HashSet<u32> = user_tables.iter().map(|r| r.oid).collect();
+    let wanted: catalog::OidSet = user_tables.iter().map(|r| r.oid).collect();
     let mut sets = direct_column_sets(&wanted);
-    let mut tables = HashMap::with_capacity(user_tables.len());
+    let stats = all_counters()?;
+    let mut tables = catalog::OidMap::default();
     for rel in user_tables {
-        let c = counters(rel.oid);
+        let c = stats.get(&rel.oid).copied().unwrap_or_default();
         tables.insert(
             rel.oid,
             TableFacts {
@@ -260,7 +260,7 @@ fn load_tables_direct() -> Result<HashMap<u32, TableFacts>, ErrorReport> {
     Ok(tables)
 }
 
-fn load_tables() -> Result<HashMap<u32, TableFacts>, ErrorReport> {
+fn load_tables() -> Result<catalog::OidMap<TableFacts>, ErrorReport> {
     let direct = statistic_readable()?;
     if direct {
         return load_tables_direct();
@@ -268,7 +268,7 @@ fn load_tables() -> Result<HashMap<u32, TableFacts>, ErrorReport> {
     let columns_query = table_columns_query(direct);
     Spi::connect(|client| {
         let mut sets = load_columns(&client, &columns_query)?;
-        let mut tables = HashMap::with_capacity(sets.len());
+        let mut tables = catalog::OidMap::default();
         for row in client.select(&tables_query(), None, &[])? {
             let oid = row.get::<pg_sys::Oid>(1)?.map(|o| o.to_u32()).unwrap_or(0);
             let facts = TableFacts {
@@ -289,11 +289,11 @@ fn load_tables() -> Result<HashMap<u32, TableFacts>, ErrorReport> {
 }
 
 thread_local! {
-    static TABLES: RefCell<Option<(super::storage::CacheKey, Rc<HashMap<u32, TableFacts>>)>> = const { RefCell::new(None) };
+    static TABLES: RefCell<Option<(super::storage::CacheKey, Rc<catalog::OidMap<TableFacts>>)>> = const { RefCell::new(None) };
 }
 
 /// Every user table with its counters and column statistics, cached for the statement.
-pub fn tables() -> Result<Rc<HashMap<u32, TableFacts>>, ErrorReport> {
+pub fn tables() -> Result<Rc<catalog::OidMap<TableFacts>>, ErrorReport> {
     let stamp = statement_stamp();
     if let Some(hit) = TABLES.with(|c| c.borrow().as_ref().filter(|(s, _)| *s == stamp).map(|(_, t)| Rc::clone(t))) {
         return Ok(hit);
@@ -304,7 +304,7 @@ pub fn tables() -> Result<Rc<HashMap<u32, TableFacts>>, ErrorReport> {
 }
 
 /// Every B-tree on a user table, its columns resolved through the table's statistics.
-pub fn btrees(tables: &HashMap<u32, TableFacts>) -> Result<Vec<BtreeFacts>, ErrorReport> {
+pub fn btrees(tables: &catalog::OidMap<TableFacts>) -> Result<Vec<BtreeFacts>, ErrorReport> {
     let direct = statistic_readable()?;
     if direct {
         return btrees_direct(tables);
@@ -350,7 +350,7 @@ fn index_columns(keys: &[i16], own: Option<&ColumnSet>, table_columns: Option<&C
 
 /// The B-trees read from the catalog structs (no SQL); expression indexes' own attributes
 /// and statistics are read only when there are any.
-fn btrees_direct(tables: &HashMap<u32, TableFacts>) -> Result<Vec<BtreeFacts>, ErrorReport> {
+fn btrees_direct(tables: &catalog::OidMap<TableFacts>) -> Result<Vec<BtreeFacts>, ErrorReport> {
     const BTREE_AM: u32 = 403;
     let cat = catalog::catalog()?;
     let chosen: Vec<(&catalog::Index, &catalog::Rel)> = cat
@@ -366,8 +366,8 @@ fn btrees_direct(tables: &HashMap<u32, TableFacts>) -> Result<Vec<BtreeFacts>, E
             user.then_some((i, own))
         })
         .collect();
-    let with_expressions: HashSet<u32> = chosen.iter().filter(|(i, _)| i.has_exprs).map(|(i, _)| i.oid).collect();
-    let expression_sets = if with_expressions.is_empty() { HashMap::new() } else { direct_column_sets(&with_expressions) };
+    let with_expressions: catalog::OidSet = chosen.iter().filter(|(i, _)| i.has_exprs).map(|(i, _)| i.oid).collect();
+    let expression_sets = if with_expressions.is_empty() { catalog::OidMap::default() } else { direct_column_sets(&with_expressions) };
     Ok(chosen
         .into_iter()
         .map(|(i, own)| BtreeFacts {

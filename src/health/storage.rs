@@ -10,7 +10,9 @@
 //! that asks for table, index and bloat figures reads the directory once.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use super::catalog::{OidMap, OidSet};
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -67,7 +69,7 @@ pub fn parse_data_file_name(name: &str) -> Option<(u32, Fork, u32)> {
 /// (what `pg_database_size` counts there: data files and the small bookkeeping files).
 #[derive(Debug, Default)]
 pub struct DirectoryScan {
-    pub by_node: HashMap<u32, RelStorage>,
+    pub by_node: OidMap<RelStorage>,
     pub total_bytes: i64,
 }
 
@@ -201,7 +203,7 @@ impl Drop for SignalsBlocked {
 /// relfilenodes are looked at (a `statx` is the expensive part: listing names is cheap);
 /// without it every file is, and `total_bytes` covers the whole directory.  The listing is
 /// read with `readdir` into one name buffer: no allocation per entry.
-pub fn scan_directory(dir: &Path, wanted: Option<&HashSet<u32>>) -> Result<DirectoryScan, HealthError> {
+pub fn scan_directory(dir: &Path, wanted: Option<&OidSet>) -> Result<DirectoryScan, HealthError> {
     let unreadable = |e: std::io::Error| HealthError::StorageUnreadable { path: dir.display().to_string(), reason: e.to_string() };
     let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
         .map_err(|e| unreadable(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
@@ -253,6 +255,65 @@ pub fn scan_directory(dir: &Path, wanted: Option<&HashSet<u32>>) -> Result<Direc
     Ok(scan)
 }
 
+/// Bytes of one segment file when it is full (`RELSEG_SIZE` blocks): a relation continues in
+/// `<filenode>.1`, `.2`, … only after a full segment.
+fn segment_bytes() -> u64 {
+    u64::from(pg_sys::RELSEG_SIZE) * crate::common::block_size()
+}
+
+/// Sizes of the main forks of `nodes` in `dir`, without listing the directory: one `statx`
+/// of `<filenode>` each (and of the next segments of a relation whose segment is full).
+/// `all_bytes` is left equal to `main_bytes`: callers that need every fork use `scan_directory`.
+pub fn stat_main_forks(dir: &Path, nodes: &[u32]) -> Result<DirectoryScan, HealthError> {
+    let unreadable = |e: std::io::Error| HealthError::StorageUnreadable { path: dir.display().to_string(), reason: e.to_string() };
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|e| unreadable(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+    // SAFETY: opendir reads a NUL-terminated path; the handle is closed by Dir's drop.  The
+    // directory is opened (not listed) for its descriptor: names are looked up relative to it.
+    let handle = unsafe { libc::opendir(path.as_ptr()) };
+    if handle.is_null() {
+        return Err(unreadable(std::io::Error::last_os_error()));
+    }
+    let handle = Dir(handle);
+    // SAFETY: the handle is open until `handle` is dropped below.
+    let fd = unsafe { libc::dirfd(handle.0) };
+    let full = segment_bytes();
+    let mut scan = DirectoryScan::default();
+    let mut segment = 0u32;
+    let mut pending: Vec<u32> = nodes.to_vec();
+    while !pending.is_empty() {
+        let mut names: Vec<u8> = Vec::with_capacity(pending.len() * 12);
+        let mut listed: Vec<Listed> = Vec::with_capacity(pending.len());
+        for node in &pending {
+            listed.push(Listed { name_at: names.len(), parsed: Some((*node, Fork::Main, segment)) });
+            if segment == 0 {
+                names.extend_from_slice(node.to_string().as_bytes());
+            } else {
+                names.extend_from_slice(format!("{node}.{segment}").as_bytes());
+            }
+            names.push(0);
+        }
+        let mut next = Vec::new();
+        for facts in stat_all(fd, &names, &listed) {
+            let Some((node, _, _)) = facts.parsed else { continue };
+            let slot = scan.by_node.entry(node).or_default();
+            slot.main_bytes = slot.main_bytes.saturating_add(facts.len);
+            slot.all_bytes = slot.main_bytes;
+            if segment == 0 {
+                slot.born_epoch = facts.born_epoch;
+            }
+            scan.total_bytes = scan.total_bytes.saturating_add(facts.len);
+            if u64::try_from(facts.len).is_ok_and(|len| len >= full) {
+                next.push(node);
+            }
+        }
+        pending = next;
+        segment += 1;
+    }
+    drop(handle);
+    Ok(scan)
+}
+
 fn data_directory() -> PathBuf {
     // SAFETY: DataDir is set once at postmaster start and never changes afterwards.
     unsafe {
@@ -296,16 +357,21 @@ pub const TOAST: u8 = 2;
 pub const INDEX: u8 = 4;
 /// Every file of the database's directories (for the database's total size).
 pub const EVERYTHING: u8 = 8;
+/// Only the main forks are needed (`main_bytes`, `born_epoch`): the files are looked up by
+/// name instead of listing the directory.  `all_bytes` is then not the total of every fork.
+pub const MAIN_ONLY: u8 = 16;
 
 /// Everything one scan learned: sizes by relation OID and the database's total bytes.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub by_oid: HashMap<u32, RelStorage>,
+    pub by_oid: OidMap<RelStorage>,
     /// Every byte in this database's directories (what `pg_database_size` reports);
     /// only when the scan covered `EVERYTHING`.
     pub database_bytes: i64,
     /// The parts this scan covered.
     pub parts: u8,
+    /// Only main forks were looked at (see `MAIN_ONLY`).
+    pub main_only: bool,
 }
 
 thread_local! {
@@ -327,23 +393,69 @@ pub fn statement_stamp() -> CacheKey {
 /// again for everything asked so far.
 pub fn snapshot(parts: u8) -> Result<Rc<Snapshot>, HealthError> {
     let stamp = statement_stamp();
+    let main_only = parts & MAIN_ONLY != 0;
+    let parts = parts & !MAIN_ONLY;
     let previous = CACHE.with(|c| c.borrow().as_ref().filter(|(s, _)| *s == stamp).map(|(_, m)| Rc::clone(m)));
     if let Some(hit) = &previous {
-        if hit.parts & parts == parts {
+        if hit.parts & parts == parts && (main_only || !hit.main_only) {
             return Ok(Rc::clone(hit));
         }
     }
-    let mut wanted = parts | previous.map(|p| p.parts).unwrap_or(0);
+    let mut wanted = parts | previous.as_ref().map(|p| p.parts).unwrap_or(0);
+    // A full scan is never replaced by a main-forks-only one.
+    let mut main_only = main_only && previous.as_ref().is_none_or(|p| p.main_only);
     if wanted & EVERYTHING != 0 {
         // Every file is looked at anyway: map every relation too.
         wanted = HEAP | TOAST | INDEX | EVERYTHING;
+        main_only = false;
     }
-    let fresh = Rc::new(scan_all(wanted)?);
+    let fresh = match take_prefetched(stamp, wanted, main_only) {
+        Some(done) => Rc::new(done?),
+        None => Rc::new(scan_all(wanted, main_only)?),
+    };
     CACHE.with(|c| *c.borrow_mut() = Some((stamp, Rc::clone(&fresh))));
     Ok(fresh)
 }
 
-fn scan_all(parts: u8) -> Result<Snapshot, HealthError> {
+/// One directory to scan and the relations whose files are in it.
+struct Job {
+    dir: PathBuf,
+    rels: Vec<(u32, u32)>,
+}
+
+/// How one directory is scanned (see `scan_directory` and `stat_main_forks`).
+#[derive(Clone, Copy)]
+enum Mode {
+    Everything,
+    MainForks,
+    Filtered,
+}
+
+/// A directory's scan result, with a failure as plain strings so it can cross threads.
+type JobResult = Result<DirectoryScan, (String, String)>;
+
+fn run_job(dir: &Path, rels: &[(u32, u32)], mode: Mode) -> JobResult {
+    let result = match mode {
+        Mode::Everything => scan_directory(dir, None),
+        Mode::MainForks => {
+            let mut nodes: Vec<u32> = rels.iter().map(|(_, node)| *node).collect();
+            nodes.sort_unstable();
+            nodes.dedup();
+            stat_main_forks(dir, &nodes)
+        }
+        Mode::Filtered => {
+            let wanted: OidSet = rels.iter().map(|(_, node)| *node).collect();
+            scan_directory(dir, Some(&wanted))
+        }
+    };
+    result.map_err(|e| match e {
+        HealthError::StorageUnreadable { path, reason } => (path, reason),
+        other => (dir.display().to_string(), other.to_string()),
+    })
+}
+
+/// Which directories to scan for `parts`, from the catalog (backend thread only).
+fn plan(parts: u8) -> Result<Vec<Job>, HealthError> {
     // SAFETY: backend-local globals, set before any function can run.
     let (db, db_spc) = unsafe { (pg_sys::MyDatabaseId.to_u32(), pg_sys::MyDatabaseTableSpace.to_u32()) };
 
@@ -352,47 +464,122 @@ fn scan_all(parts: u8) -> Result<Snapshot, HealthError> {
     // relfilenode 0, and sequences (always one page) are sized by no metric.
     let catalog = super::catalog::catalog().map_err(HealthError::Report)?;
     let toast_namespace = catalog.namespaces.iter().find(|(_, n)| n.as_str() == "pg_toast").map(|(o, _)| *o);
-    let rows: Vec<(u32, u32, u32)> = catalog
-        .rels
-        .iter()
-        .filter(|r| matches!(r.kind, b'r' | b'i' | b't' | b'm') && r.persistence != b't' && r.filenode != 0)
-        .filter(|r| {
-            let part = match r.kind {
-                b'r' | b'm' => HEAP,
-                _ if r.kind == b't' || Some(r.namespace) == toast_namespace => TOAST,
-                _ => INDEX,
-            };
-            part & parts != 0
-        })
-        .map(|r| (r.oid, r.filenode, r.tablespace))
-        .collect();
-
     let mut by_spc: HashMap<u32, Vec<(u32, u32)>> = HashMap::new();
     // The database's default tablespace is always scanned, even when it holds no user table.
     by_spc.entry(db_spc).or_default();
-    for (oid, node, spc) in rows {
-        let effective = if spc == 0 { db_spc } else { spc };
+    for r in &catalog.rels {
+        if !(matches!(r.kind, b'r' | b'i' | b't' | b'm') && r.persistence != b't' && r.filenode != 0) {
+            continue;
+        }
+        let part = match r.kind {
+            b'r' | b'm' => HEAP,
+            _ if r.kind == b't' || Some(r.namespace) == toast_namespace => TOAST,
+            _ => INDEX,
+        };
+        if part & parts == 0 {
+            continue;
+        }
+        let effective = if r.tablespace == 0 { db_spc } else { r.tablespace };
         if effective == GLOBAL_TABLESPACE_OID {
             continue;
         }
-        by_spc.entry(effective).or_default().push((oid, node));
+        by_spc.entry(effective).or_default().push((r.oid, r.filenode));
     }
+    by_spc.into_iter().map(|(spc, rels)| Ok(Job { dir: tablespace_directory(spc, db)?, rels })).collect()
+}
 
-    let mut result = Snapshot { parts, ..Snapshot::default() };
-    for (spc, rels) in by_spc {
-        let dir = tablespace_directory(spc, db)?;
-        let files = if parts & EVERYTHING != 0 {
-            scan_directory(&dir, None)?
-        } else {
-            let wanted: HashSet<u32> = rels.iter().map(|(_, node)| *node).collect();
-            scan_directory(&dir, Some(&wanted))?
-        };
+fn mode_for(parts: u8, main_only: bool) -> Mode {
+    if parts & EVERYTHING != 0 {
+        Mode::Everything
+    } else if main_only {
+        Mode::MainForks
+    } else {
+        Mode::Filtered
+    }
+}
+
+fn assemble(parts: u8, main_only: bool, jobs: Vec<(Vec<(u32, u32)>, JobResult)>) -> Result<Snapshot, HealthError> {
+    let mut result = Snapshot { parts, main_only, ..Snapshot::default() };
+    for (rels, files) in jobs {
+        let files = files.map_err(|(path, reason)| HealthError::StorageUnreadable { path, reason })?;
         result.database_bytes = result.database_bytes.saturating_add(files.total_bytes);
         for (oid, node) in rels {
             result.by_oid.insert(oid, files.by_node.get(&node).copied().unwrap_or_default());
         }
     }
     Ok(result)
+}
+
+fn scan_all(parts: u8, main_only: bool) -> Result<Snapshot, HealthError> {
+    let mode = mode_for(parts, main_only);
+    let jobs = plan(parts)?
+        .into_iter()
+        .map(|job| {
+            let files = run_job(&job.dir, &job.rels, mode);
+            (job.rels, files)
+        })
+        .collect();
+    assemble(parts, main_only, jobs)
+}
+
+/// A scan started by `prefetch` on a helper thread, for the statement `stamp`.
+struct Pending {
+    stamp: CacheKey,
+    parts: u8,
+    main_only: bool,
+    handle: std::thread::JoinHandle<Vec<(Vec<(u32, u32)>, JobResult)>>,
+}
+
+thread_local! {
+    static PENDING: RefCell<Option<Pending>> = const { RefCell::new(None) };
+}
+
+/// Starts the scan `snapshot(parts)` will need on a helper thread, so the file system calls
+/// run on the second core while this backend reads catalogs and statistics.  The helper only
+/// makes system calls (no PostgreSQL function, no palloc) with every signal blocked; if the
+/// statement fails before the result is used, the helper finishes on its own and its result
+/// is dropped.  Does nothing when the statement already has what `parts` needs.
+pub fn prefetch(parts: u8) {
+    let stamp = statement_stamp();
+    let main_only = parts & MAIN_ONLY != 0;
+    let parts = parts & !MAIN_ONLY;
+    let cached = CACHE.with(|c| {
+        c.borrow().as_ref().is_some_and(|(s, m)| *s == stamp && m.parts & parts == parts && (main_only || !m.main_only))
+    });
+    let pending = PENDING.with(|p| p.borrow().as_ref().is_some_and(|p| p.stamp == stamp));
+    if cached || pending {
+        return;
+    }
+    let (parts, main_only) = if parts & EVERYTHING != 0 { (HEAP | TOAST | INDEX | EVERYTHING, false) } else { (parts, main_only) };
+    let Ok(jobs) = plan(parts) else { return };
+    let mode = mode_for(parts, main_only);
+    let blocked = SignalsBlocked::new();
+    let spawned = std::thread::Builder::new().name("pg_steward storage scan".into()).spawn(move || {
+        jobs.into_iter()
+            .map(|job| {
+                let files = run_job(&job.dir, &job.rels, mode);
+                (job.rels, files)
+            })
+            .collect::<Vec<_>>()
+    });
+    drop(blocked);
+    if let Ok(handle) = spawned {
+        PENDING.with(|p| *p.borrow_mut() = Some(Pending { stamp, parts, main_only, handle }));
+    }
+}
+
+/// The prefetched scan of this statement when it covers `parts` (waiting for it if needed).
+fn take_prefetched(stamp: CacheKey, parts: u8, main_only: bool) -> Option<Result<Snapshot, HealthError>> {
+    let pending = PENDING.with(|p| p.borrow_mut().take())?;
+    if pending.stamp != stamp || pending.parts & parts != parts || (pending.main_only && !main_only) {
+        // Another statement's, or not enough: keep it only if it is this statement's.
+        if pending.stamp == stamp {
+            PENDING.with(|p| *p.borrow_mut() = Some(pending));
+        }
+        return None;
+    }
+    let jobs = pending.handle.join().ok()?;
+    Some(assemble(pending.parts, pending.main_only, jobs))
 }
 
 #[cfg(test)]
