@@ -195,3 +195,53 @@ fn identity_comes_from_claims_and_survives_malformed_ones() {
 mod rust_decimal_free {
     pub struct Numeric(pub String);
 }
+
+/// A monitoring connection keeps the catalog between calls; another session's DDL (a new
+/// index, a renamed table, a dropped index, an added column) must show in its next call.
+#[test]
+fn catalog_kept_between_calls_follows_other_sessions_ddl() {
+    setup();
+    let mut admin = connect(DB, "postgres");
+    admin
+        .batch_execute(
+            "DROP TABLE IF EXISTS public.cache_probe, public.cache_probe_renamed;
+             CREATE TABLE public.cache_probe (id int PRIMARY KEY, v int);
+             INSERT INTO public.cache_probe SELECT g, g FROM generate_series(1, 1000) g;
+             ANALYZE public.cache_probe;",
+        )
+        .expect("setup table");
+    let mut monitor = connect(DB, "postgres");
+    let indexes = |c: &mut postgres::Client, table: &str| -> Vec<String> {
+        c.query(
+            "SELECT indexrelname::text FROM steward.index_health() WHERE schemaname = 'public' AND relname = $1::text::name ORDER BY 1",
+            &[&table],
+        )
+        .expect("index_health")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    };
+    assert_eq!(indexes(&mut monitor, "cache_probe"), vec!["cache_probe_pkey".to_string()]);
+
+    admin.batch_execute("CREATE INDEX cache_probe_v ON public.cache_probe (v)").expect("create index");
+    assert_eq!(indexes(&mut monitor, "cache_probe"), vec!["cache_probe_pkey".to_string(), "cache_probe_v".to_string()]);
+
+    admin.batch_execute("ALTER TABLE public.cache_probe RENAME TO cache_probe_renamed").expect("rename");
+    assert!(indexes(&mut monitor, "cache_probe").is_empty());
+    assert_eq!(indexes(&mut monitor, "cache_probe_renamed").len(), 2);
+
+    admin.batch_execute("DROP INDEX public.cache_probe_v").expect("drop index");
+    assert_eq!(indexes(&mut monitor, "cache_probe_renamed"), vec!["cache_probe_pkey".to_string()]);
+
+    // A new column without statistics makes the estimate unknown until ANALYZE.
+    let confidence = |c: &mut postgres::Client| -> String {
+        c.query_one("SELECT confidence FROM steward.table_bloat() WHERE tablename = 'cache_probe_renamed'", &[])
+            .expect("table_bloat")
+            .get(0)
+    };
+    let before = confidence(&mut monitor);
+    assert!(before == "fresh" || before == "stale", "analysed table estimated as {before}");
+    admin.batch_execute("ALTER TABLE public.cache_probe_renamed ADD COLUMN extra text DEFAULT 'x'").expect("add column");
+    assert_eq!(confidence(&mut monitor), "unknown");
+    admin.batch_execute("DROP TABLE public.cache_probe_renamed").expect("cleanup");
+}

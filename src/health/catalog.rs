@@ -18,7 +18,6 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::FromDatum;
 
-use super::storage::{statement_stamp, CacheKey};
 
 /// Maps and sets keyed by OID: FxHash (a multiply and a rotate) instead of SipHash, whose
 /// cost showed in profiles of the 30 000-relation catalogs.
@@ -158,8 +157,25 @@ unsafe fn int2_vector(datum: pg_sys::Datum) -> Vec<i16> {
     }
 }
 
+/// The planner's row count of a catalog (`reltuples`), to size the vectors read from it once
+/// instead of growing them (each growth copies and touches fresh pages).
+fn estimated_rows(catalog: pg_sys::Oid) -> usize {
+    // SAFETY: opens the catalog with the lock its scan takes anyway and reads its pg_class row.
+    unsafe {
+        let rel = pg_sys::table_open(catalog, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let tuples = (*(*rel).rd_rel).reltuples;
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        if tuples > 0.0 { (tuples as usize).min(10_000_000) } else { 0 }
+    }
+}
+
 fn read() -> Catalog {
     let mut cat = Catalog::default();
+    let classes = estimated_rows(pg_sys::RelationRelationId);
+    cat.rels.reserve(classes + classes / 8);
+    cat.by_oid.reserve(classes + classes / 8);
+    let indexes = estimated_rows(pg_sys::IndexRelationId);
+    cat.indexes.reserve(indexes + indexes / 8);
     // SAFETY: each closure reads the row struct of the catalog it scans, and the variable
     // fields through heap_getattr/heap_attisnull with that catalog's descriptor.
     unsafe {
@@ -211,6 +227,27 @@ fn read() -> Catalog {
         let mut nulls: Vec<bool> = Vec::new();
         scan_catalog(pg_sys::IndexRelationId, |t, desc| {
             let f = form::<pg_sys::FormData_pg_index>(t);
+            // Catalog and TOAST indexes are only sized (never analysed): no vectors for them.
+            let system_index = cat.rel(f.indrelid.to_u32()).is_none_or(|r| system.contains(&r.namespace));
+            if system_index {
+                cat.indexes.push(Index {
+                    oid: f.indexrelid.to_u32(),
+                    table: f.indrelid.to_u32(),
+                    unique: f.indisunique,
+                    primary: f.indisprimary,
+                    exclusion: f.indisexclusion,
+                    valid: f.indisvalid,
+                    ready: f.indisready,
+                    keys: Vec::new(),
+                    nkeyatts: 0,
+                    opclasses: Vec::new(),
+                    collations: Vec::new(),
+                    options: Vec::new(),
+                    has_exprs: false,
+                    has_pred: false,
+                });
+                return;
+            }
             let natts = usize::try_from((*desc).natts).unwrap_or(0);
             values.resize(natts, pg_sys::Datum::from(0));
             nulls.resize(natts, true);
@@ -242,18 +279,70 @@ fn read() -> Catalog {
 }
 
 thread_local! {
-    static CACHE: RefCell<Option<(CacheKey, Rc<Catalog>)>> = const { RefCell::new(None) };
+    /// The catalog as last read, with the invalidation generation it was read in.
+    static CACHE: RefCell<Option<(u64, Rc<Catalog>)>> = const { RefCell::new(None) };
+    /// Attributes of the relations last asked for, with their generation and the set asked for.
+    static ATTRIBUTES: RefCell<Option<(u64, OidSet, Rc<Vec<(u32, i16, i16, u8)>>)>> = const { RefCell::new(None) };
+    /// Bumped by every relation-cache invalidation (any DDL, and the pg_class updates of
+    /// VACUUM and ANALYZE) and by namespace and access-method changes.  A plain counter in a
+    /// Cell: the callbacks run whenever PostgreSQL processes invalidation messages, possibly
+    /// while a cache above is borrowed, so they must not touch the caches themselves.
+    static GENERATION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static CALLBACKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// The catalog as of this statement (read at most once per client statement and command).
+unsafe extern "C-unwind" fn relation_changed(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
+}
+
+unsafe extern "C-unwind" fn catalog_changed(_arg: pg_sys::Datum, _cacheid: std::ffi::c_int, _hash: u32) {
+    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
+}
+
+/// The current invalidation generation (registering the callbacks on first use).
+fn generation() -> u64 {
+    if !CALLBACKS.with(|c| c.replace(true)) {
+        // SAFETY: registered once per backend; the callbacks only bump a counter.
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(Some(relation_changed), pg_sys::Datum::from(0));
+            pg_sys::CacheRegisterSyscacheCallback(pg_sys::SysCacheIdentifier::NAMESPACEOID as i32, Some(catalog_changed), pg_sys::Datum::from(0));
+            pg_sys::CacheRegisterSyscacheCallback(pg_sys::SysCacheIdentifier::AMOID as i32, Some(catalog_changed), pg_sys::Datum::from(0));
+        }
+        // Whatever was cached before the callbacks existed is not trusted.
+        GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
+    }
+    GENERATION.with(|g| g.get())
+}
+
+/// The catalog, read again only after an invalidation: every change of pg_class, pg_index
+/// or pg_attribute sends a relation-cache invalidation for the relation concerned (PostgreSQL
+/// processes other sessions' at the start of each transaction and at lock acquisition, and
+/// this session's at each command), so a cached copy is dropped before it can be stale.
+/// On a quiet database a monitoring connection reads the catalogs once.
 pub fn catalog() -> Result<Rc<Catalog>, ErrorReport> {
-    let stamp = statement_stamp();
-    if let Some(hit) = CACHE.with(|c| c.borrow().as_ref().filter(|(s, _)| *s == stamp).map(|(_, v)| Rc::clone(v))) {
+    let current = generation();
+    if let Some(hit) = CACHE.with(|c| c.borrow().as_ref().filter(|(g, _)| *g == current).map(|(_, v)| Rc::clone(v))) {
         return Ok(hit);
     }
+    // Stored with the generation read *before* the scan: an invalidation during it makes
+    // the next call read again.
     let fresh = Rc::new(read());
-    CACHE.with(|c| *c.borrow_mut() = Some((stamp, Rc::clone(&fresh))));
+    CACHE.with(|c| *c.borrow_mut() = Some((current, Rc::clone(&fresh))));
     Ok(fresh)
+}
+
+/// `attributes(wanted)`, kept like the catalog until the next invalidation.
+pub fn cached_attributes(wanted: &OidSet) -> Rc<Vec<(u32, i16, i16, u8)>> {
+    let current = generation();
+    let hit = ATTRIBUTES.with(|c| {
+        c.borrow().as_ref().filter(|(g, set, _)| *g == current && set == wanted).map(|(_, _, v)| Rc::clone(v))
+    });
+    if let Some(hit) = hit {
+        return hit;
+    }
+    let fresh = Rc::new(attributes(wanted));
+    ATTRIBUTES.with(|c| *c.borrow_mut() = Some((current, wanted.clone(), Rc::clone(&fresh))));
+    fresh
 }
 
 /// Indexes that back a constraint (`pg_constraint.conindid`): a foreign key's referenced
@@ -299,7 +388,7 @@ pub fn column_statistics() -> rustc_hash::FxHashMap<(u32, i16), (f64, f64)> {
 }
 
 /// The live (not dropped) attributes with attnum > 0 of the relations in `wanted`:
-/// (relation, attnum, attlen, attalign), in no particular order.
+/// (relation, attnum, attlen, attalign), ordered by relation and attnum.
 pub fn attributes(wanted: &OidSet) -> Vec<(u32, i16, i16, u8)> {
     let mut out = Vec::new();
     // SAFETY: reads the fixed-width row struct of pg_attribute.
@@ -311,6 +400,7 @@ pub fn attributes(wanted: &OidSet) -> Vec<(u32, i16, i16, u8)> {
             }
         });
     }
+    out.sort_unstable_by_key(|a| (a.0, a.1));
     out
 }
 

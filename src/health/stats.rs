@@ -204,10 +204,9 @@ fn expression_columns_query(direct: bool) -> String {
 /// `pg_statistic` (see `catalog.rs`).
 fn direct_column_sets(wanted: &catalog::OidSet) -> catalog::OidMap<ColumnSet> {
     let statistics = catalog::column_statistics();
-    let mut attributes = catalog::attributes(wanted);
-    attributes.sort_unstable_by_key(|a| (a.0, a.1));
+    let attributes = catalog::cached_attributes(wanted);
     let mut sets: catalog::OidMap<ColumnSet> = catalog::OidMap::default();
-    for (relid, attnum, attlen, attalign) in attributes {
+    for &(relid, attnum, attlen, attalign) in attributes.iter() {
         let known = statistics.get(&(relid, attnum)).copied();
         let set = sets.entry(relid).or_insert_with(|| ColumnSet { complete: true, ..ColumnSet::default() });
         set.attnums.push(attnum);
@@ -237,8 +236,15 @@ fn load_tables_direct() -> Result<catalog::OidMap<TableFacts>, ErrorReport> {
         .iter()
         .filter(|r| matches!(r.kind, b'r' | b'm') && r.persistence != b't' && cat.is_user_persistent_namespace(r.namespace))
         .collect();
-    let wanted: catalog::OidSet = user_tables.iter().map(|r| r.oid).collect();
+    // Expression B-trees' own attributes come from the same pg_attribute scan (a second
+    // full scan for a handful of indexes cost as much as the first).
+    let expression_indexes = expression_btrees(&cat);
+    let mut wanted: catalog::OidSet = user_tables.iter().map(|r| r.oid).collect();
+    wanted.extend(expression_indexes.iter().copied());
     let mut sets = direct_column_sets(&wanted);
+    let expression_sets: catalog::OidMap<ColumnSet> =
+        expression_indexes.iter().filter_map(|oid| sets.remove(oid).map(|s| (*oid, s))).collect();
+    EXPRESSION_SETS.with(|c| *c.borrow_mut() = Some((statement_stamp(), Rc::new(expression_sets))));
     let stats = all_counters()?;
     let mut tables = catalog::OidMap::default();
     for rel in user_tables {
@@ -258,6 +264,28 @@ fn load_tables_direct() -> Result<catalog::OidMap<TableFacts>, ErrorReport> {
         );
     }
     Ok(tables)
+}
+
+const BTREE_AM: u32 = 403;
+
+/// B-trees on user tables, as the estimators choose them: (index, its relation entry).
+fn user_btrees(cat: &catalog::Catalog) -> Vec<(&catalog::Index, &catalog::Rel)> {
+    cat.indexes
+        .iter()
+        .filter_map(|i| {
+            let own = cat.rel(i.oid)?;
+            let table = cat.rel(i.table)?;
+            let user = own.am == BTREE_AM
+                && own.persistence != b't'
+                && matches!(table.kind, b'r' | b'm')
+                && cat.is_user_persistent_namespace(table.namespace);
+            user.then_some((i, own))
+        })
+        .collect()
+}
+
+fn expression_btrees(cat: &catalog::Catalog) -> catalog::OidSet {
+    user_btrees(cat).into_iter().filter(|(i, _)| i.has_exprs).map(|(i, _)| i.oid).collect()
 }
 
 fn load_tables() -> Result<catalog::OidMap<TableFacts>, ErrorReport> {
@@ -289,6 +317,8 @@ fn load_tables() -> Result<catalog::OidMap<TableFacts>, ErrorReport> {
 }
 
 thread_local! {
+    /// Column sets of expression B-trees, read with the tables' (see `load_tables_direct`).
+    static EXPRESSION_SETS: RefCell<Option<(super::storage::CacheKey, Rc<catalog::OidMap<ColumnSet>>)>> = const { RefCell::new(None) };
     static TABLES: RefCell<Option<(super::storage::CacheKey, Rc<catalog::OidMap<TableFacts>>)>> = const { RefCell::new(None) };
 }
 
@@ -351,23 +381,17 @@ fn index_columns(keys: &[i16], own: Option<&ColumnSet>, table_columns: Option<&C
 /// The B-trees read from the catalog structs (no SQL); expression indexes' own attributes
 /// and statistics are read only when there are any.
 fn btrees_direct(tables: &catalog::OidMap<TableFacts>) -> Result<Vec<BtreeFacts>, ErrorReport> {
-    const BTREE_AM: u32 = 403;
     let cat = catalog::catalog()?;
-    let chosen: Vec<(&catalog::Index, &catalog::Rel)> = cat
-        .indexes
-        .iter()
-        .filter_map(|i| {
-            let own = cat.rel(i.oid)?;
-            let table = cat.rel(i.table)?;
-            let user = own.am == BTREE_AM
-                && own.persistence != b't'
-                && matches!(table.kind, b'r' | b'm')
-                && cat.is_user_persistent_namespace(table.namespace);
-            user.then_some((i, own))
-        })
-        .collect();
-    let with_expressions: catalog::OidSet = chosen.iter().filter(|(i, _)| i.has_exprs).map(|(i, _)| i.oid).collect();
-    let expression_sets = if with_expressions.is_empty() { catalog::OidMap::default() } else { direct_column_sets(&with_expressions) };
+    let chosen = user_btrees(&cat);
+    let stamp = statement_stamp();
+    let cached = EXPRESSION_SETS.with(|c| c.borrow().as_ref().filter(|(s, _)| *s == stamp).map(|(_, v)| Rc::clone(v)));
+    let expression_sets = match cached {
+        Some(sets) => sets,
+        None => {
+            let wanted = expression_btrees(&cat);
+            Rc::new(if wanted.is_empty() { catalog::OidMap::default() } else { direct_column_sets(&wanted) })
+        }
+    };
     Ok(chosen
         .into_iter()
         .map(|(i, own)| BtreeFacts {
