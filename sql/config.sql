@@ -18,14 +18,35 @@ CREATE TABLE steward.train_schema (
 );
 SELECT pg_catalog.pg_extension_config_dump('steward.train_schema', '');
 
--- Validation and updated_at for every write of a configuration row, whoever writes it.
--- TG_ARGV: document kind, document column.
+-- API keys written into an AI configuration (apiKeys.primaryKey / secondaryKey) are moved
+-- here by the row guard; the document keeps a token: the mask ("••••" and the last four
+-- characters), "#" and 16 hex digits of the key's SHA-256 (src/config/keys.rs).  Only the
+-- service role reads this table (through the effective configuration); entries are never
+-- removed, so a rolled-back or restored document's token still resolves.
+CREATE TABLE steward.api_key_vault (
+    token      text PRIMARY KEY,
+    secret     text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+SELECT pg_catalog.pg_extension_config_dump('steward.api_key_vault', '');
+
+-- Validation, API keys into the vault, and updated_at for every write of a configuration row,
+-- whoever writes it.  TG_ARGV: document kind, document column.
 CREATE FUNCTION steward._config_row_guard() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_doc jsonb := to_jsonb(NEW) -> TG_ARGV[1];
+    v_vaulted jsonb;
 BEGIN
-    PERFORM steward._check_document(TG_ARGV[0], to_jsonb(NEW) -> TG_ARGV[1]);
+    PERFORM steward._check_document(TG_ARGV[0], v_doc);
+    IF TG_ARGV[0] = 'ai_config' THEN
+        v_vaulted := steward._vault_api_keys(v_doc);
+        IF v_vaulted IS NOT NULL THEN
+            NEW := jsonb_populate_record(NEW, jsonb_build_object(TG_ARGV[1], v_vaulted));
+        END IF;
+    END IF;
     IF TG_OP = 'UPDATE' THEN
         NEW := jsonb_populate_record(NEW, jsonb_build_object('updated_at', clock_timestamp()));
     END IF;
@@ -250,8 +271,8 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT e.path,
-           CASE WHEN e.path IN ('apiKeys.primaryKey', 'apiKeys.secondaryKey') AND NOT steward._sees_api_keys()
-                THEN steward._mask_api_keys(jsonb_build_object('apiKeys', jsonb_build_object('primaryKey', e.value))) #> '{apiKeys,primaryKey}'
+           CASE WHEN e.path IN ('apiKeys.primaryKey', 'apiKeys.secondaryKey')
+                THEN steward._reveal_api_keys(jsonb_build_object('apiKeys', jsonb_build_object('primaryKey', e.value))) #> '{apiKeys,primaryKey}'
                 ELSE e.value END,
            e.source, e.source_id
       FROM steward._ai_config_layers(user_id) l,
@@ -388,8 +409,7 @@ BEGIN
                     RETURNING to_jsonb(c)', v_table)
        INTO v_row USING v_user, p_config_name, steward._apply_update('ai_config', v_old, coalesce(p_configuration, '{}')),
                         p_priority, p_is_active;
-    RETURN jsonb_set(v_row, '{configuration}', CASE WHEN steward._sees_api_keys() THEN v_row -> 'configuration'
-                                                    ELSE steward._mask_api_keys(v_row -> 'configuration') END);
+    RETURN jsonb_set(v_row, '{configuration}', steward._reveal_api_keys(v_row -> 'configuration'));
 END
 $$;
 

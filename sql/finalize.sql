@@ -30,6 +30,8 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
         v_roles := v_roles || 'service_role'::text;
         EXECUTE 'GRANT USAGE ON SCHEMA steward TO service_role';
+        -- API keys in clear: the service role only (steward_admin sees the masks).
+        EXECUTE 'GRANT SELECT ON steward.api_key_vault TO service_role';
     END IF;
     FOR f IN
         SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS args
@@ -66,7 +68,7 @@ BEGIN
                  steward.calculate_cost(bigint, bigint, text), steward.caller_id(), steward.caller_uuid(),
                  steward._ai_config_layers(uuid), steward._ai_config_rows(uuid), steward._resolve_layers(text, jsonb[]),
                  steward._explain_layers(text, jsonb[], text[], uuid[]), steward._config_admin(),
-                 steward._sees_api_keys(), steward._mask_api_keys(jsonb), steward._apply_update(text, jsonb, jsonb),
+                 steward._sees_api_keys(), steward._mask_api_keys(jsonb), steward._reveal_api_keys(jsonb), steward._apply_update(text, jsonb, jsonb),
                  steward._train_table(text), steward._require_caller(),
                  steward.update_user_preferences(jsonb, text), steward.reset_user_preferences(text), steward._change_reason(text),
                  steward.upsert_ai_config(text, jsonb, integer, boolean, text), steward.set_ai_config_active(text, boolean, text),

@@ -83,6 +83,8 @@ extension_sql_file!(
         config::calculate_cost,
         config::apply_update,
         config::mask_api_keys,
+        config::vault_api_keys,
+        config::reveal_api_keys,
         config::effective::effective_ai_config,
         config::effective::get_effective_ai_config,
         common::identity::config_admin_sql,

@@ -141,23 +141,70 @@ fn writes_for_the_calling_user_merge_validate_and_mask_keys() {
     assert_eq!(version, "2");
     assert_eq!(effective_key, "••••9876", "end users never see keys in clear");
 
-    // The service role sees the key in clear.
-    let clear: String = {
-        let mut tx = c.transaction().expect("begin");
+    // The key never rests in the documents: the user's own row, the audit log and
+    // steward_admin see a token (the mask and a hash); the service role gets the key in clear
+    // from the effective configuration, through the vault it alone may read.
+    let mut su = connect(DB, "postgres");
+    let (own_row, in_log, admin_view, admin_vault, clear, secondary) = {
+        let mut tx = su.transaction().expect("begin");
         tx.batch_execute("SET LOCAL ROLE authenticated").expect("role");
         tx.execute("SELECT set_config('request.jwt.claims', $1, true)", &[&claims]).expect("claims");
-        tx.query_one("SELECT public.upsert_ai_config('keys', '{}')", &[]).expect("upsert");
+        tx.query_one("SELECT public.upsert_ai_config('keys', '{}', 100)", &[]).expect("upsert");
         tx.query_one("SELECT public.rotate_api_key('keys', 'sk-ant-visible-1234')", &[]).expect("rotate");
-        tx.batch_execute("RESET ROLE; SET LOCAL ROLE service_role").expect("service");
-        let v: Option<String> = tx
+        tx.query_one("SELECT public.rotate_api_key('keys', 'sk-ant-second-5678')", &[]).expect("rotate again");
+        let own_row: String = tx
             .query_one(
                 "SELECT configuration #>> '{apiKeys,primaryKey}' FROM public.ai_configurations WHERE user_id = $1::text::uuid AND config_name = 'keys'",
                 &[&WRITER],
             )
-            .expect("read")
+            .expect("own row")
             .get(0);
+        tx.batch_execute("RESET ROLE").expect("reset");
+        let in_log: i64 = tx
+            .query_one("SELECT count(*) FROM steward.configuration_audit_log WHERE new_values::text ~ 'sk-ant-' OR old_values::text ~ 'sk-ant-'", &[])
+            .expect("log")
+            .get(0);
+        tx.batch_execute("SET LOCAL ROLE steward_admin").expect("admin");
+        let admin_view: String = tx
+            .query_one("SELECT public.get_effective_ai_config($1::text::uuid) #>> '{apiKeys,primaryKey}'", &[&WRITER])
+            .expect("admin effective")
+            .get(0);
+        let admin_vault = {
+            let mut probe = tx.savepoint("vault_probe").expect("savepoint");
+            let denied = probe.query_one("SELECT count(*) FROM steward.api_key_vault", &[]).err().map(|e| sqlstate(&e));
+            probe.rollback().expect("rollback to savepoint");
+            denied
+        };
+        tx.batch_execute("RESET ROLE; SET LOCAL ROLE service_role").expect("service");
+        let r = tx
+            .query_one(
+                "SELECT e #>> '{apiKeys,primaryKey}', e #>> '{apiKeys,secondaryKey}' FROM public.get_effective_ai_config($1::text::uuid) e",
+                &[&WRITER],
+            )
+            .expect("service effective");
+        // Rolling back the second rotation restores the document before it, token and all:
+        // the effective key is the first one again.
+        tx.batch_execute("RESET ROLE").expect("reset");
+        tx.query_one(
+            "SELECT steward.rollback(l.id, 'back to the first key')
+               FROM steward.configuration_audit_log l JOIN public.ai_configurations c ON c.id = l.config_id
+              WHERE c.user_id = $1::text::uuid AND c.config_name = 'keys'
+              ORDER BY l.seq DESC LIMIT 1",
+            &[&WRITER],
+        )
+        .expect("rollback the second rotation");
+        tx.batch_execute("SET LOCAL ROLE service_role").expect("service again");
+        let restored: String = tx
+            .query_one("SELECT public.get_effective_ai_config($1::text::uuid) #>> '{apiKeys,primaryKey}'", &[&WRITER])
+            .expect("restored")
+            .get(0);
+        assert_eq!(restored, "sk-ant-visible-1234");
         tx.rollback().expect("rollback");
-        v.unwrap_or_default()
+        (own_row, in_log, admin_view, admin_vault, r.get::<_, String>(0), r.get::<_, String>(1))
     };
-    assert_eq!(clear, "sk-ant-visible-1234");
+    assert!(own_row.starts_with("••••5678#") && !own_row.contains("sk-ant"), "own row holds {own_row}");
+    assert_eq!(in_log, 0, "no key in clear in the audit log");
+    assert_eq!(admin_view, "••••5678");
+    assert_eq!(admin_vault.as_deref(), Some("42501"));
+    assert_eq!((clear.as_str(), secondary.as_str()), ("sk-ant-second-5678", "sk-ant-visible-1234"));
 }

@@ -30,7 +30,7 @@ pub fn resolve(user_id: Option<pgrx::Uuid>) -> Result<serde_json::Value, ErrorRe
     }
     // Index probes without the executor when they apply (src/config/direct.rs), else SPI.
     if let Some(layers) = user_id.and_then(super::direct::layers) {
-        return Ok(finish(layers));
+        return finish(layers);
     }
     let layers = Spi::connect(|client| {
         let missing = ROWS.with(|r| r.borrow().is_none());
@@ -61,20 +61,19 @@ pub fn resolve(user_id: Option<pgrx::Uuid>) -> Result<serde_json::Value, ErrorRe
             Ok::<_, ErrorReport>(layers)
         })
     })?;
-    Ok(finish(layers))
+    finish(layers)
 }
 
-/// Defaults, then each layer merged in; keys masked for all but the service role.
-fn finish(layers: Vec<serde_json::Value>) -> serde_json::Value {
+/// Defaults, then each layer merged in; keys in clear for the service role (resolved through
+/// the vault), masked for everyone else.
+fn finish(layers: Vec<serde_json::Value>) -> Result<serde_json::Value, ErrorReport> {
     let kind = DocKind::AiConfig;
     let mut doc = kind.defaults();
     for layer in &layers {
         merge::merge_into(&mut doc, &merge::normalized_ai_config(layer));
     }
-    if !sees_api_keys() {
-        merge::mask_api_keys(&mut doc);
-    }
-    doc
+    super::keys::reveal_or_mask(&mut doc, sees_api_keys())?;
+    Ok(doc)
 }
 
 #[pg_extern(stable)]

@@ -54,14 +54,14 @@ pub fn apply_update(doc: &mut Value, update: &Value) {
     }
 }
 
-/// API keys shown to anyone but the service role: the last four characters only.
+/// API keys shown to anyone but the service role: the last four characters only (a vault
+/// token shows the mask it carries; see `keys.rs`).
 pub fn mask_api_keys(doc: &mut Value) {
     if let Some(Value::Object(keys)) = doc.get_mut("apiKeys") {
-        for name in ["primaryKey", "secondaryKey"] {
+        for name in super::keys::KEY_FIELDS {
             if let Some(Value::String(key)) = keys.get_mut(name) {
                 if !key.is_empty() {
-                    let tail: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-                    *key = if key.chars().count() > 8 { format!("••••{tail}") } else { "••••".to_string() };
+                    *key = super::keys::masked(key);
                 }
             }
         }

@@ -4,6 +4,7 @@
 pub mod defaults;
 pub mod direct;
 pub mod effective;
+pub mod keys;
 pub mod merge;
 pub mod validate;
 pub mod error;
@@ -163,6 +164,22 @@ pub fn apply_update(kind: &str, doc: Option<Doc>, update: Doc) -> Result<JsonB, 
     let mut base = kind.normalize(&doc.map(|d| d.0).unwrap_or_else(|| Value::Object(Default::default())));
     merge::apply_update(&mut base, &kind.normalize(&update.0));
     Ok(JsonB(base))
+}
+
+/// The document with its API keys in clear moved into `steward.api_key_vault` and tokens in
+/// their place, or NULL when it holds none (see `keys.rs`).  Called by the row guard.
+#[pg_extern(name = "_vault_api_keys", volatile, parallel_unsafe, strict)]
+pub fn vault_api_keys(doc: Doc) -> Result<Option<JsonB>, ErrorReport> {
+    Ok(keys::vault(&doc.0)?.map(JsonB))
+}
+
+/// The document as the caller may see it: keys in clear for the service role (tokens resolved
+/// through the vault), masked for everyone else.
+#[pg_extern(name = "_reveal_api_keys", stable, parallel_safe, strict)]
+pub fn reveal_api_keys(doc: Doc) -> Result<JsonB, ErrorReport> {
+    let mut doc = doc.0;
+    keys::reveal_or_mask(&mut doc, crate::common::identity::sees_api_keys())?;
+    Ok(JsonB(doc))
 }
 
 /// API keys masked to their last four characters.
