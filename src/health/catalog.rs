@@ -227,37 +227,7 @@ fn read() -> Catalog {
         let mut nulls: Vec<bool> = Vec::new();
         scan_catalog(pg_sys::IndexRelationId, |t, desc| {
             let f = form::<pg_sys::FormData_pg_index>(t);
-            // Catalog and TOAST indexes are only sized (never analysed): no vectors for them.
-            let system_index = cat.rel(f.indrelid.to_u32()).is_none_or(|r| system.contains(&r.namespace));
-            if system_index {
-                cat.indexes.push(Index {
-                    oid: f.indexrelid.to_u32(),
-                    table: f.indrelid.to_u32(),
-                    unique: f.indisunique,
-                    primary: f.indisprimary,
-                    exclusion: f.indisexclusion,
-                    valid: f.indisvalid,
-                    ready: f.indisready,
-                    keys: Vec::new(),
-                    nkeyatts: 0,
-                    opclasses: Vec::new(),
-                    collations: Vec::new(),
-                    options: Vec::new(),
-                    has_exprs: false,
-                    has_pred: false,
-                });
-                return;
-            }
-            let natts = usize::try_from((*desc).natts).unwrap_or(0);
-            values.resize(natts, pg_sys::Datum::from(0));
-            nulls.resize(natts, true);
-            pg_sys::heap_deform_tuple(t, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            let column = |anum: u32| {
-                let i = anum as usize - 1;
-                (i < natts && !nulls[i]).then(|| values[i])
-            };
-            let nkeys = usize::try_from(f.indkey.dim1).unwrap_or(0);
-            cat.indexes.push(Index {
+            let mut index = Index {
                 oid: f.indexrelid.to_u32(),
                 table: f.indrelid.to_u32(),
                 unique: f.indisunique,
@@ -265,14 +235,35 @@ fn read() -> Catalog {
                 exclusion: f.indisexclusion,
                 valid: f.indisvalid,
                 ready: f.indisready,
-                keys: f.indkey.values.as_slice(nkeys).to_vec(),
-                nkeyatts: usize::try_from(f.indnkeyatts).unwrap_or(0).min(nkeys),
-                opclasses: column(pg_sys::Anum_pg_index_indclass).map(|d| oid_vector(d)).unwrap_or_default(),
-                collations: column(pg_sys::Anum_pg_index_indcollation).map(|d| oid_vector(d)).unwrap_or_default(),
-                options: column(pg_sys::Anum_pg_index_indoption).map(|d| int2_vector(d)).unwrap_or_default(),
-                has_exprs: column(pg_sys::Anum_pg_index_indexprs).is_some(),
-                has_pred: column(pg_sys::Anum_pg_index_indpred).is_some(),
-            });
+                keys: Vec::new(),
+                nkeyatts: 0,
+                opclasses: Vec::new(),
+                collations: Vec::new(),
+                options: Vec::new(),
+                has_exprs: false,
+                has_pred: false,
+            };
+            // Catalog and TOAST indexes are only sized (never analysed): no vectors for them.
+            let user_index = cat.rel(index.table).is_some_and(|r| !system.contains(&r.namespace));
+            if user_index {
+                let natts = usize::try_from((*desc).natts).unwrap_or(0);
+                values.resize(natts, pg_sys::Datum::from(0));
+                nulls.resize(natts, true);
+                pg_sys::heap_deform_tuple(t, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+                let column = |anum: u32| {
+                    let i = anum as usize - 1;
+                    (i < natts && !nulls[i]).then(|| values[i])
+                };
+                let nkeys = usize::try_from(f.indkey.dim1).unwrap_or(0);
+                index.keys = f.indkey.values.as_slice(nkeys).to_vec();
+                index.nkeyatts = usize::try_from(f.indnkeyatts).unwrap_or(0).min(nkeys);
+                index.opclasses = column(pg_sys::Anum_pg_index_indclass).map(|d| oid_vector(d)).unwrap_or_default();
+                index.collations = column(pg_sys::Anum_pg_index_indcollation).map(|d| oid_vector(d)).unwrap_or_default();
+                index.options = column(pg_sys::Anum_pg_index_indoption).map(|d| int2_vector(d)).unwrap_or_default();
+                index.has_exprs = column(pg_sys::Anum_pg_index_indexprs).is_some();
+                index.has_pred = column(pg_sys::Anum_pg_index_indpred).is_some();
+            }
+            cat.indexes.push(index);
         });
     }
     cat

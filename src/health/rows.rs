@@ -1,14 +1,16 @@
-//! The rows of `table_health()` and `index_health()` / `unused_indexes()`, built in one pass.
+//! The rows of `table_health()`, `index_health()` / `unused_indexes()` and the two bloat
+//! lists, built in one pass.
 //!
 //! The first versions joined `pg_stat_user_tables` / `pg_stat_user_indexes` with the size scan
 //! in SQL.  On 10 000 tables that cost more than the budget of the whole function: every row of
 //! those views calls a dozen `pg_stat_get_*` functions, each of which looks the relation up in
-//! the statistics snapshot again, and the sizes had to be joined as 30 000-row CTEs.  Here the
-//! each relation's statistics entry is
-//! fetched once (`pgstat_fetch_stat_tabentry`), the catalog is read once per statement
-//! (`catalog.rs`), sizes come from the per-statement scan (`storage::snapshot`) and the bloat estimates from their per-statement cache, and the rows
-//! are returned already sorted.  The row sets match the statistics views': tables are the
-//! relkinds `r`, `t`, `m`, `p` and indexes those of `r`, `t`, `m` outside the system schemas.
+//! the statistics snapshot again, and the sizes had to be joined as 30 000-row CTEs.  Here
+//! each relation's statistics entry is fetched once (`all_counters`), the catalog comes from
+//! `catalog.rs`, sizes from the per-statement scan (`storage::snapshot`, started early on a
+//! helper thread by `storage::prefetch`) and the bloat estimates from their per-statement
+//! cache; the rows are returned already sorted.  The row sets match the statistics views':
+//! tables are the relkinds `r`, `t`, `m`, `p` and indexes those of `r`, `t`, `m` outside the
+//! system schemas.
 
 
 use pgrx::pg_sys::panic::ErrorReport;

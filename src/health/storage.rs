@@ -95,6 +95,20 @@ struct FileFacts {
 /// An open directory (closed on drop).
 struct Dir(*mut libc::DIR);
 
+impl Dir {
+    fn open(dir: &Path) -> Result<Dir, HealthError> {
+        let unreadable = |e: std::io::Error| HealthError::StorageUnreadable { path: dir.display().to_string(), reason: e.to_string() };
+        let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+            .map_err(|e| unreadable(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        // SAFETY: opendir reads a NUL-terminated path; the handle is closed by Dir's drop.
+        let handle = unsafe { libc::opendir(path.as_ptr()) };
+        if handle.is_null() {
+            return Err(unreadable(std::io::Error::last_os_error()));
+        }
+        Ok(Dir(handle))
+    }
+}
+
 impl Drop for Dir {
     fn drop(&mut self) {
         // SAFETY: the pointer came from a successful opendir and is closed once.
@@ -204,15 +218,7 @@ impl Drop for SignalsBlocked {
 /// without it every file is, and `total_bytes` covers the whole directory.  The listing is
 /// read with `readdir` into one name buffer: no allocation per entry.
 pub fn scan_directory(dir: &Path, wanted: Option<&OidSet>) -> Result<DirectoryScan, HealthError> {
-    let unreadable = |e: std::io::Error| HealthError::StorageUnreadable { path: dir.display().to_string(), reason: e.to_string() };
-    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|e| unreadable(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-    // SAFETY: opendir reads a NUL-terminated path; the handle is closed by Dir's drop.
-    let handle = unsafe { libc::opendir(path.as_ptr()) };
-    if handle.is_null() {
-        return Err(unreadable(std::io::Error::last_os_error()));
-    }
-    let handle = Dir(handle);
+    let handle = Dir::open(dir)?;
     let mut names: Vec<u8> = Vec::with_capacity(1 << 16);
     let mut listed: Vec<Listed> = Vec::new();
     loop {
@@ -265,16 +271,8 @@ fn segment_bytes() -> u64 {
 /// of `<filenode>` each (and of the next segments of a relation whose segment is full).
 /// `all_bytes` is left equal to `main_bytes`: callers that need every fork use `scan_directory`.
 pub fn stat_main_forks(dir: &Path, nodes: &[u32]) -> Result<DirectoryScan, HealthError> {
-    let unreadable = |e: std::io::Error| HealthError::StorageUnreadable { path: dir.display().to_string(), reason: e.to_string() };
-    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|e| unreadable(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-    // SAFETY: opendir reads a NUL-terminated path; the handle is closed by Dir's drop.  The
-    // directory is opened (not listed) for its descriptor: names are looked up relative to it.
-    let handle = unsafe { libc::opendir(path.as_ptr()) };
-    if handle.is_null() {
-        return Err(unreadable(std::io::Error::last_os_error()));
-    }
-    let handle = Dir(handle);
+    // The directory is opened (not listed) for its descriptor: names are looked up relative to it.
+    let handle = Dir::open(dir)?;
     // SAFETY: the handle is open until `handle` is dropped below.
     let fd = unsafe { libc::dirfd(handle.0) };
     let full = segment_bytes();
