@@ -273,7 +273,7 @@ thread_local! {
     /// The catalog as last read, with the invalidation generation it was read in.
     static CACHE: RefCell<Option<(u64, Rc<Catalog>)>> = const { RefCell::new(None) };
     /// Attributes of the relations last asked for, with their generation and the set asked for.
-    static ATTRIBUTES: RefCell<Option<(u64, OidSet, Rc<Vec<(u32, i16, i16, u8)>>)>> = const { RefCell::new(None) };
+    static ATTRIBUTES: RefCell<Option<(u64, OidSet, Rc<Attributes>)>> = const { RefCell::new(None) };
     /// Bumped by every relation-cache invalidation (any DDL, and the pg_class updates of
     /// VACUUM and ANALYZE) and by namespace and access-method changes.  A plain counter in a
     /// Cell: the callbacks run whenever PostgreSQL processes invalidation messages, possibly
@@ -322,8 +322,11 @@ pub fn catalog() -> Result<Rc<Catalog>, ErrorReport> {
     Ok(fresh)
 }
 
+/// (relation, attnum, attlen, attalign) of live user attributes, by relation and attnum.
+pub type Attributes = Vec<(u32, i16, i16, u8)>;
+
 /// `attributes(wanted)`, kept like the catalog until the next invalidation.
-pub fn cached_attributes(wanted: &OidSet) -> Rc<Vec<(u32, i16, i16, u8)>> {
+pub fn cached_attributes(wanted: &OidSet) -> Rc<Attributes> {
     let current = generation();
     let hit = ATTRIBUTES.with(|c| {
         c.borrow().as_ref().filter(|(g, set, _)| *g == current && set == wanted).map(|(_, _, v)| Rc::clone(v))
@@ -380,7 +383,7 @@ pub fn column_statistics() -> rustc_hash::FxHashMap<(u32, i16), (f64, f64)> {
 
 /// The live (not dropped) attributes with attnum > 0 of the relations in `wanted`:
 /// (relation, attnum, attlen, attalign), ordered by relation and attnum.
-pub fn attributes(wanted: &OidSet) -> Vec<(u32, i16, i16, u8)> {
+pub fn attributes(wanted: &OidSet) -> Attributes {
     let mut out = Vec::new();
     // SAFETY: reads the fixed-width row struct of pg_attribute.
     unsafe {
