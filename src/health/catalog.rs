@@ -70,7 +70,16 @@ pub struct Catalog {
     pub by_oid: OidMap<usize>,
     pub indexes: Vec<Index>,
     pub access_methods: HashMap<u32, String>,
+    /// `pg_catalog`, `information_schema` and the TOAST schemas.
+    pub system_namespaces: OidSet,
+    /// Temporary schemas (`pg_temp_*`).
+    pub temporary_namespaces: OidSet,
+    /// `pg_toast`, where TOAST tables and their indexes live.
+    pub toast_namespace: Option<u32>,
 }
+
+/// The B-tree access method's OID (`BTREE_AM_OID`).
+pub const BTREE_AM: u32 = 403;
 
 impl Catalog {
     pub fn rel(&self, oid: u32) -> Option<&Rel> {
@@ -84,13 +93,12 @@ impl Catalog {
     /// Outside `pg_catalog`, `information_schema` and the TOAST schemas — the statistics
     /// views' "user" filter (which keeps other sessions' temporary schemas).
     pub fn is_user_namespace(&self, oid: u32) -> bool {
-        let name = self.namespace_name(oid);
-        !(name == "pg_catalog" || name == "information_schema" || name.starts_with("pg_toast"))
+        !self.system_namespaces.contains(&oid)
     }
 
     /// The user filter of the estimators: also without temporary schemas.
     pub fn is_user_persistent_namespace(&self, oid: u32) -> bool {
-        self.is_user_namespace(oid) && !self.namespace_name(oid).starts_with("pg_temp_")
+        self.is_user_namespace(oid) && !self.temporary_namespaces.contains(&oid)
     }
 }
 
@@ -187,14 +195,20 @@ fn read() -> Catalog {
             let f = form::<pg_sys::FormData_pg_am>(t);
             cat.access_methods.insert(f.oid.to_u32(), name_of(&f.amname));
         });
+        for (oid, name) in &cat.namespaces {
+            if name == "pg_catalog" || name == "information_schema" || name.starts_with("pg_toast") {
+                cat.system_namespaces.insert(*oid);
+            }
+            if name.starts_with("pg_temp_") {
+                cat.temporary_namespaces.insert(*oid);
+            }
+            if name == "pg_toast" {
+                cat.toast_namespace = Some(*oid);
+            }
+        }
         // Names are kept for user relations only: nothing reports a catalog or TOAST relation
         // by name, and half of pg_class is TOAST tables and their indexes.
-        let system: OidSet = cat
-            .namespaces
-            .iter()
-            .filter(|(_, n)| n.as_str() == "pg_catalog" || n.as_str() == "information_schema" || n.starts_with("pg_toast"))
-            .map(|(o, _)| *o)
-            .collect();
+        let system = cat.system_namespaces.clone();
         scan_catalog(pg_sys::RelationRelationId, |t, desc| {
             let f = form::<pg_sys::FormData_pg_class>(t);
             let options_attnum = pg_sys::Anum_pg_class_reloptions as i32;

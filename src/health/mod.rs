@@ -135,8 +135,10 @@ fn cached_estimates(
     Ok(rows)
 }
 
-fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
+/// `v` rounded to `places` decimal places.
+pub(crate) fn round_to(v: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (v * scale).round() / scale
 }
 
 fn to_row(oid: u32, live: Option<f64>, actual: i64, est: Option<bloat::Estimate>, conf: Confidence) -> BloatRow {
@@ -147,7 +149,7 @@ fn to_row(oid: u32, live: Option<f64>, actual: i64, est: Option<bloat::Estimate>
         actual,
         known.map(|e| e.expected_bytes as i64),
         known.map(|e| e.bloat_bytes as i64),
-        known.map(|e| round2(e.bloat_pct)),
+        known.map(|e| round_to(e.bloat_pct, 2)),
         conf.as_str().to_string(),
         est.map(|e| e.tuple_width),
     )
@@ -424,7 +426,7 @@ pub fn heap_bloat_from_tuples(
     let varying = tuple_count > 0 && tuple_len % tuple_count != 0;
     let width = bloat::pad_tuple(avg, varying);
     let est = bloat::heap_estimate_from_width(width, tuple_count as f64, table_len as f64, fillfactor as f64, block_size() as f64);
-    Ok(TableIterator::once((est.expected_bytes as i64, est.bloat_bytes as i64, round2(est.bloat_pct))))
+    Ok(TableIterator::once((est.expected_bytes as i64, est.bloat_bytes as i64, round_to(est.bloat_pct, 2))))
 }
 
 /// Duplicate and prefix-covered (redundant) indexes; see `indexes.rs` for the rules.
@@ -433,7 +435,6 @@ pub fn index_redundancy() -> Result<
     TableIterator<'static, (name!(indexrelid, pg_sys::Oid), name!(kind, String), name!(covered_by, pg_sys::Oid))>,
     ErrorReport,
 > {
-    const BTREE_AM: u32 = 403;
     let catalog = catalog::catalog()?;
     let backing = catalog::constraint_indexes();
     // Expressions and predicates as text (pg_get_expr), for the few indexes that have them.
@@ -473,7 +474,7 @@ pub fn index_redundancy() -> Result<
                 oid: i.oid,
                 table: i.table,
                 am: own.am,
-                is_btree: own.am == BTREE_AM,
+                is_btree: own.am == catalog::BTREE_AM,
                 keys: i.keys[..split].to_vec(),
                 includes: i.keys[split..].to_vec(),
                 opclasses: i.opclasses.clone(),

@@ -18,7 +18,7 @@ use pgrx::prelude::*;
 
 use super::catalog::OidMap;
 use super::storage;
-use super::{cached_estimates, compute_index_estimates, compute_table_estimates, EstimateKind};
+use super::{cached_estimates, round_to, compute_index_estimates, compute_table_estimates, EstimateKind};
 use crate::common::SpiContext;
 
 /// What the cumulative statistics system knows about one relation (zeros and `None` when it
@@ -69,7 +69,7 @@ macro_rules! counters_from_entry {
 }
 
 /// One lookup in the statistics snapshot for everything the views' dozen functions return.
-pub fn counters(relid: u32) -> Counters {
+fn counters(relid: u32) -> Counters {
     // SAFETY: pgstat_fetch_stat_tabentry returns NULL or a pointer into the backend's
     // statistics snapshot, valid until the end of the transaction; we copy what we need.
     unsafe {
@@ -175,11 +175,6 @@ pub fn dead_ratio_hundredths(dead: i64, live: i64) -> i128 {
     }
     let (dead, live) = (i128::from(dead.max(0)), i128::from(live));
     (dead * 20_000 + live) / (2 * live)
-}
-
-fn round_to(v: f64, places: i32) -> f64 {
-    let scale = 10f64.powi(places);
-    (v * scale).round() / scale
 }
 
 pub type TableRow = (

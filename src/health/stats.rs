@@ -266,8 +266,6 @@ fn load_tables_direct() -> Result<catalog::OidMap<TableFacts>, ErrorReport> {
     Ok(tables)
 }
 
-const BTREE_AM: u32 = 403;
-
 /// B-trees on user tables, as the estimators choose them: (index, its relation entry).
 fn user_btrees(cat: &catalog::Catalog) -> Vec<(&catalog::Index, &catalog::Rel)> {
     cat.indexes
@@ -275,7 +273,7 @@ fn user_btrees(cat: &catalog::Catalog) -> Vec<(&catalog::Index, &catalog::Rel)> 
         .filter_map(|i| {
             let own = cat.rel(i.oid)?;
             let table = cat.rel(i.table)?;
-            let user = own.am == BTREE_AM
+            let user = own.am == catalog::BTREE_AM
                 && own.persistence != b't'
                 && matches!(table.kind, b'r' | b'm')
                 && cat.is_user_persistent_namespace(table.namespace);

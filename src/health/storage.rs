@@ -452,6 +452,16 @@ fn run_job(dir: &Path, rels: &[(u32, u32)], mode: Mode) -> JobResult {
     })
 }
 
+/// Scans each directory of the plan: system calls only, so it may run on a helper thread.
+fn run_jobs(jobs: Vec<Job>, mode: Mode) -> Vec<(Vec<(u32, u32)>, JobResult)> {
+    jobs.into_iter()
+        .map(|job| {
+            let files = run_job(&job.dir, &job.rels, mode);
+            (job.rels, files)
+        })
+        .collect()
+}
+
 /// Which directories to scan for `parts`, from the catalog (backend thread only).
 fn plan(parts: u8) -> Result<Vec<Job>, HealthError> {
     // SAFETY: backend-local globals, set before any function can run.
@@ -461,7 +471,6 @@ fn plan(parts: u8) -> Result<Vec<Job>, HealthError> {
     // Temporary relations live in other files (t<backend>_<n>), mapped catalogs have
     // relfilenode 0, and sequences (always one page) are sized by no metric.
     let catalog = super::catalog::catalog().map_err(HealthError::Report)?;
-    let toast_namespace = catalog.namespaces.iter().find(|(_, n)| n.as_str() == "pg_toast").map(|(o, _)| *o);
     let mut by_spc: HashMap<u32, Vec<(u32, u32)>> = HashMap::new();
     // The database's default tablespace is always scanned, even when it holds no user table.
     by_spc.entry(db_spc).or_default();
@@ -471,7 +480,7 @@ fn plan(parts: u8) -> Result<Vec<Job>, HealthError> {
         }
         let part = match r.kind {
             b'r' | b'm' => HEAP,
-            _ if r.kind == b't' || Some(r.namespace) == toast_namespace => TOAST,
+            _ if r.kind == b't' || Some(r.namespace) == catalog.toast_namespace => TOAST,
             _ => INDEX,
         };
         if part & parts == 0 {
@@ -509,14 +518,7 @@ fn assemble(parts: u8, main_only: bool, jobs: Vec<(Vec<(u32, u32)>, JobResult)>)
 }
 
 fn scan_all(parts: u8, main_only: bool) -> Result<Snapshot, HealthError> {
-    let mode = mode_for(parts, main_only);
-    let jobs = plan(parts)?
-        .into_iter()
-        .map(|job| {
-            let files = run_job(&job.dir, &job.rels, mode);
-            (job.rels, files)
-        })
-        .collect();
+    let jobs = run_jobs(plan(parts)?, mode_for(parts, main_only));
     assemble(parts, main_only, jobs)
 }
 
@@ -552,14 +554,7 @@ pub fn prefetch(parts: u8) {
     let Ok(jobs) = plan(parts) else { return };
     let mode = mode_for(parts, main_only);
     let blocked = SignalsBlocked::new();
-    let spawned = std::thread::Builder::new().name("pg_steward storage scan".into()).spawn(move || {
-        jobs.into_iter()
-            .map(|job| {
-                let files = run_job(&job.dir, &job.rels, mode);
-                (job.rels, files)
-            })
-            .collect::<Vec<_>>()
-    });
+    let spawned = std::thread::Builder::new().name("pg_steward storage scan".into()).spawn(move || run_jobs(jobs, mode));
     drop(blocked);
     if let Ok(handle) = spawned {
         PENDING.with(|p| *p.borrow_mut() = Some(Pending { stamp, parts, main_only, handle }));
