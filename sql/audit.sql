@@ -6,15 +6,18 @@ INSERT INTO steward.setting_defaults (key, value, min_value, max_value, descript
     ('auditRateLimitPerMinute', '60',  0, NULL, 'Configuration changes an end user (JWT role authenticated or anon) may make per minute; 0 disables the limit'),
     ('auditRetentionDays',      '365', 1, NULL, 'steward.audit_purge() removes audit entries older than this many days');
 
--- The unified log (seed columns first).  old_values/new_values are the configuration
--- documents before and after the change.
-CREATE TABLE steward.configuration_audit_log (
+-- The entries as stored.  old_values is stored only where it is not the previous entry's
+-- new_values (old_elided = false); for an ordinary change the document before is exactly the
+-- document the previous entry recorded after, and storing it twice doubled the heap and WAL
+-- written per audited change.  Everyone reads the entries through the view
+-- steward.configuration_audit_log below, which puts old_values back.
+CREATE TABLE steward.audit_entries (
     id            uuid PRIMARY KEY,
     config_type   text NOT NULL,
     config_id     uuid,                 -- NULL only for a TRUNCATE entry
     changed_by    uuid,                 -- the end user (auth.uid() / JWT sub) when there is one
     changed_at    timestamptz NOT NULL,
-    old_values    jsonb,
+    old_values    jsonb,                -- NULL where old_elided
     new_values    jsonb,
     change_reason text,
     client_ip     inet,
@@ -28,16 +31,50 @@ CREATE TABLE steward.configuration_audit_log (
     txid          bigint NOT NULL,      -- entries of one transaction share it
     seq           bigint NOT NULL,      -- position in the configuration's chain, from 1
     prev_hash     bytea,
-    hash          bytea NOT NULL
+    hash          bytea NOT NULL,
+    old_elided    boolean NOT NULL DEFAULT false,   -- old_values = the previous entry's new_values
+    CHECK (NOT old_elided OR (old_values IS NULL AND seq > 1 AND prev_hash IS NOT NULL))
 );
 -- History of one configuration, newest first (and the chain's previous-entry lookup).
-CREATE UNIQUE INDEX configuration_audit_log_chain ON steward.configuration_audit_log (config_id, seq);
+CREATE UNIQUE INDEX audit_entries_chain ON steward.audit_entries (config_id, seq);
 -- Time ranges at tens of millions of rows: entries arrive in time order, so a BRIN index
 -- is tiny and cheap to maintain.
-CREATE INDEX configuration_audit_log_time ON steward.configuration_audit_log USING brin (changed_at);
+CREATE INDEX audit_entries_time ON steward.audit_entries USING brin (changed_at);
 -- A user's own entries (row-level security, "my history").
-CREATE INDEX configuration_audit_log_owner ON steward.configuration_audit_log (owner_id, changed_at);
-SELECT pg_catalog.pg_extension_config_dump('steward.configuration_audit_log', '');
+CREATE INDEX audit_entries_owner ON steward.audit_entries (owner_id, changed_at);
+SELECT pg_catalog.pg_extension_config_dump('steward.audit_entries', '');
+
+-- The previous entry's new_values, for an entry that elided its old_values.  The entry's
+-- prev_hash is the key: only a caller who can read the entry knows it (a SHA-256 cannot be
+-- guessed), and an entry's old_values is theirs to read, so no row-level security is needed
+-- on this look-up — and none may apply: the previous entry can belong to someone else
+-- (an organisation configuration changed by several members).  NULL when the previous
+-- entry is gone or does not carry that hash (history edited behind pg_steward's back: its
+-- hash no longer matches, and audit_verify reports it).
+-- (steward._audit_old_values(config_id uuid, seq bigint, prev_hash bytea) is defined in src/audit/writer.rs.)
+
+-- The unified log as clients read it (seed columns first; CONTRACT §5).  On PostgreSQL 15+
+-- it runs with the reader's rights, so the row-level security of steward.audit_entries
+-- applies; older servers get the same rules as a filter.
+DO $log$
+BEGIN
+    EXECUTE format($v$
+        CREATE VIEW steward.configuration_audit_log %s AS
+        SELECT e.id, e.config_type, e.config_id, e.changed_by, e.changed_at,
+               CASE WHEN e.old_elided THEN steward._audit_old_values(e.config_id, e.seq, e.prev_hash)
+                    ELSE e.old_values END AS old_values,
+               e.new_values, e.change_reason, e.client_ip, e.user_agent, e.action, e.actor, e.relid,
+               e.owner_id, e.rollback_of, e.txid, e.seq, e.prev_hash, e.hash
+          FROM steward.audit_entries e %s$v$,
+        CASE WHEN current_setting('server_version_num')::int >= 150000 THEN 'WITH (security_invoker = true)'
+             ELSE 'WITH (security_barrier = true)' END,
+        CASE WHEN current_setting('server_version_num')::int >= 150000 THEN ''
+             ELSE $w$WHERE pg_catalog.pg_has_role('steward_admin', 'MEMBER')
+                      OR (EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role')
+                          AND pg_catalog.pg_has_role('service_role', 'MEMBER'))
+                      OR e.owner_id = (SELECT steward.caller_uuid()) OR e.changed_by = (SELECT steward.caller_uuid())$w$ END);
+END
+$log$;
 
 -- Where a chain resumes after steward.audit_purge() removed its older entries.
 CREATE TABLE steward.audit_chain_anchors (
@@ -80,9 +117,18 @@ SELECT pg_catalog.pg_extension_config_dump('steward.audited_tables', '');
 
 -- Append-only, for every role including the owner: only pg_steward's own code (the audit
 -- trigger, audit_purge) may write, and nobody may update.
-CREATE TRIGGER configuration_audit_log_append_only
-    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON steward.configuration_audit_log
+CREATE TRIGGER audit_entries_append_only
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON steward.audit_entries
     FOR EACH STATEMENT EXECUTE FUNCTION steward._audit_log_guard();
+-- Writes through the view are refused the same way (the row trigger makes PostgreSQL route
+-- them to the view's triggers instead of rewriting them onto the table; the statement
+-- trigger refuses before any row is looked at).
+CREATE TRIGGER configuration_audit_log_append_only
+    BEFORE INSERT OR UPDATE OR DELETE ON steward.configuration_audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION steward._audit_log_guard();
+CREATE TRIGGER configuration_audit_log_no_rows
+    INSTEAD OF INSERT OR UPDATE OR DELETE ON steward.configuration_audit_log
+    FOR EACH ROW EXECUTE FUNCTION steward._audit_log_guard();
 CREATE TRIGGER audit_chain_anchors_append_only
     BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON steward.audit_chain_anchors
     FOR EACH STATEMENT EXECUTE FUNCTION steward._audit_log_guard();
@@ -91,15 +137,15 @@ CREATE TRIGGER audit_purges_append_only
     FOR EACH STATEMENT EXECUTE FUNCTION steward._audit_log_guard();
 
 -- Users read the entries of their own configurations and the ones they made; admins all.
-ALTER TABLE steward.configuration_audit_log ENABLE ROW LEVEL SECURITY;
-CREATE POLICY admins_read_all ON steward.configuration_audit_log FOR SELECT TO steward_admin USING (true);
+ALTER TABLE steward.audit_entries ENABLE ROW LEVEL SECURITY;
+CREATE POLICY admins_read_all ON steward.audit_entries FOR SELECT TO steward_admin USING (true);
 DO $policies$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
-        CREATE POLICY service_reads_all ON steward.configuration_audit_log FOR SELECT TO service_role USING (true);
+        CREATE POLICY service_reads_all ON steward.audit_entries FOR SELECT TO service_role USING (true);
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
-        CREATE POLICY users_read_own ON steward.configuration_audit_log FOR SELECT TO authenticated
+        CREATE POLICY users_read_own ON steward.audit_entries FOR SELECT TO authenticated
             USING (owner_id = (SELECT steward.caller_uuid()) OR changed_by = (SELECT steward.caller_uuid()));
     END IF;
 END

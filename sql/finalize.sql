@@ -89,7 +89,7 @@ BEGIN
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     -- Audit: admins read everything and attach the trigger to their tables; end users read
     -- their own entries (row-level security on the log).
-    EXECUTE format('GRANT SELECT ON steward.configuration_audit_log, steward.ai_configuration_audit,
+    EXECUTE format('GRANT SELECT ON steward.configuration_audit_log, steward.audit_entries, steward.ai_configuration_audit,
                     steward.audited_tables, steward.audit_purges, steward.audit_chain_anchors TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     EXECUTE format('GRANT EXECUTE ON FUNCTION steward._audit_capture(), steward._audit_truncate() TO %s',
@@ -102,6 +102,7 @@ BEGIN
                  steward.change_statistics(timestamptz, timestamptz), steward.change_history_csv(jsonb),
                  steward.rollback_preview(uuid), steward.rollback_validate(uuid, boolean), steward.rollback(uuid, text, uuid),
                  steward.rollback_bulk(uuid[], text), steward._entry_json(steward.configuration_audit_log, boolean),
+                 steward._audit_old_values(uuid, bigint, bytea),
                  steward._check_page(integer, integer), steward._history_filter(jsonb), steward._csv(text[], jsonb),
                  steward._rollback_target(uuid, boolean), steward._audit_entry_exists(uuid), steward._rollback_warnings(jsonb),
                  steward._rollback_errors(text, jsonb), steward._may_roll_back(steward.configuration_audit_log),
@@ -110,7 +111,8 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', v_history_functions,
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
-        EXECUTE 'GRANT SELECT ON steward.configuration_audit_log, steward.ai_configuration_audit, steward.audited_tables TO authenticated';
+        EXECUTE 'GRANT SELECT ON steward.configuration_audit_log, steward.audit_entries, steward.ai_configuration_audit,
+                 steward.audited_tables TO authenticated';
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO authenticated', v_history_functions);
     END IF;
 END

@@ -101,6 +101,7 @@ extension_sql_file!(
         audit::_audit_log_guard,
         audit::_audit_purge,
         audit::_audit_hash,
+        audit::writer::_audit_old_values,
     ]
 );
 extension_sql_file!(

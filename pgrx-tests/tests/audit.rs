@@ -13,6 +13,7 @@ use postgres::Client;
 const ALICE: &str = "a11ce000-0000-4000-8000-000000000001";
 const BOB: &str = "b0b00000-0000-4000-8000-000000000002";
 const CAROL: &str = "ca201000-0000-4000-8000-000000000003";
+const DAVE: &str = "da7e0000-0000-4000-8000-000000000004";
 
 /// The rate-limit test changes a global setting: the tests of this file run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -113,13 +114,21 @@ fn nobody_can_rewrite_the_log() {
         "INSERT INTO steward.configuration_audit_log SELECT * FROM steward.configuration_audit_log LIMIT 1",
         "UPDATE steward.configuration_audit_log SET change_reason = 'forged'",
         "DELETE FROM steward.configuration_audit_log",
-        "TRUNCATE steward.configuration_audit_log",
+        // The storage under the view refuses the same way.
+        "INSERT INTO steward.audit_entries SELECT * FROM steward.audit_entries LIMIT 1",
+        "UPDATE steward.audit_entries SET change_reason = 'forged'",
+        "DELETE FROM steward.audit_entries",
+        "TRUNCATE steward.audit_entries",
     ];
+    // The log clients read is a view, which PostgreSQL itself refuses to truncate.
+    let truncate_view = "TRUNCATE steward.configuration_audit_log";
     for (role, claims) in [("authenticated", user(CAROL)), ("service_role", SERVICE_CLAIMS.to_string())] {
         for sql in statements {
             let err = as_role(&mut c, role, &claims, |tx| tx.batch_execute(sql)).expect_err(sql);
             assert_eq!(sqlstate(&err), "42501", "{role}: {sql}: {err}");
         }
+        let err = as_role(&mut c, role, &claims, |tx| tx.batch_execute(truncate_view)).expect_err("truncate view");
+        assert_eq!(sqlstate(&err), "42809", "{role}: {err}");
     }
     // An administrator and the owner (a superuser) are refused too.
     for login in ["steward_admin_login", "postgres"] {
@@ -128,6 +137,8 @@ fn nobody_can_rewrite_the_log() {
             let err = db.batch_execute(sql).expect_err(sql);
             assert_eq!(sqlstate(&err), "42501", "{login}: {sql}: {err}");
         }
+        let err = db.batch_execute(truncate_view).expect_err("truncate view");
+        assert_eq!(sqlstate(&err), "42809", "{login}: {err}");
     }
     let mut admin = connect(DB, "postgres");
     let ok: String = admin.query_one("SELECT steward.audit_verify() ->> 'ok'", &[]).expect("verify").get(0);
@@ -393,4 +404,52 @@ fn history_exports_as_csv_that_parses_back() {
     })
     .expect("bob csv");
     assert_eq!(csv::Reader::from_reader(bobs.as_bytes()).records().count(), 0);
+}
+
+/// An entry's old_values is stored only when it is not the previous entry's new_values; the
+/// log reads the same for everyone who may read the entry, including a reader who may not
+/// read the previous entry (here Bob, who changed Dave's configuration through the service).
+#[test]
+fn a_reader_of_an_entry_gets_its_document_before_even_without_the_previous_entry() {
+    let _s = serial();
+    data();
+    let mut c = connect(DB, "authenticator");
+    commit_as_user(&mut c, DAVE, "SELECT public.upsert_ai_config(p_config_name := 'shared-before', p_configuration := '{\"model\": {\"topP\": 0.4}}')")
+        .expect("dave");
+    let mut db = connect(DB, "postgres");
+    let mut tx = db.transaction().expect("tx");
+    tx.execute("SELECT set_config('request.jwt.claims', $1, true)", &[&format!(r#"{{"sub": "{BOB}", "role": "service_role"}}"#)])
+        .expect("claims");
+    tx.execute(
+        "UPDATE public.ai_configurations SET configuration = jsonb_set(configuration, '{model,topP}', '0.5')
+          WHERE config_name = 'shared-before' AND user_id = $1::text::uuid",
+        &[&DAVE],
+    )
+    .expect("service change");
+    tx.commit().expect("commit");
+    let (id, before, elided): (String, String, bool) = {
+        let r = db
+            .query_one(
+                "SELECT l.id::text, l.old_values::text, e.old_elided
+                   FROM steward.configuration_audit_log l JOIN steward.audit_entries e USING (id)
+                  WHERE l.changed_by = $1::text::uuid AND l.config_id = (SELECT id FROM public.ai_configurations WHERE config_name = 'shared-before')",
+                &[&BOB],
+            )
+            .expect("entry");
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert!(elided, "the document before is the previous entry's new_values: not stored twice");
+    assert!(before.contains("0.4"), "{before}");
+    let (visible, seen_before): (i64, Option<String>) = as_role(&mut c, "authenticated", &user(BOB), |tx| {
+        let r = tx.query_one(
+            "SELECT (SELECT count(*) FROM public.configuration_audit_log l
+                      WHERE l.config_id = (SELECT config_id FROM public.configuration_audit_log WHERE id = $1::text::uuid)),
+                    (SELECT old_values::text FROM public.configuration_audit_log WHERE id = $1::text::uuid)",
+            &[&id],
+        )?;
+        Ok((r.get(0), r.get(1)))
+    })
+    .expect("bob reads");
+    assert_eq!(visible, 1, "Bob sees his own entry only, not Dave's before it");
+    assert_eq!(seen_before.as_deref(), Some(before.as_str()));
 }

@@ -138,7 +138,10 @@ mod tests {
             "UPDATE steward.configuration_audit_log SET change_reason = 'x' WHERE config_id = '00000000-0000-4000-8000-000000000002'",
             "DELETE FROM steward.configuration_audit_log WHERE config_id = '00000000-0000-4000-8000-000000000002'",
             "INSERT INTO steward.configuration_audit_log SELECT * FROM steward.configuration_audit_log LIMIT 1",
-            "TRUNCATE steward.configuration_audit_log",
+            "UPDATE steward.audit_entries SET change_reason = 'x' WHERE config_id = '00000000-0000-4000-8000-000000000002'",
+            "DELETE FROM steward.audit_entries WHERE config_id = '00000000-0000-4000-8000-000000000002'",
+            "INSERT INTO steward.audit_entries SELECT * FROM steward.audit_entries LIMIT 1",
+            "TRUNCATE steward.audit_entries",
             "DELETE FROM steward.audit_chain_anchors",
         ] {
             run(&format!(
@@ -146,6 +149,9 @@ mod tests {
                  EXCEPTION WHEN insufficient_privilege THEN NULL; END $$"
             ));
         }
+        // The log clients read is a view: PostgreSQL itself refuses to truncate it.
+        run("DO $$ BEGIN TRUNCATE steward.configuration_audit_log; RAISE EXCEPTION 'not refused'; \
+             EXCEPTION WHEN wrong_object_type THEN NULL; END $$");
         let verdict = |cfg: &str| {
             Spi::get_one_with_args::<pgrx::JsonB>("SELECT steward.audit_verify($1::uuid)", &[cfg.into()])
                 .expect("verify")
@@ -157,7 +163,7 @@ mod tests {
         assert_eq!(ok["checked"], serde_json::json!(3));
         // A superuser edits history with triggers disabled.
         run("SET LOCAL session_replication_role = replica;
-             UPDATE steward.configuration_audit_log SET new_values = '{\"k\": 99}'
+             UPDATE steward.audit_entries SET new_values = '{\"k\": 99}'
               WHERE config_id = '00000000-0000-4000-8000-000000000002' AND seq = 2;
              SET LOCAL session_replication_role = origin;");
         let broken = verdict("00000000-0000-4000-8000-000000000002");
@@ -169,6 +175,83 @@ mod tests {
         assert_eq!(broken["first_broken"].as_str(), second.as_deref());
     }
 
+    /// old_values is stored only where it is not the previous entry's new_values, and the log
+    /// reads the same either way: the view puts the elided documents back.
+    #[pg_test]
+    fn elided_old_values_read_the_same() {
+        make_table("audit_t5");
+        let cfg = "00000000-0000-4000-8000-000000000005";
+        run(&format!(
+            "INSERT INTO public.audit_t5 (id, doc) VALUES ('{cfg}', '{{\"k\": 1, \"big\": \"x\"}}');
+             UPDATE public.audit_t5 SET doc = '{{\"k\": 2}}';
+             SET LOCAL session_replication_role = replica;
+             UPDATE public.audit_t5 SET doc = '{{\"k\": 3, \"unaudited\": true}}';
+             SET LOCAL session_replication_role = origin;
+             UPDATE public.audit_t5 SET doc = '{{\"k\": 4}}';
+             UPDATE public.audit_t5 SET is_active = false;
+             DELETE FROM public.audit_t5;"
+        ));
+        let rows = |sql: &str| -> Vec<String> {
+            Spi::connect(|c| {
+                c.select(sql, None, &[])?
+                    .map(|r| r.get::<String>(1).map(|v| v.unwrap_or_else(|| "NULL".into())))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        };
+        // Stored: created (no document before), elided, stored (the document before was
+        // written with triggers off, so it is not the previous entry's), elided, elided.
+        assert_eq!(
+            rows(&format!("SELECT old_elided::text || ':' || coalesce(old_values::text, '-') FROM steward.audit_entries
+                            WHERE config_id = '{cfg}' ORDER BY seq")),
+            ["false:-", "true:-", "false:{\"k\": 3, \"unaudited\": true}", "true:-", "true:-"]
+        );
+        // Read: every old_values is the document before the change.
+        assert_eq!(
+            rows(&format!("SELECT action || ' ' || coalesce(old_values::text, 'NULL') FROM steward.configuration_audit_log
+                            WHERE config_id = '{cfg}' ORDER BY seq")),
+            [
+                "created NULL",
+                "updated {\"k\": 1, \"big\": \"x\"}",
+                "updated {\"k\": 3, \"unaudited\": true}",
+                "deactivated {\"k\": 4}",
+                "deleted {\"k\": 4}",
+            ]
+        );
+        // The chain still verifies: hashes cover the documents, not how they are stored.
+        let v = Spi::get_one_with_args::<pgrx::JsonB>("SELECT steward.audit_verify($1::uuid)", &[cfg.into()])
+            .expect("verify")
+            .map(|j| j.0)
+            .unwrap_or_default();
+        assert_eq!(v["ok"], serde_json::json!(true), "{v}");
+        // The look-up answers only to the previous entry's hash.
+        assert_eq!(
+            count(&format!(
+                "SELECT count(steward._audit_old_values('{cfg}', 2, prev_hash)) FROM steward.audit_entries
+                  WHERE config_id = '{cfg}' AND seq = 2"
+            )),
+            1
+        );
+        assert_eq!(count(&format!("SELECT count(steward._audit_old_values('{cfg}', 2, '\\x00'))")), 0);
+        // An edit of the previous entry's new_values behind pg_steward's back shows in the
+        // next entry's old_values and breaks both hashes.
+        run(&format!(
+            "SET LOCAL session_replication_role = replica;
+             UPDATE steward.audit_entries SET new_values = '{{\"k\": 99}}' WHERE config_id = '{cfg}' AND seq = 4;
+             SET LOCAL session_replication_role = origin;"
+        ));
+        assert_eq!(
+            rows(&format!("SELECT old_values::text FROM steward.configuration_audit_log WHERE config_id = '{cfg}' AND seq = 5")),
+            ["{\"k\": 99}"]
+        );
+        let v = Spi::get_one_with_args::<pgrx::JsonB>("SELECT steward.audit_verify($1::uuid)", &[cfg.into()])
+            .expect("verify")
+            .map(|j| j.0)
+            .unwrap_or_default();
+        assert_eq!(v["ok"], serde_json::json!(false), "{v}");
+        assert_eq!(v["broken"], serde_json::json!(2), "{v}");
+    }
+
     /// Deleting an entry (middle or newest) with triggers disabled is detected too.
     #[pg_test]
     fn removed_entries_are_detected() {
@@ -178,8 +261,8 @@ mod tests {
              UPDATE public.audit_t3 SET doc = '{\"k\": 2}';
              UPDATE public.audit_t3 SET doc = '{\"k\": 3}';
              SET LOCAL session_replication_role = replica;
-             DELETE FROM steward.configuration_audit_log WHERE config_id = '00000000-0000-4000-8000-000000000003' AND seq = 2;
-             DELETE FROM steward.configuration_audit_log WHERE config_id = '00000000-0000-4000-8000-000000000004' AND seq = 3;
+             DELETE FROM steward.audit_entries WHERE config_id = '00000000-0000-4000-8000-000000000003' AND seq = 2;
+             DELETE FROM steward.audit_entries WHERE config_id = '00000000-0000-4000-8000-000000000004' AND seq = 3;
              SET LOCAL session_replication_role = origin;");
         for cfg in ["00000000-0000-4000-8000-000000000003", "00000000-0000-4000-8000-000000000004"] {
             let v = Spi::get_one_with_args::<pgrx::JsonB>("SELECT steward.audit_verify($1::uuid)", &[cfg.into()])

@@ -1,11 +1,12 @@
 //! Audit trail (CONTRACT §5): a trigger written in Rust records every change of a registered
-//! configuration table into `steward.configuration_audit_log`, attributed, chained by hash and
-//! announced with NOTIFY.  The SQL surface (tables, audit_enable, audit_verify, views,
-//! policies) is `sql/audit.sql`.
+//! configuration table into `steward.audit_entries`, attributed, chained by hash and announced
+//! with NOTIFY; everyone reads the entries through the view `steward.configuration_audit_log`.
+//! The SQL surface (tables, views, audit_enable, audit_verify, policies) is `sql/audit.sql`.
 //!
 //! Per row the trigger reads the configuration's previous entry through the chain index and
 //! stores the new entry directly (`writer.rs`): no SPI, no executor, no PL/pgSQL, no text
-//! round trip of the documents.  The log is append-only: a statement trigger refuses INSERT,
+//! round trip of the documents, and no second copy of a document the previous entry already
+//! holds (old_values is elided where it equals the previous entry's new_values).  The log is append-only: a statement trigger refuses INSERT,
 //! UPDATE, DELETE and TRUNCATE from any SQL session, the owner's included; only the purge
 //! (the retention function) lifts it, with a flag no SQL can set.
 
@@ -146,7 +147,7 @@ fn log_owner() -> pg_sys::Oid {
         let row = client
             .select(
                 "SELECT c.oid, c.relowner FROM pg_catalog.pg_class c
-                  WHERE c.oid = 'steward.configuration_audit_log'::pg_catalog.regclass",
+                  WHERE c.oid = 'steward.audit_entries'::pg_catalog.regclass",
                 Some(1),
                 &[],
             )?
@@ -450,7 +451,7 @@ fn _audit_purge(cutoff: pgrx::datum::TimestampWithTimeZone, dry_run: bool) -> Re
         Spi::connect_mut(|client| {
             let count = client
                 .select(
-                    "SELECT count(*) FROM steward.configuration_audit_log WHERE changed_at < $1",
+                    "SELECT count(*) FROM steward.audit_entries WHERE changed_at < $1",
                     Some(1),
                     &[cutoff.into()],
                 )
@@ -466,7 +467,7 @@ fn _audit_purge(cutoff: pgrx::datum::TimestampWithTimeZone, dry_run: bool) -> Re
                 .update(
                     "INSERT INTO steward.audit_chain_anchors AS a (config_id, seq, hash, anchored_at)
                      SELECT DISTINCT ON (l.config_id) l.config_id, l.seq, l.hash, pg_catalog.now()
-                       FROM steward.configuration_audit_log l
+                       FROM steward.audit_entries l
                       WHERE l.changed_at < $1 AND l.config_id IS NOT NULL
                       ORDER BY l.config_id, l.seq DESC
                      ON CONFLICT (config_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
@@ -475,9 +476,21 @@ fn _audit_purge(cutoff: pgrx::datum::TimestampWithTimeZone, dry_run: bool) -> Re
                     &[cutoff.into()],
                 )
                 .ctx("the chain anchors")?;
+            // An entry that stays while the one before it goes keeps its old_values: it is
+            // stored with the entry from now on (the same bytes, so its hash still holds).
             client
                 .update(
-                    "DELETE FROM steward.configuration_audit_log WHERE changed_at < $1",
+                    "UPDATE steward.audit_entries k SET old_values = p.new_values, old_elided = false
+                       FROM steward.audit_entries p
+                      WHERE p.changed_at < $1 AND k.config_id = p.config_id AND k.seq = p.seq + 1
+                        AND k.old_elided AND k.changed_at >= $1",
+                    None,
+                    &[cutoff.into()],
+                )
+                .ctx("the entries that stay")?;
+            client
+                .update(
+                    "DELETE FROM steward.audit_entries WHERE changed_at < $1",
                     None,
                     &[cutoff.into()],
                 )

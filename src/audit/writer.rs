@@ -78,16 +78,46 @@ unsafe fn varlena_bytes(datum: pg_sys::Datum) -> Vec<u8> {
 }
 
 fn broken(detail: String) -> ErrorReport {
-    AuditError::Misconfigured { table: "steward.configuration_audit_log".into(), detail }.into()
+    AuditError::Misconfigured { table: "steward.audit_entries".into(), detail }.into()
 }
 
-/// The newest entry of a configuration: (seq, hash), read with a fresh snapshot so a change
-/// committed while this transaction waited for the configuration's row lock is seen.
-unsafe fn chain_head(rel: pg_sys::Relation, index: pg_sys::Relation, config_id: pg_sys::Datum) -> (i64, Option<Vec<u8>>) {
+/// The newest entry of a configuration, read with a fresh snapshot so a change committed
+/// while this transaction waited for the configuration's row lock is seen.
+struct Head {
+    seq: i64,
+    hash: Option<Vec<u8>>,
+    /// The head's new_values equals the document before this change: the new entry need not
+    /// store old_values.
+    continues: bool,
+}
+
+/// The payload of a varlena attribute of a heap tuple compared with `bytes`, without a copy
+/// unless the value is compressed or stored out of line.
+unsafe fn attribute_equals(datum: pg_sys::Datum, bytes: &[u8]) -> bool {
+    unsafe {
+        let raw: *mut pg_sys::varlena = datum.cast_mut_ptr();
+        let detoasted = pg_sys::pg_detoast_datum_packed(raw);
+        let len = pgrx::varlena::varsize_any_exhdr(detoasted);
+        let same = len == bytes.len()
+            && std::slice::from_raw_parts(pgrx::varlena::vardata_any(detoasted) as *const u8, len) == bytes;
+        if detoasted != raw {
+            pg_sys::pfree(detoasted.cast());
+        }
+        same
+    }
+}
+
+unsafe fn chain_head(
+    rel: pg_sys::Relation,
+    index: pg_sys::Relation,
+    config_id: pg_sys::Datum,
+    old_doc: Option<&[u8]>,
+) -> Head {
     unsafe {
         let desc = (*rel).rd_att;
         let seq_att = attnum(desc, "seq").unwrap_or(0);
         let hash_att = attnum(desc, "hash").unwrap_or(0);
+        let new_att = attnum(desc, "new_values").unwrap_or(0);
         let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
         // systable scans take heap attribute numbers and map them to the index's columns.
         pg_sys::ScanKeyInit(
@@ -100,21 +130,85 @@ unsafe fn chain_head(rel: pg_sys::Relation, index: pg_sys::Relation, config_id: 
         let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
         let scan = pg_sys::systable_beginscan_ordered(rel, index, snapshot, 1, &mut key);
         let tuple = pg_sys::systable_getnext_ordered(scan, pg_sys::ScanDirection::BackwardScanDirection);
-        let mut head = (0, None);
+        let mut head = Head { seq: 0, hash: None, continues: false };
         if !tuple.is_null() {
             let mut isnull = false;
             let seq = pg_sys::heap_getattr(tuple, seq_att, desc, &mut isnull);
             if !isnull {
-                head.0 = seq.value() as i64;
+                head.seq = seq.value() as i64;
             }
             let hash = pg_sys::heap_getattr(tuple, hash_att, desc, &mut isnull);
             if !isnull {
-                head.1 = Some(varlena_bytes(hash));
+                head.hash = Some(varlena_bytes(hash));
             }
+            let new_values = pg_sys::heap_getattr(tuple, new_att, desc, &mut isnull);
+            head.continues = head.seq > 0
+                && head.hash.is_some()
+                && match (isnull, old_doc) {
+                    (false, Some(old)) => attribute_equals(new_values, old),
+                    _ => false,
+                };
         }
         pg_sys::systable_endscan_ordered(scan);
         pg_sys::UnregisterSnapshot(snapshot);
         head
+    }
+}
+
+/// `old_values` of an entry that elided it: the new_values of the entry before it in its
+/// configuration's chain, provided that entry carries the hash the caller names (see the
+/// view steward.configuration_audit_log in sql/audit.sql for why the hash is the key).
+#[pg_extern(stable, strict, parallel_safe, cost = 50)]
+fn _audit_old_values(config_id: pgrx::Uuid, seq: i64, prev_hash: &[u8]) -> Result<Option<crate::common::jsonb::JsonbDatum>, ErrorReport> {
+    let namespace = unsafe { pg_sys::get_namespace_oid(c"steward".as_ptr(), false) };
+    let log_oid = relation_oid(namespace, c"audit_entries")?;
+    let chain_oid = relation_oid(namespace, c"audit_entries_chain")?;
+    let Some(config_datum) = config_id.into_datum() else { return Ok(None) };
+    unsafe {
+        let rel = pg_sys::table_open(log_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let index = pg_sys::index_open(chain_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let desc = (*rel).rd_att;
+        let hash_att = attnum(desc, "hash").unwrap_or(0);
+        let new_att = attnum(desc, "new_values").unwrap_or(0);
+        let mut keys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut keys[0],
+            attnum(desc, "config_id").unwrap_or(0) as pg_sys::AttrNumber,
+            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+            pg_sys::Oid::from(pg_sys::F_UUID_EQ),
+            config_datum,
+        );
+        pg_sys::ScanKeyInit(
+            &mut keys[1],
+            attnum(desc, "seq").unwrap_or(0) as pg_sys::AttrNumber,
+            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+            pg_sys::Oid::from(pg_sys::F_INT8EQ),
+            pg_sys::Datum::from(seq.saturating_sub(1)),
+        );
+        // The caller's snapshot: the entry it is reading and the one before it are seen alike.
+        let active = pg_sys::GetActiveSnapshot();
+        let snapshot = pg_sys::RegisterSnapshot(if active.is_null() { pg_sys::GetTransactionSnapshot() } else { active });
+        let scan = pg_sys::systable_beginscan(rel, chain_oid, true, snapshot, 2, keys.as_mut_ptr());
+        let tuple = pg_sys::systable_getnext(scan);
+        let mut found = None;
+        if !tuple.is_null() {
+            let mut isnull = false;
+            let hash = pg_sys::heap_getattr(tuple, hash_att, desc, &mut isnull);
+            if !isnull && attribute_equals(hash, prev_hash) {
+                let value = pg_sys::heap_getattr(tuple, new_att, desc, &mut isnull);
+                if !isnull {
+                    // Copied out of the buffer before the scan lets go of it.
+                    found = Some(crate::common::jsonb::JsonbDatum(pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(
+                        value.cast_mut_ptr(),
+                    ))));
+                }
+            }
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        pg_sys::index_close(index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        Ok(found)
     }
 }
 
@@ -169,8 +263,8 @@ fn entry_id_random() -> Result<[u8; 10], ErrorReport> {
 /// Store one entry; returns its id.
 pub fn insert_entry(e: &Entry, who: &Attribution) -> Result<pgrx::Uuid, ErrorReport> {
     let namespace = unsafe { pg_sys::get_namespace_oid(c"steward".as_ptr(), false) };
-    let log_oid = relation_oid(namespace, c"configuration_audit_log")?;
-    let chain_oid = relation_oid(namespace, c"configuration_audit_log_chain")?;
+    let log_oid = relation_oid(namespace, c"audit_entries")?;
+    let chain_oid = relation_oid(namespace, c"audit_entries_chain")?;
 
     // A time-ordered id (UUID version 7: milliseconds since the epoch, then 74 random bits):
     // new entries land at the right edge of the primary-key index instead of on a random
@@ -193,12 +287,16 @@ pub fn insert_entry(e: &Entry, who: &Attribution) -> Result<pgrx::Uuid, ErrorRep
     unsafe {
         let rel = pg_sys::table_open(log_oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
         let index = pg_sys::index_open(chain_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        let (prev_seq, prev_hash) = match e.config_id {
-            Some(cfg) => chain_head(rel, index, cfg),
-            None => (0, None),
+        let head = match e.config_id {
+            Some(cfg) => chain_head(rel, index, cfg, old_bytes.as_deref()),
+            None => Head { seq: 0, hash: None, continues: false },
         };
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
-        let seq = prev_seq + 1;
+        let seq = head.seq + 1;
+        // An INSERT has no document before; anything else that continues its chain's last
+        // document leaves old_values to the view.
+        let elide = head.continues && e.old_doc.is_some();
+        let prev_hash = head.hash;
         let hash = entry_hash(&HashFields {
             prev: prev_hash.as_deref(),
             id: Some(id_bytes),
@@ -231,7 +329,8 @@ pub fn insert_entry(e: &Entry, who: &Attribution) -> Result<pgrx::Uuid, ErrorRep
                 "config_id" => e.config_id,
                 "changed_by" => who.changed_by.into_datum(),
                 "changed_at" => Some(pg_sys::Datum::from(changed_at)),
-                "old_values" => e.old_doc,
+                "old_values" => if elide { None } else { e.old_doc },
+                "old_elided" => Some(pg_sys::Datum::from(elide)),
                 "new_values" => e.new_doc,
                 "change_reason" => who.reason.as_deref().map(text_datum),
                 "client_ip" => ip.as_ref().map(|(_, d)| *d),

@@ -53,7 +53,13 @@ INSERT INTO steward.configuration_audit_log SELECT * FROM steward.configuration_
 UPDATE steward.configuration_audit_log SET change_reason = 'rewritten';
 DELETE FROM steward.configuration_audit_log;
 TRUNCATE steward.configuration_audit_log;
+TRUNCATE steward.audit_entries;
+DELETE FROM steward.audit_entries;
 SELECT steward.audit_verify('00000000-0000-4000-8000-0000000000c1');
+-- Stored: old_values only where it is not the previous entry's new_values (the view above
+-- read every one of them back).
+SELECT seq, old_elided, old_values IS NULL AS old_values_not_stored FROM steward.audit_entries
+ WHERE config_id = '00000000-0000-4000-8000-0000000000c1' ORDER BY seq;
 
 -- Diff and patch.
 SELECT jsonb_pretty(steward.config_diff('{"model": {"temperature": 0.7, "maxTokens": 4096}, "a": null, "gone": [1], "n": 1}',
@@ -127,6 +133,8 @@ SELECT v ->> 'ok' AS ok, v ->> 'checked' AS checked FROM steward.audit_verify('0
 SELECT count(*) > 0 AND bool_and(substr(id::text, 15, 1) = '7') AS version_7_ids FROM steward.configuration_audit_log;
 -- Delete and truncate are recorded; removal of old entries is the purge's alone, and recorded.
 SELECT clock_timestamp() AS mid \gset
+-- A later change of c1, whose earlier entries the purge below removes.
+UPDATE audit_demo.settings SET doc = doc || '{"late": true}' WHERE id = '00000000-0000-4000-8000-0000000000c1';
 INSERT INTO audit_demo.settings (id, doc) VALUES ('00000000-0000-4000-8000-0000000000c2', '{}');
 UPDATE audit_demo.settings SET doc = '{"x": 1}' WHERE id = '00000000-0000-4000-8000-0000000000c2';
 SELECT l.id AS gone_entry FROM steward.configuration_audit_log l
@@ -142,6 +150,10 @@ SELECT steward.audit_purge('1 hour');
 SELECT (steward.audit_purge('1 day', true)) ->> 'entries' AS would_remove;
 SELECT steward._audit_purge(:'mid', false) > 0 AS removed_older_entries;
 SELECT count(*) AS older_left FROM steward.configuration_audit_log WHERE changed_at < :'mid';
+-- The entry that stayed still reads the document before it, now stored with it.
+SELECT l.seq, l.old_values, l.new_values, e.old_elided
+  FROM steward.configuration_audit_log l JOIN steward.audit_entries e USING (id)
+ WHERE l.config_id = '00000000-0000-4000-8000-0000000000c1';
 SELECT count(*) AS purges_recorded, bool_and(entries_removed > 0) AS counted FROM steward.audit_purges;
 SELECT v ->> 'ok' AS chains_still_verify FROM steward.audit_verify() v;
 SELECT steward.audit_disable('audit_demo.settings');
