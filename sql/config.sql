@@ -67,6 +67,10 @@ END
 $$;
 CREATE TRIGGER config_overrides_guard BEFORE INSERT OR UPDATE ON steward.config_overrides
     FOR EACH ROW EXECUTE FUNCTION steward._config_overrides_guard();
+-- Every backend forgets its cached effective configurations when a layer changes
+-- (src/config/cache.rs); the same trigger goes on the user and organisation tables.
+CREATE TRIGGER config_overrides_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON steward.config_overrides
+    FOR EACH STATEMENT EXECUTE FUNCTION steward._effective_config_changed();
 
 -- Default preferences for a new auth.users row (Supabase), in the installed schema.
 CREATE FUNCTION steward._default_preferences_for_new_user() RETURNS trigger
@@ -143,6 +147,12 @@ BEGIN
             FOR EACH ROW EXECUTE FUNCTION steward._config_row_guard('user_preferences', 'preferences');
         CREATE OR REPLACE TRIGGER ai_configurations_guard BEFORE INSERT OR UPDATE ON %1$I.ai_configurations
             FOR EACH ROW EXECUTE FUNCTION steward._config_row_guard('ai_config', 'configuration');
+        CREATE OR REPLACE TRIGGER steward_effective_config_changed
+            AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %1$I.ai_configurations
+            FOR EACH STATEMENT EXECUTE FUNCTION steward._effective_config_changed();
+        CREATE OR REPLACE TRIGGER steward_effective_config_changed
+            AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %1$I.organization_members
+            FOR EACH STATEMENT EXECUTE FUNCTION steward._effective_config_changed();
         ALTER TABLE %1$I.user_preferences ENABLE ROW LEVEL SECURITY;
         ALTER TABLE %1$I.ai_configurations ENABLE ROW LEVEL SECURITY;
         ALTER TABLE %1$I.organization_members ENABLE ROW LEVEL SECURITY;

@@ -92,6 +92,10 @@ BEGIN
     EXECUTE format('GRANT SELECT ON steward.configuration_audit_log, steward.audit_entries, steward.ai_configuration_audit,
                     steward.audited_tables, steward.audit_purges, steward.audit_chain_anchors TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
+    -- After writes that fire no triggers (replica role, bulk loads): admins and the service
+    -- make every backend forget its cached effective configurations.
+    EXECUTE format('GRANT EXECUTE ON FUNCTION steward.effective_config_cache_reset(), steward.effective_config_cache_stats() TO %s',
+                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     EXECUTE format('GRANT EXECUTE ON FUNCTION steward._audit_capture(), steward._audit_truncate() TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     -- History, diff and rollback run with the caller's rights (row-level security decides):

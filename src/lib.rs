@@ -87,6 +87,9 @@ extension_sql_file!(
         config::reveal_api_keys,
         config::effective::effective_ai_config,
         config::effective::get_effective_ai_config,
+        config::cache::_effective_config_changed,
+        config::cache::effective_config_cache_reset,
+        config::cache::effective_config_cache_stats,
         common::identity::config_admin_sql,
         common::identity::sees_api_keys_sql,
     ]

@@ -208,3 +208,80 @@ fn writes_for_the_calling_user_merge_validate_and_mask_keys() {
     assert_eq!(admin_vault.as_deref(), Some("42501"));
     assert_eq!((clear.as_str(), secondary.as_str()), ("sk-ant-second-5678", "sk-ant-visible-1234"));
 }
+
+/// Answers are kept per backend (src/config/cache.rs): a change another session commits —
+/// to the user's row or a membership — shows in the very next call of a connection that
+/// has the old answer, inside an open transaction too; a rolled-back change never shows.
+#[test]
+fn another_sessions_committed_change_shows_in_the_next_call() {
+    data();
+    let user = "6f1d2c1e-1111-4a4a-9999-0000000000c5";
+    let org = "0a000000-0000-4000-8000-0000000000c5";
+    let mut writer = connect(DB, "postgres");
+    writer
+        .batch_execute(&format!(
+            "INSERT INTO public.organizations (id, name) VALUES ('{org}', 'Cache Co');
+             INSERT INTO public.ai_configurations (organization_id, config_name, configuration)
+             VALUES ('{org}', 'org', '{{\"model\": {{\"temperature\": 0.35}}}}');
+             INSERT INTO public.ai_configurations (user_id, config_name, configuration, priority)
+             VALUES ('{user}', 'cached', '{{\"model\": {{\"topP\": 0.25}}}}', 1);"
+        ))
+        .expect("data");
+    let mut reader = connect(DB, "authenticator");
+    let read = |c: &mut postgres::Client, path: &str| -> String {
+        as_role(c, "authenticated", &user_claims(user), |tx| {
+            tx.query_one(&format!("SELECT public.get_effective_ai_config($1::text::uuid) #>> '{path}'"), &[&user])
+                .map(|r| r.get(0))
+        })
+        .expect("read")
+    };
+    assert_eq!(read(&mut reader, "{model,topP}"), "0.25");
+    assert_eq!(read(&mut reader, "{model,topP}"), "0.25");
+    let temperature_before = read(&mut reader, "{model,temperature}");
+
+    writer
+        .execute(
+            "UPDATE public.ai_configurations SET configuration = '{\"model\": {\"topP\": 0.35}}' WHERE user_id = $1::text::uuid",
+            &[&user],
+        )
+        .expect("update");
+    assert_eq!(read(&mut reader, "{model,topP}"), "0.35");
+
+    // Inside the reader's open transaction (READ COMMITTED: each statement sees what was
+    // committed before it).
+    let mut admin = connect(DB, "postgres");
+    let mut tx = admin.transaction().expect("tx");
+    let in_tx = |tx: &mut postgres::Transaction<'_>| -> String {
+        tx.query_one("SELECT steward.effective_ai_config($1::text::uuid) #>> '{model,topP}'", &[&user])
+            .expect("read in tx")
+            .get(0)
+    };
+    assert_eq!(in_tx(&mut tx), "0.35");
+    assert_eq!(in_tx(&mut tx), "0.35");
+    writer
+        .execute(
+            "UPDATE public.ai_configurations SET configuration = '{\"model\": {\"topP\": 0.45}}' WHERE user_id = $1::text::uuid",
+            &[&user],
+        )
+        .expect("update");
+    assert_eq!(in_tx(&mut tx), "0.45");
+    tx.commit().expect("commit");
+
+    // A change that is rolled back never shows.
+    writer
+        .batch_execute(&format!(
+            "BEGIN; UPDATE public.ai_configurations SET configuration = '{{\"model\": {{\"topP\": 0.55}}}}' WHERE user_id = '{user}'; ROLLBACK;"
+        ))
+        .expect("rolled back");
+    assert_eq!(read(&mut reader, "{model,topP}"), "0.45");
+
+    // Joining an organisation brings its layer in; leaving takes it out.
+    writer
+        .execute("INSERT INTO public.organization_members (organization_id, user_id) VALUES ($1::text::uuid, $2::text::uuid)", &[&org, &user])
+        .expect("join");
+    assert_eq!(read(&mut reader, "{model,temperature}"), "0.35");
+    writer
+        .execute("DELETE FROM public.organization_members WHERE user_id = $1::text::uuid", &[&user])
+        .expect("leave");
+    assert_eq!(read(&mut reader, "{model,temperature}"), temperature_before);
+}

@@ -90,4 +90,70 @@ mod tests {
         assert_eq!(crate::config::direct::DIRECT_CALLS.with(|c| c.get()), before, "the SPI path answered");
         assert_eq!(after_drop, spi);
     }
+
+    /// Answers kept per backend (src/config/cache.rs) follow every change of a layer made in
+    /// this transaction: the user's row, a membership, an organisation row, the database
+    /// layer; the cache is not used when switched off.
+    #[pg_test]
+    fn cached_answers_follow_every_change() {
+        Spi::run("SELECT steward.install_train_schema('public')").expect("install");
+        let user = "c0c0c0c0-0000-4000-8000-000000000001";
+        let org = "c0c0c0c0-0000-4000-8000-0000000000aa";
+        Spi::run(&format!(
+            r#"INSERT INTO public.organizations (id, name) VALUES ('{org}', 'cache org');
+               INSERT INTO public.ai_configurations (organization_id, config_name, configuration)
+               VALUES ('{org}', 'org', '{{"model": {{"temperature": 0.3}}}}');
+               INSERT INTO public.ai_configurations (user_id, config_name, configuration)
+               VALUES ('{user}', 'mine', '{{"model": {{"topP": 0.5}}}}');"#
+        ))
+        .expect("data");
+        // Each read as its own statement with a fresh snapshot, as a request would have
+        // (a read-only SPI statement would keep this test's first snapshot).
+        let leaf = |path: &str| -> String {
+            Spi::connect_mut(|c| {
+                c.update(&format!("SELECT steward.effective_ai_config('{user}') #>> '{path}'"), Some(1), &[])?
+                    .first()
+                    .get::<String>(1)
+            })
+            .expect("effective")
+            .unwrap_or_default()
+        };
+        let hits = || crate::config::cache::HITS.with(|h| h.get());
+        // Tests run in parallel: another test's DDL (a new function, say) is an invalidation
+        // that rightly keeps an answer out of the cache; a quiet moment comes soon.
+        let cached = (0..50).any(|_| {
+            let h0 = hits();
+            assert_eq!(leaf("{model,topP}"), "0.5");
+            assert_eq!(leaf("{model,topP}"), "0.5");
+            hits() > h0
+        });
+        assert!(cached, "a repeated call is answered from the cache");
+        let defaults_temperature = leaf("{model,temperature}");
+        assert_ne!(defaults_temperature, "0.3");
+
+        Spi::run(&format!(r#"UPDATE public.ai_configurations SET configuration = '{{"model": {{"topP": 0.7}}}}' WHERE user_id = '{user}'"#))
+            .expect("update");
+        assert_eq!(leaf("{model,topP}"), "0.7");
+        Spi::run(&format!("INSERT INTO public.organization_members (organization_id, user_id) VALUES ('{org}', '{user}')"))
+            .expect("join");
+        assert_eq!(leaf("{model,temperature}"), "0.3");
+        Spi::run(&format!(r#"UPDATE public.ai_configurations SET configuration = '{{"model": {{"temperature": 0.4}}}}' WHERE organization_id = '{org}'"#))
+            .expect("org row");
+        assert_eq!(leaf("{model,temperature}"), "0.4");
+        Spi::run(
+            r#"INSERT INTO steward.config_overrides (kind, document) VALUES ('ai_config', '{"rateLimiting": {"requestsPerMinute": 7}}')
+               ON CONFLICT (kind) DO UPDATE SET document = EXCLUDED.document"#,
+        )
+        .expect("database layer");
+        assert_eq!(leaf("{rateLimiting,requestsPerMinute}"), "7");
+        Spi::run(&format!("DELETE FROM public.organization_members WHERE user_id = '{user}'")).expect("leave");
+        assert_eq!(leaf("{model,temperature}"), defaults_temperature);
+
+        Spi::run("SET LOCAL steward.effective_config_cache = off").expect("off");
+        let h1 = hits();
+        for _ in 0..5 {
+            assert_eq!(leaf("{model,topP}"), "0.7");
+        }
+        assert_eq!(hits(), h1, "switched off: never answered from the cache");
+    }
 }

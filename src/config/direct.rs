@@ -47,16 +47,23 @@ thread_local! {
 }
 
 unsafe extern "C-unwind" fn forget_relation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    if let Some(rels) = RELS.with(Cell::get) {
-        let ours = [rels.ai, rels.user_idx, rels.org_idx, rels.members, rels.members_idx, rels.overrides, rels.overrides_pk];
-        if relid == pg_sys::Oid::INVALID || ours.contains(&relid) {
-            RELS.with(|r| r.set(None));
+    match RELS.with(Cell::get) {
+        Some(rels) => {
+            let ours = [rels.ai, rels.user_idx, rels.org_idx, rels.members, rels.members_idx, rels.overrides, rels.overrides_pk];
+            if relid == pg_sys::Oid::INVALID || ours.contains(&relid) {
+                RELS.with(|r| r.set(None));
+                super::cache::forget();
+            }
         }
+        // Not resolved (or being resolved): which relation this is cannot be told, so the
+        // cached answers go too.
+        None => super::cache::forget(),
     }
 }
 
 unsafe extern "C-unwind" fn forget_all(_arg: pg_sys::Datum, _cacheid: std::ffi::c_int, _hash: u32) {
     RELS.with(|r| r.set(None));
+    super::cache::forget();
 }
 
 fn resolve() -> Option<Rels> {
@@ -103,6 +110,7 @@ fn exists(oid: pg_sys::Oid) -> bool {
 
 /// Every visible tuple of `rel` whose `column` equals `value`, through `index`.
 unsafe fn scan_eq(
+    snapshot: pg_sys::Snapshot,
     rel: pg_sys::Relation,
     index: pg_sys::Oid,
     column: i32,
@@ -114,7 +122,7 @@ unsafe fn scan_eq(
         let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
         // systable scans take heap attribute numbers and map them to the index's columns.
         pg_sys::ScanKeyInit(&mut key, column as pg_sys::AttrNumber, pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber, pg_sys::Oid::from(proc), value);
-        let scan = pg_sys::systable_beginscan(rel, index, true, pg_sys::GetActiveSnapshot(), 1, &mut key);
+        let scan = pg_sys::systable_beginscan(rel, index, true, snapshot, 1, &mut key);
         loop {
             let tuple = pg_sys::systable_getnext(scan);
             if tuple.is_null() {
@@ -139,7 +147,32 @@ fn allowed(rels: &Rels) -> bool {
 }
 
 /// The layer documents of `user`, lowest first; `None` when the direct path does not apply.
+/// Whether the direct path answers this caller (and so may the cache of its answers).
+pub fn applies() -> bool {
+    if setting(c"steward.effective_config_direct").is_some_and(|v| matches!(v.as_str(), "off" | "false" | "0")) {
+        return false;
+    }
+    resolve().is_some_and(|rels| allowed(&rels))
+}
+
+/// The layers as the statement's snapshot sees them.
 pub fn layers(user: pgrx::Uuid) -> Option<Vec<Value>> {
+    layers_as_of(user, unsafe { pg_sys::GetActiveSnapshot() })
+}
+
+/// The layers as of now (a snapshot taken for this read), for answers the cache keeps: every
+/// change committed before it is in the answer, and every later one sends an invalidation
+/// this backend processes before it answers from the cache again (src/config/cache.rs).
+pub fn layers_fresh(user: pgrx::Uuid) -> Option<Vec<Value>> {
+    unsafe {
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let out = layers_as_of(user, snapshot);
+        pg_sys::UnregisterSnapshot(snapshot);
+        out
+    }
+}
+
+fn layers_as_of(user: pgrx::Uuid, snapshot: pg_sys::Snapshot) -> Option<Vec<Value>> {
     if setting(c"steward.effective_config_direct").is_some_and(|v| matches!(v.as_str(), "off" | "false" | "0")) {
         return None;
     }
@@ -158,7 +191,7 @@ pub fn layers(user: pgrx::Uuid) -> Option<Vec<Value>> {
             return None;
         };
         let key = "ai_config".into_datum()?;
-        scan_eq(rel, rels.overrides_pk, kind, pg_sys::F_TEXTEQ, key, |t| {
+        scan_eq(snapshot, rel, rels.overrides_pk, kind, pg_sys::F_TEXTEQ, key, |t| {
             let mut isnull = false;
             let d = pg_sys::heap_getattr(t, document, desc, &mut isnull);
             if !isnull {
@@ -177,7 +210,7 @@ pub fn layers(user: pgrx::Uuid) -> Option<Vec<Value>> {
             return None;
         };
         let mut orgs: Vec<[u8; 16]> = Vec::new();
-        scan_eq(rel, rels.members_idx, m_user, pg_sys::F_UUID_EQ, user_datum, |t| {
+        scan_eq(snapshot, rel, rels.members_idx, m_user, pg_sys::F_UUID_EQ, user_datum, |t| {
             let mut isnull = false;
             let u = pg_sys::heap_getattr(t, m_user, desc, &mut isnull);
             if isnull || uuid_bytes(u) != *user.as_bytes() {
@@ -220,14 +253,14 @@ pub fn layers(user: pgrx::Uuid) -> Option<Vec<Value>> {
         let mut org_rows: Vec<Row> = Vec::new();
         for org in &orgs {
             let Some(key) = pgrx::Uuid::from_bytes(*org).into_datum() else { continue };
-            scan_eq(rel, rels.org_idx, c_org, pg_sys::F_UUID_EQ, key, |t| {
+            scan_eq(snapshot, rel, rels.org_idx, c_org, pg_sys::F_UUID_EQ, key, |t| {
                 if let Some(row) = row_of(t, c_org, org) {
                     org_rows.push(row);
                 }
             });
         }
         let mut best: Option<Row> = None;
-        scan_eq(rel, rels.user_idx, c_user, pg_sys::F_UUID_EQ, user_datum, |t| {
+        scan_eq(snapshot, rel, rels.user_idx, c_user, pg_sys::F_UUID_EQ, user_datum, |t| {
             if let Some(row) = row_of(t, c_user, user.as_bytes()) {
                 // ORDER BY priority DESC, updated_at DESC, id LIMIT 1
                 let better = match &best {

@@ -10,7 +10,7 @@ use pgrx::prelude::*;
 use pgrx::spi::OwnedPreparedStatement;
 
 use crate::common::identity::{caller_uuid, config_admin, sees_api_keys};
-use crate::common::jsonb::Doc;
+use crate::common::jsonb::{Doc, JsonbDatum};
 use crate::common::SpiContext;
 
 use super::error::ConfigError;
@@ -76,13 +76,44 @@ fn finish(layers: Vec<serde_json::Value>) -> Result<serde_json::Value, ErrorRepo
     Ok(doc)
 }
 
+/// The finished jsonb, answered from the per-backend cache (`cache.rs`) where it applies.
+fn resolve_jsonb(user_id: Option<pgrx::Uuid>) -> Result<Option<JsonbDatum>, ErrorReport> {
+    let cacheable = match user_id {
+        Some(user) if super::direct::applies() => {
+            // The same checks as resolve(), before anything is answered.
+            let admin = config_admin();
+            if !admin && Some(user) != caller_uuid() {
+                return Err(ConfigError::NotYours.into());
+            }
+            Some(user)
+        }
+        _ => None,
+    };
+    if let Some(user) = cacheable {
+        match super::cache::lookup(user, sees_api_keys()) {
+            super::cache::Lookup::Hit(datum) => return Ok(Some(datum)),
+            super::cache::Lookup::Miss(ticket) => {
+                // Kept only when read by the direct path with a snapshot taken after the
+                // ticket (see cache.rs); otherwise answered as below, not kept.
+                if let Some(layers) = super::direct::layers_fresh(user) {
+                    let Some(datum) = Doc(finish(layers)?).into_datum() else { return Ok(None) };
+                    super::cache::store(ticket, datum);
+                    return Ok(Some(JsonbDatum(datum)));
+                }
+            }
+            super::cache::Lookup::Off => {}
+        }
+    }
+    Ok(Doc(resolve(user_id)?).into_datum().map(JsonbDatum))
+}
+
 #[pg_extern(stable)]
-pub fn effective_ai_config(user_id: Option<pgrx::Uuid>) -> Result<Doc, ErrorReport> {
-    Ok(Doc(resolve(user_id)?))
+pub fn effective_ai_config(user_id: Option<pgrx::Uuid>) -> Result<Option<JsonbDatum>, ErrorReport> {
+    resolve_jsonb(user_id)
 }
 
 /// Seed name (CONTRACT §4).
 #[pg_extern(stable)]
-pub fn get_effective_ai_config(p_user_id: Option<pgrx::Uuid>) -> Result<Doc, ErrorReport> {
-    Ok(Doc(resolve(p_user_id)?))
+pub fn get_effective_ai_config(p_user_id: Option<pgrx::Uuid>) -> Result<Option<JsonbDatum>, ErrorReport> {
+    resolve_jsonb(p_user_id)
 }

@@ -1,6 +1,7 @@
 //! Configuration: built-in defaults, one validator per document kind, layered resolution
 //! with provenance (CONTRACT §4).  The SQL surface is `sql/config.sql`.
 
+pub mod cache;
 pub mod defaults;
 pub mod direct;
 pub mod effective;
