@@ -252,6 +252,80 @@ mod tests {
         assert_eq!(v["broken"], serde_json::json!(2), "{v}");
     }
 
+    /// The chain head a backend recorded is reused without the index probe only while the
+    /// row version proves it (its xmin is the writer of that head): a rolled-back
+    /// subtransaction's change, a change made with triggers off and a delete all leave a
+    /// chain that verifies, with one entry per recorded change.
+    #[pg_test]
+    fn remembered_chain_heads_follow_savepoints_and_unaudited_changes() {
+        make_table("audit_t6");
+        let cfg = "00000000-0000-4000-8000-000000000006";
+        let hits = || crate::audit::writer::HEAD_HITS.with(|h| h.get());
+        let h0 = hits();
+        run(&format!(
+            "INSERT INTO public.audit_t6 (id, doc) VALUES ('{cfg}', '{{\"k\": 1}}');
+             UPDATE public.audit_t6 SET doc = '{{\"k\": 2}}';
+             UPDATE public.audit_t6 SET doc = '{{\"k\": 3}}';"
+        ));
+        assert_eq!(hits() - h0, 2, "both updates continued the head this backend wrote");
+        // A subtransaction (an exception block) whose change is rolled back.
+        run("DO $$ BEGIN UPDATE public.audit_t6 SET doc = '{\"k\": 4}'; RAISE EXCEPTION 'undo';
+             EXCEPTION WHEN raise_exception THEN NULL; END $$");
+        let h1 = hits();
+        run("UPDATE public.audit_t6 SET doc = '{\"k\": 5}'");
+        assert_eq!(hits(), h1, "the row version is the one before the savepoint: probed");
+        // One whose change is kept (the block ends normally: the subtransaction is released).
+        run("DO $$ BEGIN BEGIN UPDATE public.audit_t6 SET doc = '{\"k\": 6}';
+             EXCEPTION WHEN others THEN NULL; END; END $$;
+             UPDATE public.audit_t6 SET doc = '{\"k\": 7}';
+             DELETE FROM public.audit_t6;");
+        let seqs = Spi::get_one::<String>(&format!(
+            "SELECT string_agg(seq || ':' || action || ':' || coalesce(old_values ->> 'k', '-') || '>' || coalesce(new_values ->> 'k', '-'), ' ' ORDER BY seq)
+               FROM steward.configuration_audit_log WHERE config_id = '{cfg}'"
+        ))
+        .expect("entries");
+        assert_eq!(
+            seqs.as_deref(),
+            Some("1:created:->1 2:updated:1>2 3:updated:2>3 4:updated:3>5 5:updated:5>6 6:updated:6>7 7:deleted:7>-")
+        );
+        let v = Spi::get_one_with_args::<pgrx::JsonB>("SELECT steward.audit_verify($1::uuid)", &[cfg.into()])
+            .expect("verify")
+            .map(|j| j.0)
+            .unwrap_or_default();
+        assert_eq!(v["ok"], serde_json::json!(true), "{v}");
+    }
+
+    /// A purge that removes a configuration's newest entry makes the backend forget the head
+    /// it remembered: the next change starts the chain again (with its document stored, as
+    /// there is no previous entry to read it from) and the log still verifies.
+    #[pg_test]
+    fn a_purge_forgets_remembered_chain_heads() {
+        make_table("audit_t7");
+        let cfg = "00000000-0000-4000-8000-000000000007";
+        run(&format!(
+            "INSERT INTO public.audit_t7 (id, doc) VALUES ('{cfg}', '{{\"k\": 1}}');
+             UPDATE public.audit_t7 SET doc = '{{\"k\": 2}}';"
+        ));
+        assert!(
+            Spi::get_one::<i64>("SELECT steward._audit_purge(now() + interval '1 second', false)")
+                .expect("purge")
+                .unwrap_or(0)
+                >= 2
+        );
+        run("UPDATE public.audit_t7 SET doc = '{\"k\": 3}'");
+        let entries = Spi::get_one::<String>(&format!(
+            "SELECT string_agg(e.seq || ':' || e.old_elided || ':' || (l.old_values ->> 'k'), ' ')
+               FROM steward.audit_entries e JOIN steward.configuration_audit_log l USING (id) WHERE e.config_id = '{cfg}'"
+        ))
+        .expect("entries");
+        assert_eq!(entries.as_deref(), Some("1:false:2"));
+        let v = Spi::get_one_with_args::<pgrx::JsonB>("SELECT steward.audit_verify($1::uuid)", &[cfg.into()])
+            .expect("verify")
+            .map(|j| j.0)
+            .unwrap_or_default();
+        assert_eq!(v["ok"], serde_json::json!(true), "{v}");
+    }
+
     /// Deleting an entry (middle or newest) with triggers disabled is detected too.
     #[pg_test]
     fn removed_entries_are_detected() {

@@ -242,6 +242,20 @@ unsafe fn row_changed(old: *mut pg_sys::HeapTupleData, new: *mut pg_sys::HeapTup
     false
 }
 
+/// The xmin of a row version, unless it is frozen (then the writer is no longer known).
+unsafe fn xmin_of(tuple: *mut pg_sys::HeapTupleData) -> Option<pg_sys::TransactionId> {
+    if tuple.is_null() {
+        return None;
+    }
+    unsafe {
+        let header = (*tuple).t_data;
+        if header.is_null() || u32::from((*header).t_infomask) & pg_sys::HEAP_XMIN_FROZEN == pg_sys::HEAP_XMIN_FROZEN {
+            return None;
+        }
+        Some((*header).t_choice.t_heap.t_xmin)
+    }
+}
+
 fn attnum_of(desc: pg_sys::TupleDesc, name: &str) -> i32 {
     let tupdesc = unsafe { PgTupleDesc::from_pg_unchecked(desc) };
     tupdesc
@@ -252,6 +266,11 @@ fn attnum_of(desc: pg_sys::TupleDesc, name: &str) -> i32 {
 }
 
 pub struct Entry {
+    /// The transaction that wrote the row version this change replaces (UPDATE, DELETE),
+    /// when its header still says so (not frozen): see writer::HEADS.
+    pub replaced_xmin: Option<pg_sys::TransactionId>,
+    /// Whether this change leaves a row version behind (INSERT, UPDATE).
+    pub leaves_row: bool,
     pub relid: pg_sys::Oid,
     pub config_type: String,
     pub config_id: Option<pg_sys::Datum>,
@@ -338,6 +357,8 @@ fn capture(trigger: &PgTrigger<'_>) -> Result<(), ErrorReport> {
         _ => "updated",
     };
     let entry = Entry {
+        replaced_xmin: unsafe { xmin_of(old) },
+        leaves_row: !new.is_null(),
         relid,
         config_type: config_type.clone(),
         config_id: unsafe { column(current, desc, key) },
@@ -375,7 +396,7 @@ fn _audit_truncate<'a>(
     let outcome = (|| {
         let config_type = trigger.extra_args().ok().and_then(|a| a.into_iter().next()).unwrap_or_default();
         let relid = unsafe { (*trigger.trigger_data().tg_relation).rd_id };
-        let entry = Entry { relid, config_type: config_type.clone(), config_id: None, owner: None, action: "truncated", old_doc: None, new_doc: None };
+        let entry = Entry { replaced_xmin: None, leaves_row: false, relid, config_type: config_type.clone(), config_id: None, owner: None, action: "truncated", old_doc: None, new_doc: None };
         let audit_id = write_entry(&entry, &current_attribution())?;
         announce(&config_type, None, audit_id, "truncated");
         Ok::<_, ErrorReport>(())
@@ -449,6 +470,18 @@ fn _audit_purge(cutoff: pgrx::datum::TimestampWithTimeZone, dry_run: bool) -> Re
     let who = current_attribution();
     as_log_writer(|| {
         Spi::connect_mut(|client| {
+            // No entry may be written while entries go: a writer could chain to (and elide
+            // the document of) an entry this removes.  Writers wait until the purge commits;
+            // its invalidation then makes every backend forget the chain heads it remembered.
+            if !dry_run {
+                client
+                    .update("LOCK TABLE steward.audit_entries IN EXCLUSIVE MODE", None, &[])
+                    .ctx("the audit log")?;
+                let log = unsafe {
+                    pg_sys::get_relname_relid(c"audit_entries".as_ptr(), pg_sys::get_namespace_oid(c"steward".as_ptr(), false))
+                };
+                unsafe { pg_sys::CacheInvalidateRelcacheByRelid(log) };
+            }
             let count = client
                 .select(
                     "SELECT count(*) FROM steward.audit_entries WHERE changed_at < $1",

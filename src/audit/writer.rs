@@ -260,6 +260,84 @@ fn entry_id_random() -> Result<[u8; 10], ErrorReport> {
     })
 }
 
+/// The chain heads this backend wrote, by configuration id, with the transaction that wrote
+/// the row version they describe.  When the row version a change replaces was written by
+/// that same transaction (its xmin), no other change can have been recorded for the
+/// configuration since: every recorded change makes a new row version, a rolled-back one
+/// leaves the old version (and its xmin) in place, and a concurrent writer's version has its
+/// own xmin.  Then the head is known without the index probe; anything else probes.  The
+/// document is kept too, so a change made in between with triggers disabled (same row
+/// version writer, different document) is not mistaken for a continuation.
+struct CachedHead {
+    generation: u64,
+    relid: pg_sys::Oid,
+    written_by: u64,
+    seq: i64,
+    hash: Vec<u8>,
+    new_doc: Option<Vec<u8>>,
+}
+
+const MAX_HEADS: usize = 4_096;
+
+thread_local! {
+    static HEADS: std::cell::RefCell<rustc_hash::FxHashMap<[u8; 16], CachedHead>> =
+        std::cell::RefCell::new(rustc_hash::FxHashMap::default());
+    /// Chain heads taken from HEADS instead of the index (tests check both ways are taken).
+    pub static HEAD_HITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Bumped when the log is invalidated (steward.audit_purge() removed entries: a head may
+    /// be gone); entries of an older generation are ignored.  A Cell, so the callback never
+    /// finds anything borrowed.
+    static HEADS_GENERATION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static HEADS_CALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static LOG_RELID: std::cell::Cell<pg_sys::Oid> = const { std::cell::Cell::new(pg_sys::Oid::INVALID) };
+}
+
+unsafe extern "C-unwind" fn forget_heads(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    let log = LOG_RELID.with(std::cell::Cell::get);
+    if relid == pg_sys::Oid::INVALID || log == pg_sys::Oid::INVALID || relid == log {
+        HEADS_GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
+    }
+}
+
+/// The head this backend recorded for `config`, if the replaced row version proves it is
+/// still the head.
+fn remembered_head(config: [u8; 16], relid: pg_sys::Oid, replaced_xmin: pg_sys::TransactionId, old_doc: Option<&[u8]>) -> Option<Head> {
+    // Full transaction ids: a 32-bit xmin is only compared with a writer less than 2^31
+    // transactions old, which no unfrozen row version can be older than.
+    let now = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
+    let generation = HEADS_GENERATION.with(std::cell::Cell::get);
+    HEADS.with(|h| {
+        let heads = h.borrow();
+        let head = heads.get(&config)?;
+        let same_writer = head.generation == generation
+            && head.relid == relid
+            && head.written_by as u32 == u32::from(replaced_xmin)
+            && now.wrapping_sub(head.written_by) < (1 << 31);
+        same_writer.then(|| Head {
+            seq: head.seq,
+            hash: Some(head.hash.clone()),
+            continues: old_doc.is_some() && head.new_doc.as_deref() == old_doc,
+        })
+    })
+}
+
+fn remember_head(config: [u8; 16], head: Option<CachedHead>) {
+    HEADS.with(|h| {
+        let mut heads = h.borrow_mut();
+        match head {
+            Some(head) => {
+                if heads.len() >= MAX_HEADS {
+                    heads.clear();
+                }
+                heads.insert(config, head);
+            }
+            None => {
+                heads.remove(&config);
+            }
+        }
+    });
+}
+
 /// Store one entry; returns its id.
 pub fn insert_entry(e: &Entry, who: &Attribution) -> Result<pgrx::Uuid, ErrorReport> {
     let namespace = unsafe { pg_sys::get_namespace_oid(c"steward".as_ptr(), false) };
@@ -284,12 +362,26 @@ pub fn insert_entry(e: &Entry, who: &Attribution) -> Result<pgrx::Uuid, ErrorRep
     let changed_by = who.changed_by.map(|u| *u.as_bytes());
     let ip = who.client_ip.as_deref().and_then(inet);
 
+    if !HEADS_CALLBACK.with(|c| c.replace(true)) {
+        unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(forget_heads), pg_sys::Datum::from(0)) };
+    }
+    LOG_RELID.with(|r| r.set(log_oid));
     unsafe {
+        // Taking the lock processes pending invalidations, a purge's included (the purge holds
+        // an EXCLUSIVE lock until it commits, so no entry is written against a head it removes).
         let rel = pg_sys::table_open(log_oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
         let index = pg_sys::index_open(chain_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        let head = match e.config_id {
-            Some(cfg) => chain_head(rel, index, cfg, old_bytes.as_deref()),
-            None => Head { seq: 0, hash: None, continues: false },
+        let remembered = match (config_bytes, e.replaced_xmin) {
+            (Some(cfg), Some(xmin)) => remembered_head(cfg, e.relid, xmin, old_bytes.as_deref()),
+            _ => None,
+        };
+        if remembered.is_some() {
+            HEAD_HITS.with(|h| h.set(h.get() + 1));
+        }
+        let head = match (remembered, e.config_id) {
+            (Some(head), _) => head,
+            (None, Some(cfg)) => chain_head(rel, index, cfg, old_bytes.as_deref()),
+            (None, None) => Head { seq: 0, hash: None, continues: false },
         };
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         let seq = head.seq + 1;
@@ -368,6 +460,20 @@ pub fn insert_entry(e: &Entry, who: &Attribution) -> Result<pgrx::Uuid, ErrorRep
         pg_sys::CatalogTupleInsertWithInfo(rel, tuple, indexes);
         pg_sys::CatalogCloseIndexes(indexes);
         pg_sys::heap_freetuple(tuple);
+        if let Some(cfg) = config_bytes {
+            // The row version this change leaves behind is written by this (sub)transaction.
+            remember_head(
+                cfg,
+                e.leaves_row.then(|| CachedHead {
+                    generation: HEADS_GENERATION.with(std::cell::Cell::get),
+                    relid: e.relid,
+                    written_by: pg_sys::GetCurrentFullTransactionId().value,
+                    seq,
+                    hash: hash.clone(),
+                    new_doc: new_bytes.clone(),
+                }),
+            );
+        }
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
         // Later statements (and later rows of this one) see the entry, as after any INSERT.
         pg_sys::CommandCounterIncrement();
