@@ -9,7 +9,7 @@
 #   steward       steward.audit_enable() (Rust trigger, hash chain, NOTIFY)   budget <= 1.6x plain
 # and the history of one configuration (page of 20, newest first) among HISTORY entries
 # (budget <= 5 ms).
-#   bash benches/audit.sh     (PROFILE=release; ROWS=1000 ROUNDS=5 SECONDS_EACH=4 HISTORY=10000000)
+#   bash benches/audit.sh     (PROFILE=release; ROWS=1000 ROUNDS=16 SECONDS_EACH=2 HISTORY=10000000)
 #
 # Method: every round runs each variant once, in a rotated order; after every run the
 # server pays that variant's debt (VACUUM, CHECKPOINT) before the next one starts, and
@@ -20,8 +20,8 @@
 # between rounds; the mean tps over all rounds is printed beside it.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 ROWS=${ROWS:-1000}
-ROUNDS=${ROUNDS:-5}
-SECONDS_EACH=${SECONDS_EACH:-4}
+ROUNDS=${ROUNDS:-16}
+SECONDS_EACH=${SECONDS_EACH:-2}
 HISTORY=${HISTORY:-10000000}
 export PROFILE=${PROFILE:-release}
 DIR=/tmp/pg_steward_bench_audit
