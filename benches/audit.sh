@@ -63,21 +63,29 @@ VACUUM ANALYZE;
 SQL
 
 update_sql() { printf "UPDATE public.%s SET configuration = jsonb_set(configuration, '{model,temperature}', to_jsonb(random())) WHERE n = :n;" "$1"; }
-run() { # variant -> transactions per second
-    local f; f=$(mktemp)
+busy_jiffies() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }   # user nice system irq softirq (no idle, iowait, steal)
+run() { # variant -> transactions per second (and, in CPU[variant], CPU microseconds per transaction)
+    local f out b0 b1; f=$(mktemp)
     printf '\\set n random(1, %s)\n' "$ROWS" > "$f"
     case "$1" in
         # one statement, one round trip, like the others
         plain_insert) printf "WITH u AS (UPDATE public.plain_insert SET configuration = jsonb_set(configuration, '{model,temperature}', to_jsonb(random())) WHERE n = :n RETURNING n) INSERT INTO public.small_log (config_id) SELECT n FROM u;\n" >> "$f" ;;
         *) printf '%s\n' "$(update_sql "$1")" >> "$f" ;;
     esac
-    "${PG_BIN}/pgbench" -n -h 127.0.0.1 -p "$PORT" -U postgres -M prepared -T "$SECONDS_EACH" -f "$f" postgres 2>/dev/null \
-        | awk -F' = ' '/^tps/ {print $2+0}'
+    b0=$(busy_jiffies)
+    out=$("${PG_BIN}/pgbench" -n -h 127.0.0.1 -p "$PORT" -U postgres -M prepared -T "$SECONDS_EACH" -f "$f" postgres 2>/dev/null)
+    b1=$(busy_jiffies)
     rm -f "$f"
+    # CPU of every process on the machine (client, backend, WAL writer) per transaction, the
+    # hypervisor's steal excluded: a second view of the cost, steadier than wall-clock tps.
+    echo "$out" | awk -F' = ' -v b="$((b1 - b0))" -v hz="$(getconf CLK_TCK)" '
+        /^number of transactions actually processed/ {split($0, a, ": "); n = a[2] + 0}
+        /^tps/ {tps = $2 + 0}
+        END {printf "%s %s\n", tps, (n > 0) ? b * 1e6 / hz / n : 0}'
 }
 variants=(plain plain_insert empty_plpgsql seed_trigger steward)
-declare -A total ratios
-for v in "${variants[@]}"; do total[$v]=0; ratios[$v]=""; done
+declare -A total ratios cpu
+for v in "${variants[@]}"; do total[$v]=0; ratios[$v]=""; cpu[$v]=""; done
 settle() { psql_at "$DIR" "$PORT" -c "VACUUM" -c "CHECKPOINT" >/dev/null; }
 settle
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -85,8 +93,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
     # rotate the order so no variant always follows the same one
     for ((k = 0; k < ${#variants[@]}; k++)); do
         v=${variants[$(( (k + r) % ${#variants[@]} ))]}
-        tps=$(run "$v")
+        read -r tps us < <(run "$v")
         this[$v]=${tps:-0}
+        cpu[$v]+="${us:-0} "
         total[$v]=$(awk -v a="${total[$v]}" -v b="${tps:-0}" 'BEGIN{print a+b}')
         settle
     done
@@ -101,14 +110,15 @@ elided=$(psql_at "$DIR" "$PORT" -At -c "SELECT round(100.0 * count(*) FILTER (WH
 verify=$(psql_at "$DIR" "$PORT" -At -c "SELECT steward.audit_verify() ->> 'ok'")
 
 printf '\nSingle-row UPDATE of a %s-row configuration table, %s rounds x %s s, order rotated, pgbench -M prepared, 1 client:\n' "$ROWS" "$ROUNDS" "$SECONDS_EACH"
-printf '  %-14s %9s   %s\n' variant "mean tps" "median of per-round ratios to the plain UPDATE (range)"
+printf '  %-14s %9s   %-58s %s\n' variant "mean tps" "median of per-round ratios to the plain UPDATE (range)" "CPU per update (median)"
 for v in "${variants[@]}"; do
     tps=$(awk -v a="${total[$v]}" -v r="$ROUNDS" 'BEGIN{printf "%.0f", a/r}')
     ratio=$(echo "${ratios[$v]}" | median)
     range=$(echo "${ratios[$v]}" | spread)
     note=""
     [ "$v" = steward ] && note=$(awk -v x="$ratio" 'BEGIN{print (x <= 1.6) ? "(budget 1.6x) ok" : "(budget 1.6x) OVER BUDGET"}')
-    printf '  %-14s %9s   %5sx (%s) %s\n' "$v" "$tps" "$ratio" "$range" "$note"
+    us=$(echo "${cpu[$v]}" | median)
+    printf '  %-14s %9s   %5sx (%s) %-30s %7s us\n' "$v" "$tps" "$ratio" "$range" "$note" "$us"
 done
 printf '  audit entries written: %s (old_values elided in %s %%), chain verifies: %s\n' "$entries" "$elided" "$verify"
 
