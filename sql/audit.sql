@@ -57,6 +57,10 @@ SELECT pg_catalog.pg_extension_config_dump('steward.audit_entries', '');
 -- it runs with the reader's rights, so the row-level security of steward.audit_entries
 -- applies; older servers get the same rules as a filter.
 DO $log$
+DECLARE
+    v_modern boolean := current_setting('server_version_num')::int >= 150000;
+    v_service text := CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role')
+                           THEN $s$ OR pg_catalog.pg_has_role('service_role', 'MEMBER')$s$ ELSE '' END;
 BEGIN
     EXECUTE format($v$
         CREATE VIEW steward.configuration_audit_log %s AS
@@ -66,13 +70,10 @@ BEGIN
                e.new_values, e.change_reason, e.client_ip, e.user_agent, e.action, e.actor, e.relid,
                e.owner_id, e.rollback_of, e.txid, e.seq, e.prev_hash, e.hash
           FROM steward.audit_entries e %s$v$,
-        CASE WHEN current_setting('server_version_num')::int >= 150000 THEN 'WITH (security_invoker = true)'
-             ELSE 'WITH (security_barrier = true)' END,
-        CASE WHEN current_setting('server_version_num')::int >= 150000 THEN ''
-             ELSE $w$WHERE pg_catalog.pg_has_role('steward_admin', 'MEMBER')
-                      OR (EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role')
-                          AND pg_catalog.pg_has_role('service_role', 'MEMBER'))
-                      OR e.owner_id = (SELECT steward.caller_uuid()) OR e.changed_by = (SELECT steward.caller_uuid())$w$ END);
+        CASE WHEN v_modern THEN 'WITH (security_invoker = true)' ELSE 'WITH (security_barrier = true)' END,
+        CASE WHEN v_modern THEN ''
+             ELSE $w$WHERE pg_catalog.pg_has_role('steward_admin', 'MEMBER')$w$ || v_service
+                  || $w$ OR e.owner_id = (SELECT steward.caller_uuid()) OR e.changed_by = (SELECT steward.caller_uuid())$w$ END);
 END
 $log$;
 
