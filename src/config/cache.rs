@@ -27,6 +27,11 @@
 //!   send no invalidation: sessions that do such writes should run
 //!   `SELECT steward.effective_config_cache_reset()` after them, which signals every backend.
 //!
+//! The price, paid per writing statement, not per read: a relcache invalidation makes every
+//! backend rebuild that table's relcache entry and re-plan its cached statements on the
+//! table at their next use.  Configuration writes are rare next to reads; for bulk loads,
+//! turn triggers off and reset once (above).
+//!
 //! One entry per (user, whether the caller sees API keys); at most `MAX_ENTRIES` per backend.
 
 use std::cell::{Cell, RefCell};
