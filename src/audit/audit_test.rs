@@ -54,6 +54,14 @@ mod tests {
         Spi::get_one::<i64>(sql).unwrap_or_else(|e| panic!("{sql}: {e}")).unwrap_or(-1)
     }
 
+    /// audit_verify() of one configuration.
+    fn verify(cfg: &str) -> serde_json::Value {
+        Spi::get_one_with_args::<pgrx::JsonB>("SELECT steward.audit_verify($1::uuid)", &[cfg.into()])
+            .expect("verify")
+            .map(|j| j.0)
+            .unwrap_or_default()
+    }
+
     fn make_table(name: &str) {
         run(&format!(
             "CREATE TABLE public.{name} (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), owner uuid,
@@ -152,13 +160,7 @@ mod tests {
         // The log clients read is a view: PostgreSQL itself refuses to truncate it.
         run("DO $$ BEGIN TRUNCATE steward.configuration_audit_log; RAISE EXCEPTION 'not refused'; \
              EXCEPTION WHEN wrong_object_type THEN NULL; END $$");
-        let verdict = |cfg: &str| {
-            Spi::get_one_with_args::<pgrx::JsonB>("SELECT steward.audit_verify($1::uuid)", &[cfg.into()])
-                .expect("verify")
-                .map(|j| j.0)
-                .unwrap_or_default()
-        };
-        let ok = verdict("00000000-0000-4000-8000-000000000002");
+        let ok = verify("00000000-0000-4000-8000-000000000002");
         assert_eq!(ok["ok"], serde_json::json!(true), "{ok}");
         assert_eq!(ok["checked"], serde_json::json!(3));
         // A superuser edits history with triggers disabled.
@@ -166,7 +168,7 @@ mod tests {
              UPDATE steward.audit_entries SET new_values = '{\"k\": 99}'
               WHERE config_id = '00000000-0000-4000-8000-000000000002' AND seq = 2;
              SET LOCAL session_replication_role = origin;");
-        let broken = verdict("00000000-0000-4000-8000-000000000002");
+        let broken = verify("00000000-0000-4000-8000-000000000002");
         assert_eq!(broken["ok"], serde_json::json!(false), "{broken}");
         let second = Spi::get_one::<String>(
             "SELECT id::text FROM steward.configuration_audit_log WHERE config_id = '00000000-0000-4000-8000-000000000002' AND seq = 2",
@@ -219,10 +221,7 @@ mod tests {
             ]
         );
         // The chain still verifies: hashes cover the documents, not how they are stored.
-        let v = Spi::get_one_with_args::<pgrx::JsonB>("SELECT steward.audit_verify($1::uuid)", &[cfg.into()])
-            .expect("verify")
-            .map(|j| j.0)
-            .unwrap_or_default();
+        let v = verify(cfg);
         assert_eq!(v["ok"], serde_json::json!(true), "{v}");
         // The look-up answers only to the previous entry's hash.
         assert_eq!(
@@ -244,10 +243,7 @@ mod tests {
             rows(&format!("SELECT old_values::text FROM steward.configuration_audit_log WHERE config_id = '{cfg}' AND seq = 5")),
             ["{\"k\": 99}"]
         );
-        let v = Spi::get_one_with_args::<pgrx::JsonB>("SELECT steward.audit_verify($1::uuid)", &[cfg.into()])
-            .expect("verify")
-            .map(|j| j.0)
-            .unwrap_or_default();
+        let v = verify(cfg);
         assert_eq!(v["ok"], serde_json::json!(false), "{v}");
         assert_eq!(v["broken"], serde_json::json!(2), "{v}");
     }
@@ -288,10 +284,7 @@ mod tests {
             seqs.as_deref(),
             Some("1:created:->1 2:updated:1>2 3:updated:2>3 4:updated:3>5 5:updated:5>6 6:updated:6>7 7:deleted:7>-")
         );
-        let v = Spi::get_one_with_args::<pgrx::JsonB>("SELECT steward.audit_verify($1::uuid)", &[cfg.into()])
-            .expect("verify")
-            .map(|j| j.0)
-            .unwrap_or_default();
+        let v = verify(cfg);
         assert_eq!(v["ok"], serde_json::json!(true), "{v}");
     }
 
@@ -319,10 +312,7 @@ mod tests {
         ))
         .expect("entries");
         assert_eq!(entries.as_deref(), Some("1:false:2"));
-        let v = Spi::get_one_with_args::<pgrx::JsonB>("SELECT steward.audit_verify($1::uuid)", &[cfg.into()])
-            .expect("verify")
-            .map(|j| j.0)
-            .unwrap_or_default();
+        let v = verify(cfg);
         assert_eq!(v["ok"], serde_json::json!(true), "{v}");
     }
 
@@ -339,10 +329,7 @@ mod tests {
              DELETE FROM steward.audit_entries WHERE config_id = '00000000-0000-4000-8000-000000000004' AND seq = 3;
              SET LOCAL session_replication_role = origin;");
         for cfg in ["00000000-0000-4000-8000-000000000003", "00000000-0000-4000-8000-000000000004"] {
-            let v = Spi::get_one_with_args::<pgrx::JsonB>("SELECT steward.audit_verify($1::uuid)", &[cfg.into()])
-                .expect("verify")
-                .map(|j| j.0)
-                .unwrap_or_default();
+            let v = verify(cfg);
             assert_eq!(v["ok"], serde_json::json!(false), "{cfg}: {v}");
         }
     }

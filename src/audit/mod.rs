@@ -477,9 +477,7 @@ fn _audit_purge(cutoff: pgrx::datum::TimestampWithTimeZone, dry_run: bool) -> Re
                 client
                     .update("LOCK TABLE steward.audit_entries IN EXCLUSIVE MODE", None, &[])
                     .ctx("the audit log")?;
-                let log = unsafe {
-                    pg_sys::get_relname_relid(c"audit_entries".as_ptr(), pg_sys::get_namespace_oid(c"steward".as_ptr(), false))
-                };
+                let (log, _) = writer::log_relations()?;
                 unsafe { pg_sys::CacheInvalidateRelcacheByRelid(log) };
             }
             let count = client

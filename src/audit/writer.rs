@@ -160,9 +160,7 @@ unsafe fn chain_head(
 /// view steward.configuration_audit_log in sql/audit.sql for why the hash is the key).
 #[pg_extern(stable, strict, parallel_safe, cost = 50)]
 fn _audit_old_values(config_id: pgrx::Uuid, seq: i64, prev_hash: &[u8]) -> Result<Option<crate::common::jsonb::JsonbDatum>, ErrorReport> {
-    let namespace = unsafe { pg_sys::get_namespace_oid(c"steward".as_ptr(), false) };
-    let log_oid = relation_oid(namespace, c"audit_entries")?;
-    let chain_oid = relation_oid(namespace, c"audit_entries_chain")?;
+    let (log_oid, chain_oid) = log_relations()?;
     let Some(config_datum) = config_id.into_datum() else { return Ok(None) };
     unsafe {
         let rel = pg_sys::table_open(log_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
@@ -210,6 +208,12 @@ fn _audit_old_values(config_id: pgrx::Uuid, seq: i64, prev_hash: &[u8]) -> Resul
         pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         Ok(found)
     }
+}
+
+/// The log's table and its chain index.
+pub fn log_relations() -> Result<(pg_sys::Oid, pg_sys::Oid), ErrorReport> {
+    let namespace = unsafe { pg_sys::get_namespace_oid(c"steward".as_ptr(), false) };
+    Ok((relation_oid(namespace, c"audit_entries")?, relation_oid(namespace, c"audit_entries_chain")?))
 }
 
 fn relation_oid(namespace: pg_sys::Oid, name: &CStr) -> Result<pg_sys::Oid, ErrorReport> {
@@ -340,9 +344,7 @@ fn remember_head(config: [u8; 16], head: Option<CachedHead>) {
 
 /// Store one entry; returns its id.
 pub fn insert_entry(e: &Entry, who: &Attribution) -> Result<pgrx::Uuid, ErrorReport> {
-    let namespace = unsafe { pg_sys::get_namespace_oid(c"steward".as_ptr(), false) };
-    let log_oid = relation_oid(namespace, c"audit_entries")?;
-    let chain_oid = relation_oid(namespace, c"audit_entries_chain")?;
+    let (log_oid, chain_oid) = log_relations()?;
 
     // A time-ordered id (UUID version 7: milliseconds since the epoch, then 74 random bits):
     // new entries land at the right edge of the primary-key index instead of on a random

@@ -146,13 +146,18 @@ fn allowed(rels: &Rels) -> bool {
     }
 }
 
-/// The layer documents of `user`, lowest first; `None` when the direct path does not apply.
+/// The relations, when the direct path answers this caller: not switched off, resolved, and
+/// the caller may read the table.
+fn direct_rels() -> Option<Rels> {
+    if setting(c"steward.effective_config_direct").is_some_and(|v| matches!(v.as_str(), "off" | "false" | "0")) {
+        return None;
+    }
+    resolve().filter(allowed)
+}
+
 /// Whether the direct path answers this caller (and so may the cache of its answers).
 pub fn applies() -> bool {
-    if setting(c"steward.effective_config_direct").is_some_and(|v| matches!(v.as_str(), "off" | "false" | "0")) {
-        return false;
-    }
-    resolve().is_some_and(|rels| allowed(&rels))
+    direct_rels().is_some()
 }
 
 /// The layers as the statement's snapshot sees them.
@@ -172,14 +177,9 @@ pub fn layers_fresh(user: pgrx::Uuid) -> Option<Vec<Value>> {
     }
 }
 
+/// The layer documents of `user`, lowest first; `None` when the direct path does not apply.
 fn layers_as_of(user: pgrx::Uuid, snapshot: pg_sys::Snapshot) -> Option<Vec<Value>> {
-    if setting(c"steward.effective_config_direct").is_some_and(|v| matches!(v.as_str(), "off" | "false" | "0")) {
-        return None;
-    }
-    let rels = resolve()?;
-    if !allowed(&rels) {
-        return None;
-    }
+    let rels = direct_rels()?;
     let user_datum = user.into_datum()?;
     let mut out = Vec::new();
     unsafe {
