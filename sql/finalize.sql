@@ -9,6 +9,80 @@ REVOKE ALL ON SCHEMA steward FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA steward TO steward_admin, pg_monitor;
 
+-- Who may execute which function: one table, read by refresh_grants().  Every steward
+-- function whose name does not start with "_" is for the admins (steward_admin, and
+-- service_role when it exists) without a row here; a row adds audiences, or opens an internal
+-- building block ("_" name) to the roles whose calls reach it with their own rights.
+--   admins         steward_admin and service_role
+--   steward_admin  steward_admin only (installers that create objects as the caller)
+--   monitor        pg_monitor (read-only health)
+--   users          authenticated (Supabase end users; row-level security and the functions'
+--                  own checks decide what they see)
+-- Part of the extension script (not dumped); finalize checks that every row names a function.
+CREATE TABLE steward.function_grants (
+    signature text PRIMARY KEY,
+    audience  text[] NOT NULL CHECK (audience <@ ARRAY['admins', 'steward_admin', 'monitor', 'users']),
+    reason    text NOT NULL
+);
+
+INSERT INTO steward.function_grants (signature, audience, reason)
+SELECT 'steward.' || f, array_agg(DISTINCT a ORDER BY a), string_agg(DISTINCT r, '; ')
+  FROM (VALUES
+    -- Read-only health: also pg_monitor.
+    ('database_overview(); table_health(); index_health(); unused_indexes(integer); duplicate_indexes();
+      invalid_indexes(); table_bloat(); index_bloat(); slow_queries(integer,integer); connection_pool_metrics();
+      long_running_sessions(); blocking_chains(); database_wraparound(); table_wraparound(integer);
+      table_exists(text); index_exists(text); capabilities(); health_report(); health_report_text();
+      pg_stat_statements_schema(); caller_id(); caller_uuid(); setting_number(text)',
+     '{admins,monitor}', 'read-only health'),
+    -- Entry points that show statement texts hand the caller to their bodies
+    -- (src/common/privilege.rs): the bodies are called with the caller's rights.
+    ('_enter(); _slow_queries(bigint,integer,integer); _long_running_sessions(bigint); _blocking_chains(bigint);
+      _health_report(bigint); _health_report_text(bigint)',
+     '{admins,monitor}', 'bodies of read-only entry points that take the caller'),
+    -- Entry points that act on a relation the caller names: SECURITY INVOKER wrappers over a
+    -- SECURITY DEFINER body that checks the caller's own rights.
+    ('_resolve_relation(text,"char"[]);
+      _run_maintenance(bigint,text,text,text,boolean,boolean,boolean,boolean,boolean,boolean,boolean);
+      _retention_set(bigint,regclass,name,interval,text,regclass,integer); _retention_run(bigint,uuid,boolean);
+      _config_register(bigint,regclass); _config_backup(bigint,text); _config_restore(bigint,uuid,boolean);
+      _table_bloat_exact(bigint,regclass)',
+     '{admins}', 'bodies of entry points that act on a named relation'),
+    ('install_rpc_facade(name); drop_rpc_facade(name); refresh_grants()',
+     '{steward_admin}', 'create objects as the caller, or re-apply this table'),
+    -- Configuration: run with the caller's rights (row-level security decides); their
+    -- building blocks must be executable by everyone who may call them.
+    ('get_effective_ai_config(uuid); effective_ai_config(uuid); explain_ai_config(uuid); effective_user_preferences(uuid);
+      validate_ai_config(jsonb); validate_user_preferences(jsonb); default_ai_config(); default_user_preferences();
+      calculate_cost(bigint,bigint,text); caller_id(); caller_uuid();
+      _ai_config_layers(uuid); _ai_config_rows(uuid); _resolve_layers(text,jsonb[]);
+      _explain_layers(text,jsonb[],text[],uuid[]); _config_admin();
+      _sees_api_keys(); _mask_api_keys(jsonb); _reveal_api_keys(jsonb); _apply_update(text,jsonb,jsonb);
+      _train_table(text); _require_caller();
+      update_user_preferences(jsonb,text); reset_user_preferences(text); _change_reason(text);
+      upsert_ai_config(text,jsonb,integer,boolean,text); set_ai_config_active(text,boolean,text);
+      delete_ai_config(text,text); rotate_api_key(text,text,text)',
+     '{admins,users}', 'configuration with the caller''s rights'),
+    ('_audit_capture(); _audit_truncate()', '{admins}', 'audit trigger functions attached by admins'),
+    -- History, diff and rollback: the caller's rights (row-level security decides).
+    ('config_diff(jsonb,jsonb); jsonb_diff_patch(jsonb,jsonb); jsonb_patch(jsonb,jsonb); jsonb_merge_patch(jsonb,jsonb);
+      change_history(text,uuid,integer,integer); change_history_filtered(jsonb,integer,integer);
+      change_statistics(timestamptz,timestamptz); change_history_csv(jsonb);
+      rollback_preview(uuid); rollback_validate(uuid,boolean); rollback(uuid,text,uuid);
+      rollback_bulk(uuid[],text); _entry_json(steward.configuration_audit_log,boolean);
+      _audit_old_values(uuid,bigint,bytea);
+      _check_page(integer,integer); _history_filter(jsonb); _csv(text[],jsonb);
+      _rollback_target(uuid,boolean); _audit_entry_exists(uuid); _rollback_warnings(jsonb);
+      _rollback_errors(text,jsonb); _may_roll_back(steward.configuration_audit_log);
+      _rollback_apply(uuid,text,uuid,boolean);
+      _rollback_read(oid,text,text,uuid,boolean); _rollback_write(oid,text,text,uuid,jsonb)',
+     '{admins,users}', 'history, diff and rollback with the caller''s rights')
+  ) AS v(fs, aud, r),
+  LATERAL pg_catalog.regexp_split_to_table(pg_catalog.btrim(v.fs), '\s*;\s*') AS f,
+  LATERAL pg_catalog.unnest(v.aud::text[]) AS a
+ GROUP BY f;
+
+
 -- Grants to roles that may appear after CREATE EXTENSION (Supabase's service_role): callable
 -- again at any time, and by install_rpc_facade().
 CREATE FUNCTION steward.refresh_grants() RETURNS void
@@ -17,15 +91,9 @@ SET search_path = pg_catalog, pg_temp
 AS $grants$
 DECLARE
     f record;
-    v_readonly text[] := ARRAY[
-        'database_overview', 'table_health', 'index_health', 'unused_indexes', 'duplicate_indexes',
-        'invalid_indexes', 'table_bloat', 'index_bloat', 'slow_queries', 'connection_pool_metrics',
-        'long_running_sessions', 'blocking_chains', 'database_wraparound', 'table_wraparound',
-        'table_exists', 'index_exists', 'capabilities', 'health_report', 'health_report_text',
-        'pg_stat_statements_schema', 'caller_id', 'caller_uuid', 'setting_number'];
     v_roles text[] := ARRAY['steward_admin'];
-    v_config_functions text;
-    v_history_functions text;
+    v_users boolean := EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated');
+    v_to text[];
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
         v_roles := v_roles || 'service_role'::text;
@@ -33,21 +101,32 @@ BEGIN
         -- API keys in clear: the service role only (steward_admin sees the masks).
         EXECUTE 'GRANT SELECT ON steward.api_key_vault TO service_role';
     END IF;
+    IF v_users THEN
+        EXECUTE 'GRANT USAGE ON SCHEMA steward TO authenticated';
+    END IF;
+    -- Functions: the rule above, one GRANT per function.
     FOR f IN
-        SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS args
-          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-         WHERE n.nspname = 'steward' AND p.proname !~ '^_'
-           AND p.proname NOT IN ('install_rpc_facade', 'drop_rpc_facade', 'refresh_grants')
+        SELECT p.oid::regprocedure AS proc,
+               (CASE WHEN p.proname !~ '^_' AND g.signature IS NULL THEN '{admins}'::text[] ELSE '{}'::text[] END)
+               || coalesce(g.audience, '{}') AS audience
+          FROM pg_proc p
+          JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+          LEFT JOIN steward.function_grants g ON pg_catalog.to_regprocedure(g.signature) OPERATOR(pg_catalog.=) p.oid
+         WHERE n.nspname OPERATOR(pg_catalog.=) 'steward'
     LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION steward.%I(%s) TO %s', f.proname, f.args,
-                       (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
-        IF f.proname = ANY (v_readonly) THEN
-            EXECUTE format('GRANT EXECUTE ON FUNCTION steward.%I(%s) TO pg_monitor', f.proname, f.args);
+        v_to := ARRAY(SELECT DISTINCT r FROM (
+                    SELECT unnest(v_roles) AS r WHERE 'admins' = ANY (f.audience)
+                    UNION ALL SELECT 'steward_admin' WHERE 'steward_admin' = ANY (f.audience)
+                    UNION ALL SELECT 'pg_monitor' WHERE 'monitor' = ANY (f.audience)
+                    UNION ALL SELECT 'authenticated' WHERE 'users' = ANY (f.audience) AND v_users) x);
+        IF cardinality(v_to) > 0 THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f.proc,
+                           (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_to) r));
         END IF;
     END LOOP;
-    -- Installing the facade creates objects as the caller: admins only.
-    EXECUTE 'GRANT EXECUTE ON FUNCTION steward.install_rpc_facade(name), steward.drop_rpc_facade(name) TO steward_admin';
 
+    EXECUTE format('GRANT SELECT ON steward.function_grants TO %s',
+                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     EXECUTE format('GRANT SELECT ON steward.effective_settings, steward.setting_defaults, steward.settings,
                     steward.index_usage_snapshots, steward.table_bloat_snapshots, steward.performance_alerts,
                     steward.query_performance_logs TO %s, pg_monitor',
@@ -57,27 +136,7 @@ BEGIN
     -- The seed's clients insert, update and list maintenance records themselves.
     EXECUTE format('GRANT SELECT, INSERT, UPDATE ON steward.maintenance_operations TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
-    -- End users (Supabase's authenticated) read their own effective configuration and use the
-    -- validators; row-level security and the functions' own checks decide what they see.
-    -- The configuration functions run with the caller's rights (row-level security decides):
-    -- their building blocks must be executable by everyone who may call them.
-    v_config_functions := 'steward.get_effective_ai_config(uuid), steward.effective_ai_config(uuid),
-                 steward.explain_ai_config(uuid), steward.effective_user_preferences(uuid),
-                 steward.validate_ai_config(jsonb), steward.validate_user_preferences(jsonb),
-                 steward.default_ai_config(), steward.default_user_preferences(),
-                 steward.calculate_cost(bigint, bigint, text), steward.caller_id(), steward.caller_uuid(),
-                 steward._ai_config_layers(uuid), steward._ai_config_rows(uuid), steward._resolve_layers(text, jsonb[]),
-                 steward._explain_layers(text, jsonb[], text[], uuid[]), steward._config_admin(),
-                 steward._sees_api_keys(), steward._mask_api_keys(jsonb), steward._reveal_api_keys(jsonb), steward._apply_update(text, jsonb, jsonb),
-                 steward._train_table(text), steward._require_caller(),
-                 steward.update_user_preferences(jsonb, text), steward.reset_user_preferences(text), steward._change_reason(text),
-                 steward.upsert_ai_config(text, jsonb, integer, boolean, text), steward.set_ai_config_active(text, boolean, text),
-                 steward.delete_ai_config(text, text), steward.rotate_api_key(text, text, text)';
-    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', v_config_functions,
-                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
-        EXECUTE 'GRANT USAGE ON SCHEMA steward TO authenticated';
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO authenticated', v_config_functions);
+    IF v_users THEN
         EXECUTE 'GRANT SELECT ON steward.config_overrides, steward.train_schema TO authenticated';
     END IF;
     EXECUTE format('GRANT SELECT ON steward.config_overrides, steward.train_schema TO %s',
@@ -85,44 +144,36 @@ BEGIN
     EXECUTE format('GRANT INSERT, UPDATE, DELETE ON steward.config_overrides TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     EXECUTE format('GRANT SELECT ON steward.retention_policies, steward.retention_runs, steward.config_tables,
-                    steward.config_backups, steward.config_backup_log TO %s',
+                    steward.config_backup_log TO %s',
+                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
+    -- A backup's rows are copies of tables not every admin may read: admins list backups
+    -- (labels, counts), the rows come back only through config_restore's checks.
+    EXECUTE format('GRANT SELECT (id, label, created_at, created_by, row_counts) ON steward.config_backups TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     -- Audit: admins read everything and attach the trigger to their tables; end users read
     -- their own entries (row-level security on the log).
     EXECUTE format('GRANT SELECT ON steward.configuration_audit_log, steward.audit_entries, steward.ai_configuration_audit,
                     steward.audited_tables, steward.audit_purges, steward.audit_chain_anchors TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
-    -- After writes that fire no triggers (replica role, bulk loads): admins and the service
-    -- make every backend forget its cached effective configurations.
-    EXECUTE format('GRANT EXECUTE ON FUNCTION steward.effective_config_cache_reset(), steward.effective_config_cache_stats() TO %s',
-                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
-    EXECUTE format('GRANT EXECUTE ON FUNCTION steward._audit_capture(), steward._audit_truncate() TO %s',
-                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
-    -- History, diff and rollback run with the caller's rights (row-level security decides):
-    -- their building blocks must be executable by everyone who may call them.
-    v_history_functions := 'steward.config_diff(jsonb, jsonb), steward.jsonb_diff_patch(jsonb, jsonb),
-                 steward.jsonb_patch(jsonb, jsonb), steward.jsonb_merge_patch(jsonb, jsonb),
-                 steward.change_history(text, uuid, integer, integer), steward.change_history_filtered(jsonb, integer, integer),
-                 steward.change_statistics(timestamptz, timestamptz), steward.change_history_csv(jsonb),
-                 steward.rollback_preview(uuid), steward.rollback_validate(uuid, boolean), steward.rollback(uuid, text, uuid),
-                 steward.rollback_bulk(uuid[], text), steward._entry_json(steward.configuration_audit_log, boolean),
-                 steward._audit_old_values(uuid, bigint, bytea),
-                 steward._check_page(integer, integer), steward._history_filter(jsonb), steward._csv(text[], jsonb),
-                 steward._rollback_target(uuid, boolean), steward._audit_entry_exists(uuid), steward._rollback_warnings(jsonb),
-                 steward._rollback_errors(text, jsonb), steward._may_roll_back(steward.configuration_audit_log),
-                 steward._rollback_apply(uuid, text, uuid, boolean),
-                 steward._rollback_read(oid, text, text, uuid, boolean), steward._rollback_write(oid, text, text, uuid, jsonb)';
-    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', v_history_functions,
-                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
         EXECUTE 'GRANT SELECT ON steward.configuration_audit_log, steward.audit_entries, steward.ai_configuration_audit,
                  steward.audited_tables TO authenticated';
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO authenticated', v_history_functions);
     END IF;
 END
 $grants$;
 
 REVOKE ALL ON FUNCTION steward.refresh_grants() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION steward.refresh_grants() TO steward_admin;
+DO $check$
+DECLARE
+    v_missing text;
+BEGIN
+    SELECT string_agg(signature, ', ') INTO v_missing FROM steward.function_grants
+     WHERE pg_catalog.to_regprocedure(signature) IS NULL;
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'steward.function_grants names functions that do not exist: %', v_missing;
+    END IF;
+END
+$check$;
 SELECT steward.refresh_grants();
 

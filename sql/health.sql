@@ -227,7 +227,8 @@ $$;
 
 -- Exact heap bloat of one table through pgstattuple (reads the whole table).  Without
 -- pgstattuple the estimate is returned with method 'estimate' and a NOTICE says how to enable it.
-CREATE FUNCTION steward.table_bloat_exact(tbl regclass)
+-- The caller must be able to read the table (src/common/privilege.rs).
+CREATE FUNCTION steward._table_bloat_exact(tok bigint, tbl regclass)
 RETURNS TABLE (
     method text, table_len bigint, tuple_count bigint, tuple_len bigint, dead_tuple_count bigint,
     dead_tuple_len bigint, free_space bigint, expected_bytes bigint, bloat_bytes bigint,
@@ -248,10 +249,11 @@ BEGIN
     SELECT c.relkind,
            coalesce((SELECT o.option_value::int FROM pg_options_to_table(c.reloptions) o WHERE o.option_name = 'fillfactor'), 100)
       INTO v_kind, v_ff
-      FROM pg_class c WHERE c.oid = tbl;
+      FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
     IF v_kind IS NULL THEN
         RAISE EXCEPTION 'relation with OID % does not exist', tbl::oid USING ERRCODE = '42P01';
     END IF;
+    PERFORM steward._check_privileges(steward._caller(tok, 'steward.table_bloat_exact'), tbl, '{select}', 'an exact bloat measurement');
     IF v_kind NOT IN ('r', 'm') THEN
         RAISE EXCEPTION '"%" is not a table', tbl
             USING ERRCODE = '42809', HINT = 'Exact bloat is measured on tables and materialized views.';
@@ -275,6 +277,16 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION steward.table_bloat_exact(tbl regclass)
+RETURNS TABLE (
+    method text, table_len bigint, tuple_count bigint, tuple_len bigint, dead_tuple_count bigint,
+    dead_tuple_len bigint, free_space bigint, expected_bytes bigint, bloat_bytes bigint,
+    bloat_pct numeric
+)
+LANGUAGE sql VOLATILE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM steward._table_bloat_exact(steward._enter(), tbl) $$;
+
 -- ---------------------------------------------------------------------------------------
 -- Slow queries: pg_stat_statements (when loaded and installed) merged with the application's
 -- query_performance_logs.  Every row carries both generations' fields.
@@ -288,7 +300,19 @@ AS $$
      WHERE x.extname = 'pg_stat_statements'
 $$;
 
-CREATE FUNCTION steward.slow_queries(hours_back integer DEFAULT 24, min_duration_ms integer DEFAULT 500)
+-- Statement text is shown only to a caller who may see it (pg_stat_statements' and
+-- pg_stat_activity's own rule: pg_read_all_stats, or the statement's own role); others get
+-- '<insufficient privilege>'.  The bodies read as the extension owner and take the caller from
+-- the SECURITY INVOKER entry point (steward._enter(), src/common/privilege.rs).
+CREATE FUNCTION steward._sees_statements_of(caller oid, userid oid) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.pg_has_role(caller, 'pg_read_all_stats', 'USAGE')
+        OR pg_catalog.pg_has_role(caller, userid, 'USAGE')
+$$;
+
+CREATE FUNCTION steward._slow_queries_for(caller oid, hours_back integer, min_duration_ms integer)
 RETURNS TABLE (
     queryid bigint, query text, calls bigint, total_exec_time double precision,
     mean_exec_time double precision, min_exec_time double precision,
@@ -320,17 +344,19 @@ BEGIN
     ELSE
         BEGIN
             RETURN QUERY EXECUTE format(
-                $q$SELECT s.queryid, s.query, s.calls, s.total_exec_time, s.mean_exec_time,
+                $q$SELECT s.queryid, v.query, s.calls, s.total_exec_time, s.mean_exec_time,
                           s.min_exec_time, s.max_exec_time, s.stddev_exec_time, s.rows,
                           s.shared_blks_hit, s.shared_blks_read,
-                          s.query, s.mean_exec_time, s.max_exec_time, s.calls, NULL::timestamptz,
+                          v.query, s.mean_exec_time, s.max_exec_time, s.calls, NULL::timestamptz,
                           'pg_stat_statements'::text
                      FROM %I.pg_stat_statements s
+                    CROSS JOIN LATERAL (SELECT CASE WHEN steward._sees_statements_of($2, s.userid) THEN s.query
+                                                    ELSE '<insufficient privilege>' END AS query) v
                     WHERE s.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
                       AND s.mean_exec_time >= $1
                     ORDER BY s.mean_exec_time DESC
                     LIMIT 100$q$, v_schema)
-            USING min_duration_ms::double precision;
+            USING min_duration_ms::double precision, caller;
         EXCEPTION WHEN object_not_in_prerequisite_state THEN
             RAISE NOTICE 'pg_stat_statements is installed but not loaded; slow queries come from query_performance_logs only'
                 USING HINT = 'Add pg_stat_statements to shared_preload_libraries and restart the server.';
@@ -352,6 +378,34 @@ BEGIN
      LIMIT 100;
 END
 $$;
+
+CREATE FUNCTION steward._slow_queries(tok bigint, hours_back integer, min_duration_ms integer)
+RETURNS TABLE (
+    queryid bigint, query text, calls bigint, total_exec_time double precision,
+    mean_exec_time double precision, min_exec_time double precision,
+    max_exec_time double precision, stddev_exec_time double precision, rows bigint,
+    shared_blks_hit bigint, shared_blks_read bigint,
+    query_text text, avg_duration_ms double precision, max_duration_ms double precision,
+    execution_count bigint, last_execution timestamptz,
+    source text
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM steward._slow_queries_for(steward._caller(tok, 'steward.slow_queries'), hours_back, min_duration_ms) $$;
+
+CREATE FUNCTION steward.slow_queries(hours_back integer DEFAULT 24, min_duration_ms integer DEFAULT 500)
+RETURNS TABLE (
+    queryid bigint, query text, calls bigint, total_exec_time double precision,
+    mean_exec_time double precision, min_exec_time double precision,
+    max_exec_time double precision, stddev_exec_time double precision, rows bigint,
+    shared_blks_hit bigint, shared_blks_read bigint,
+    query_text text, avg_duration_ms double precision, max_duration_ms double precision,
+    execution_count bigint, last_execution timestamptz,
+    source text
+)
+LANGUAGE sql STABLE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM steward._slow_queries(steward._enter(), hours_back, min_duration_ms) $$;
 
 -- ---------------------------------------------------------------------------------------
 -- Connections (the caller's own backend excluded)
@@ -385,7 +439,7 @@ $$;
 
 -- Sessions that hold resources for long: active queries above longRunningQuerySeconds and
 -- sessions idle in a transaction above idleInTransactionSeconds.
-CREATE FUNCTION steward.long_running_sessions()
+CREATE FUNCTION steward._long_running_sessions_for(caller oid)
 RETURNS TABLE (
     kind text, pid integer, usename name, datname name, application_name text,
     client_addr inet, state text, duration_seconds numeric, xact_seconds numeric,
@@ -399,7 +453,8 @@ AS $$
            a.pid, a.usename, a.datname, a.application_name, a.client_addr, a.state,
            round(extract(epoch FROM now() - CASE WHEN a.state = 'active' THEN a.query_start ELSE a.state_change END)::numeric, 1),
            round(extract(epoch FROM now() - a.xact_start)::numeric, 1),
-           a.wait_event_type, a.wait_event, left(a.query, 1000)
+           a.wait_event_type, a.wait_event,
+           CASE WHEN steward._sees_statements_of(caller, a.usesysid) THEN left(a.query, 1000) ELSE '<insufficient privilege>' END
       FROM pg_stat_activity a
      WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
        AND ((a.state = 'active' AND a.query_start < now() - make_interval(secs => steward.setting_number('longRunningQuerySeconds')::double precision))
@@ -408,9 +463,29 @@ AS $$
      ORDER BY 8 DESC
 $$;
 
+CREATE FUNCTION steward._long_running_sessions(tok bigint)
+RETURNS TABLE (
+    kind text, pid integer, usename name, datname name, application_name text,
+    client_addr inet, state text, duration_seconds numeric, xact_seconds numeric,
+    wait_event_type text, wait_event text, query text
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM steward._long_running_sessions_for(steward._caller(tok, 'steward.long_running_sessions')) $$;
+
+CREATE FUNCTION steward.long_running_sessions()
+RETURNS TABLE (
+    kind text, pid integer, usename name, datname name, application_name text,
+    client_addr inet, state text, duration_seconds numeric, xact_seconds numeric,
+    wait_event_type text, wait_event text, query text
+)
+LANGUAGE sql STABLE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM steward._long_running_sessions(steward._enter()) $$;
+
 -- Sessions waiting on a lock and the sessions blocking them (pg_blocking_pids is only asked
 -- about sessions that are waiting on a lock: it takes the lock manager's partition locks).
-CREATE FUNCTION steward.blocking_chains()
+CREATE FUNCTION steward._blocking_chains_for(caller oid)
 RETURNS TABLE (
     blocked_pid integer, blocked_user name, blocked_query text, wait_seconds numeric,
     blocking_pids integer[], blocking_pid integer, blocking_user name, blocking_state text,
@@ -425,15 +500,38 @@ AS $$
           FROM pg_stat_activity a
          WHERE a.wait_event_type = 'Lock' AND a.pid <> pg_backend_pid()
     )
-    SELECT w.pid, w.usename, left(w.query, 1000),
+    SELECT w.pid, w.usename,
+           CASE WHEN steward._sees_statements_of(caller, w.usesysid) THEN left(w.query, 1000) ELSE '<insufficient privilege>' END,
            round(extract(epoch FROM now() - coalesce(w.state_change, w.query_start))::numeric, 1),
-           w.blockers, b.pid, b.usename, b.state, left(b.query, 1000),
+           w.blockers, b.pid, b.usename, b.state,
+           CASE WHEN b.pid IS NULL THEN NULL
+                WHEN steward._sees_statements_of(caller, b.usesysid) THEN left(b.query, 1000) ELSE '<insufficient privilege>' END,
            round(extract(epoch FROM now() - b.xact_start)::numeric, 1)
       FROM w
       LEFT JOIN pg_stat_activity b ON b.pid = w.blockers[1]
      WHERE cardinality(w.blockers) > 0
      ORDER BY 4 DESC
 $$;
+
+CREATE FUNCTION steward._blocking_chains(tok bigint)
+RETURNS TABLE (
+    blocked_pid integer, blocked_user name, blocked_query text, wait_seconds numeric,
+    blocking_pids integer[], blocking_pid integer, blocking_user name, blocking_state text,
+    blocking_query text, blocking_xact_seconds numeric
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM steward._blocking_chains_for(steward._caller(tok, 'steward.blocking_chains')) $$;
+
+CREATE FUNCTION steward.blocking_chains()
+RETURNS TABLE (
+    blocked_pid integer, blocked_user name, blocked_query text, wait_seconds numeric,
+    blocking_pids integer[], blocking_pid integer, blocking_user name, blocking_state text,
+    blocking_query text, blocking_xact_seconds numeric
+)
+LANGUAGE sql STABLE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM steward._blocking_chains(steward._enter()) $$;
 
 -- ---------------------------------------------------------------------------------------
 -- Transaction-ID and multixact wraparound

@@ -137,23 +137,30 @@ BEGIN
 END
 $$;
 
--- The one entry point: authorise (EXECUTE is granted to admins only), check, record, run.
-CREATE FUNCTION steward.run_maintenance(
+-- The one entry point: authorise (EXECUTE is granted to admins only; the caller must own the
+-- table, or hold MAINTAIN on it on PostgreSQL 17+), check, record, run.  The body is SECURITY
+-- DEFINER to write the record; the public steward.run_maintenance below is SECURITY INVOKER and
+-- hands it the caller's identity (src/common/privilege.rs).  The worker runs the statement as
+-- that caller, so PostgreSQL's own checks apply and VACUUM/ANALYZE/REINDEX switch to the table
+-- owner in a security-restricted operation exactly as they do for a statement typed at psql.
+CREATE FUNCTION steward._run_maintenance(
+    tok bigint,
     operation text,
-    table_name text DEFAULT NULL,
-    index_name text DEFAULT NULL,
-    "full" boolean DEFAULT false,
-    "analyze" boolean DEFAULT false,
-    verbose boolean DEFAULT false,
-    concurrently boolean DEFAULT false,
-    async boolean DEFAULT false,
-    confirm boolean DEFAULT false,
-    force boolean DEFAULT false
+    table_name text,
+    index_name text,
+    "full" boolean,
+    "analyze" boolean,
+    verbose boolean,
+    concurrently boolean,
+    async boolean,
+    confirm boolean,
+    force boolean
 ) RETURNS steward.maintenance_operations
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_caller  oid := steward._caller(tok, 'steward.run_maintenance');
     v_op      text := upper(btrim(coalesce(operation, '')));
     v_type    text;
     v_relid   oid;
@@ -212,6 +219,16 @@ BEGIN
         v_hint := 'Pass table_name for REINDEX TABLE or index_name for REINDEX INDEX.';
     END IF;
 
+    -- The caller's own rights on the table (an index: on its table).
+    IF v_refuse IS NULL AND v_relid IS NOT NULL THEN
+        BEGIN
+            PERFORM steward._check_privileges(v_caller, v_relid, '{maintain}', v_type);
+        EXCEPTION WHEN insufficient_privilege OR undefined_table THEN
+            GET STACKED DIAGNOSTICS v_refuse = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                                    v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+        END;
+    END IF;
+
     IF v_refuse IS NULL AND "concurrently" AND v_type <> 'REINDEX' THEN
         v_state := '22023'; v_refuse := 'CONCURRENTLY applies to REINDEX only';
     END IF;
@@ -264,7 +281,7 @@ BEGIN
         'index_name', CASE WHEN v_idxid IS NOT NULL THEN (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_idxid) ELSE index_name END,
         'full', "full", 'analyze', "analyze", 'verbose', "verbose", 'concurrently', "concurrently",
         'async', async, 'confirm', confirm, 'force', force,
-        'initiated_by', steward.caller_uuid(), 'initiator', v_who,
+        'initiated_by', steward.caller_uuid(), 'initiator', v_who, 'caller_oid', v_caller::bigint,
         'client_ip', nullif(btrim(split_part(v_hdr ->> 'x-forwarded-for', ',', 1)), ''),
         'user_agent', v_hdr ->> 'user-agent',
         'statement_timeout_ms', (steward.setting_number('maintenanceStatementTimeoutSeconds') * 1000)::bigint,
@@ -296,18 +313,35 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION steward.run_maintenance(
+    operation text,
+    table_name text DEFAULT NULL,
+    index_name text DEFAULT NULL,
+    "full" boolean DEFAULT false,
+    "analyze" boolean DEFAULT false,
+    verbose boolean DEFAULT false,
+    concurrently boolean DEFAULT false,
+    async boolean DEFAULT false,
+    confirm boolean DEFAULT false,
+    force boolean DEFAULT false
+) RETURNS steward.maintenance_operations
+LANGUAGE sql VOLATILE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM steward._run_maintenance(steward._enter(), operation, table_name, index_name, "full", "analyze",
+                                              "verbose", "concurrently", async, confirm, force) $$;
+
 CREATE FUNCTION steward.vacuum(table_name text DEFAULT NULL, "full" boolean DEFAULT false,
                                "analyze" boolean DEFAULT false, verbose boolean DEFAULT false,
                                async boolean DEFAULT false, confirm boolean DEFAULT false,
                                force boolean DEFAULT false)
 RETURNS steward.maintenance_operations
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE sql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM steward.run_maintenance('VACUUM', table_name, NULL, "full", "analyze", "verbose", false, async, confirm, force) $$;
 
 CREATE FUNCTION steward."analyze"(table_name text DEFAULT NULL, verbose boolean DEFAULT false, async boolean DEFAULT false)
 RETURNS steward.maintenance_operations
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE sql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM steward.run_maintenance('ANALYZE', table_name, NULL, false, false, "verbose", false, async, false, false) $$;
 
@@ -315,7 +349,7 @@ CREATE FUNCTION steward.reindex(table_name text DEFAULT NULL, index_name text DE
                                 concurrently boolean DEFAULT false, async boolean DEFAULT false,
                                 confirm boolean DEFAULT false, force boolean DEFAULT false)
 RETURNS steward.maintenance_operations
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE sql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM steward.run_maintenance('REINDEX', table_name, index_name, false, false, false, "concurrently", async, confirm, force) $$;
 
@@ -324,14 +358,14 @@ CREATE FUNCTION steward.execute_vacuum(p_table_name text DEFAULT NULL, p_full bo
                                        p_analyze boolean DEFAULT false, p_verbose boolean DEFAULT false,
                                        p_confirm boolean DEFAULT false, p_async boolean DEFAULT false)
 RETURNS steward.maintenance_operations
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE sql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM steward.run_maintenance('VACUUM', p_table_name, NULL, p_full, p_analyze, p_verbose, false, p_async, p_confirm, false) $$;
 
 CREATE FUNCTION steward.execute_analyze(p_table_name text DEFAULT NULL, p_verbose boolean DEFAULT false,
                                         p_async boolean DEFAULT false)
 RETURNS steward.maintenance_operations
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE sql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM steward.run_maintenance('ANALYZE', p_table_name, NULL, false, false, p_verbose, false, p_async, false, false) $$;
 
@@ -339,14 +373,14 @@ CREATE FUNCTION steward.execute_reindex(p_table_name text DEFAULT NULL, p_index_
                                         p_concurrent boolean DEFAULT false, p_confirm boolean DEFAULT false,
                                         p_async boolean DEFAULT false)
 RETURNS steward.maintenance_operations
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE sql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM steward.run_maintenance('REINDEX', p_table_name, p_index_name, false, false, false, p_concurrent, p_async, p_confirm, false) $$;
 
 -- A message saying what was done or what failed (seed), never an exception for a failure
 -- of the operation itself.
 CREATE FUNCTION steward.vacuum_analyze_table(table_name text) RETURNS text
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -362,7 +396,7 @@ $$;
 -- REINDEX TABLE (concurrently) only when the latest bloat snapshot of the table exceeds the
 -- threshold; raises an info alert when it does.
 CREATE FUNCTION steward.reindex_if_bloated(table_name text, bloat_threshold numeric DEFAULT 20) RETURNS text
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -401,7 +435,7 @@ $$;
 -- Snapshots, VACUUM ANALYZE of every user table (one table per transaction, in the worker),
 -- bloat alerts.
 CREATE FUNCTION steward.weekly_maintenance() RETURNS text
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -14,7 +14,9 @@ AS $$
         'server_version_num', current_setting('server_version_num')::int)
 $$;
 
-CREATE FUNCTION steward.health_report() RETURNS jsonb
+-- The report reads as the extension owner; statement texts in it follow the caller's rights
+-- (see steward._sees_statements_of), so the body takes the caller from the public entry point.
+CREATE FUNCTION steward._health_report_for(caller oid) RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
@@ -36,8 +38,8 @@ BEGIN
          ih AS MATERIALIZED (SELECT * FROM steward.index_health()),
          dup AS MATERIALIZED (SELECT * FROM steward.duplicate_indexes()),
          inv AS MATERIALIZED (SELECT * FROM steward.invalid_indexes()),
-         sq AS MATERIALIZED (SELECT * FROM steward.slow_queries(24, steward.setting_number('slowQueryThresholdMs')::integer)),
-         lr AS MATERIALIZED (SELECT * FROM steward.long_running_sessions()),
+         sq AS MATERIALIZED (SELECT * FROM steward._slow_queries_for(caller, 24, steward.setting_number('slowQueryThresholdMs')::integer)),
+         lr AS MATERIALIZED (SELECT * FROM steward._long_running_sessions_for(caller)),
          seqs AS MATERIALIZED (SELECT * FROM steward.sequence_usage() s WHERE s.pct_used > v_seq AND NOT s.cycles),
          twrap AS MATERIALIZED (SELECT * FROM steward.table_wraparound(v_list) w WHERE w.past_freeze_max_age)
     SELECT jsonb_build_object(
@@ -101,7 +103,7 @@ BEGIN
         'connectionPool', (SELECT to_jsonb(c) FROM steward.connection_pool_metrics() c),
         'longRunning', (SELECT coalesce(jsonb_agg(to_jsonb(l)), '[]') FROM (SELECT * FROM lr WHERE kind = 'long_running' LIMIT v_list) l),
         'idleInTransaction', (SELECT coalesce(jsonb_agg(to_jsonb(l)), '[]') FROM (SELECT * FROM lr WHERE kind = 'idle_in_transaction' LIMIT v_list) l),
-        'blocking', (SELECT coalesce(jsonb_agg(to_jsonb(b)), '[]') FROM (SELECT * FROM steward.blocking_chains() LIMIT v_list) b),
+        'blocking', (SELECT coalesce(jsonb_agg(to_jsonb(b)), '[]') FROM (SELECT * FROM steward._blocking_chains_for(caller) LIMIT v_list) b),
         'wraparound', jsonb_build_object(
             'databases', (SELECT coalesce(jsonb_agg(to_jsonb(d)), '[]') FROM steward.database_wraparound() d),
             'tables', (SELECT coalesce(jsonb_agg(jsonb_build_object('table', format('%I.%I', schemaname, tablename),
@@ -120,10 +122,23 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION steward.health_report_text() RETURNS text
+CREATE FUNCTION steward._health_report(tok bigint) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT steward._health_report_for(steward._caller(tok, 'steward.health_report')) $$;
+
+CREATE FUNCTION steward.health_report() RETURNS jsonb
+LANGUAGE sql STABLE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT steward._health_report(steward._enter()) $$;
+
+CREATE FUNCTION steward._health_report_text(tok bigint) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
-AS $$
-    SELECT steward._render_report_text(steward.health_report())
-$$;
+AS $$ SELECT steward._render_report_text(steward._health_report_for(steward._caller(tok, 'steward.health_report_text'))) $$;
+
+CREATE FUNCTION steward.health_report_text() RETURNS text
+LANGUAGE sql STABLE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT steward._health_report_text(steward._enter()) $$;

@@ -67,7 +67,15 @@ extension_sql_file!("../sql/facade.sql", name = "facade", requires = ["report"])
 extension_sql_file!(
     "../sql/maintenance.sql",
     name = "maintenance",
-    requires = ["facade", maintenance::maintenance_submit]
+    requires = [
+        "facade",
+        maintenance::maintenance_submit,
+        common::privilege::enter,
+        common::privilege::caller_sql,
+        common::privilege::check_sql,
+        common::privilege::exec_as_owner,
+        common::privilege::select_as_owner,
+    ]
 );
 extension_sql_file!("../sql/retention.sql", name = "retention", requires = ["maintenance"]);
 extension_sql_file!(

@@ -30,7 +30,9 @@ fn table_with_dead_rows(db: &mut Client, name: &str, rows: i32) {
          CREATE TABLE public.{name} (id int PRIMARY KEY, v text);
          ALTER TABLE public.{name} SET (autovacuum_enabled = false);
          INSERT INTO public.{name} SELECT g, md5(g::text) FROM generate_series(1, {rows}) g;
-         DELETE FROM public.{name} WHERE id % 2 = 0;"
+         DELETE FROM public.{name} WHERE id % 2 = 0;
+         -- Maintenance acts with the caller's own rights: the service role owns its tables.
+         ALTER TABLE public.{name} OWNER TO service_role;"
     ))
     .expect("table");
     db.batch_execute("SELECT pg_stat_force_next_flush()").expect("flush");
@@ -223,7 +225,7 @@ fn peak_window_and_rate_limit_refuse() {
     setup();
     let mut db = connect(DB, "postgres");
     for i in 0..11 {
-        db.batch_execute(&format!("DROP TABLE IF EXISTS public.m_rate{i}; CREATE TABLE public.m_rate{i} (id int)"))
+        db.batch_execute(&format!("DROP TABLE IF EXISTS public.m_rate{i}; CREATE TABLE public.m_rate{i} (id int); ALTER TABLE public.m_rate{i} OWNER TO service_role"))
             .expect("tables");
     }
     let mut c = connect(DB, "authenticator");
@@ -363,7 +365,11 @@ fn retention_and_configuration_backup_through_the_facade() {
          CREATE TABLE public.m_conv_archive (LIKE public.m_conv);
          CREATE TABLE public.m_conf (key text PRIMARY KEY, value jsonb NOT NULL);
          INSERT INTO public.m_conf VALUES ('a', '1'), ('b', '2');
-         SELECT steward.config_register('public.m_conf');",
+         SELECT steward.config_register('public.m_conf');
+         -- Retention and restores act with the caller's own rights.
+         ALTER TABLE public.m_conv OWNER TO service_role;
+         ALTER TABLE public.m_conv_archive OWNER TO service_role;
+         ALTER TABLE public.m_conf OWNER TO service_role;",
     )
     .expect("tables");
     let mut c = connect(DB, "authenticator");

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod identity;
 pub mod jsonb;
 pub mod layout;
+pub mod privilege;
 
 use pgrx::prelude::*;
 use pgrx::spi::SpiError;

@@ -76,7 +76,9 @@ fn resolve() -> Option<Rels> {
     if let Some(r) = RELS.with(Cell::get) {
         return Some(r);
     }
-    let schema = Spi::get_one::<String>("SELECT schema_name::text FROM steward.train_schema").ok().flatten()?;
+    let schema = crate::common::privilege::with_pinned_search_path(|| {
+        Spi::get_one::<String>("SELECT schema_name::text FROM steward.train_schema").ok().flatten()
+    })?;
     let schema = std::ffi::CString::new(schema).ok()?;
     let steward = unsafe { pg_sys::get_namespace_oid(c"steward".as_ptr(), true) };
     let ns = unsafe { pg_sys::get_namespace_oid(schema.as_ptr(), true) };

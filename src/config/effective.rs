@@ -32,7 +32,8 @@ pub fn resolve(user_id: Option<pgrx::Uuid>) -> Result<serde_json::Value, ErrorRe
     if let Some(layers) = user_id.and_then(super::direct::layers) {
         return finish(layers);
     }
-    let layers = Spi::connect(|client| {
+    // Planned and run under search_path = pg_catalog, pg_temp (the plan is kept per backend).
+    let layers = crate::common::privilege::with_pinned_search_path(|| Spi::connect(|client| {
         let missing = ROWS.with(|r| r.borrow().is_none());
         if missing {
             let plan = client
@@ -60,7 +61,7 @@ pub fn resolve(user_id: Option<pgrx::Uuid>) -> Result<serde_json::Value, ErrorRe
             }
             Ok::<_, ErrorReport>(layers)
         })
-    })?;
+    }))?;
     finish(layers)
 }
 

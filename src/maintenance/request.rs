@@ -26,6 +26,9 @@ pub struct Request {
     pub statement_timeout_ms: Option<i64>,
     pub lock_timeout_ms: Option<i64>,
     pub refusal: Option<Refusal>,
+    /// The role that asked (recorded by `steward._enter()`, never taken from the caller's
+    /// text): the statement runs as this role.  A request without one is never run.
+    pub caller_oid: Option<u32>,
 }
 
 /// Why the caller refused the request (recorded, never run).

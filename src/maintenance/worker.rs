@@ -105,8 +105,10 @@ fn spi_failure(e: pgrx::spi::SpiError) -> Failure {
     Failure::new("XX000", format!("pg_steward maintenance worker: {e}"))
 }
 
-/// Run one utility statement as a top-level command in its own transaction.
-fn run_utility(sql: &str, statement_timeout_ms: i64) -> Result<(), Failure> {
+/// Run one utility statement as a top-level command in its own transaction, as `role` (the
+/// requesting caller): PostgreSQL's own privilege checks apply to it, and VACUUM, ANALYZE and
+/// REINDEX switch to the table's owner in a security-restricted operation themselves.
+fn run_utility(sql: &str, statement_timeout_ms: i64, role: pg_sys::Oid) -> Result<(), Failure> {
     let text = CString::new(sql).map_err(|_| Failure::new("22023", "statement contains a NUL byte"))?;
     // SAFETY: between transactions; every path below ends the transaction it starts.
     // The statement's memory lives in a context of its own, not in the transaction's: VACUUM
@@ -138,6 +140,11 @@ fn run_utility(sql: &str, statement_timeout_ms: i64) -> Result<(), Failure> {
         (*planned).utilityStmt = (*raw).stmt;
         (*planned).stmt_location = (*raw).stmt_location;
         (*planned).stmt_len = (*raw).stmt_len;
+
+        // The caller's identity for the statement (the worker itself is connected as the
+        // bootstrap superuser, for its records only).  VACUUM and REINDEX CONCURRENTLY keep the
+        // current user across the transactions they start.
+        pg_sys::SetUserIdAndSecContext(role, pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
 
         // As the server does for a utility statement typed by a client: an active snapshot,
         // which VACUUM and REINDEX CONCURRENTLY pop when they start their own transactions.
@@ -175,9 +182,10 @@ fn run_utility(sql: &str, statement_timeout_ms: i64) -> Result<(), Failure> {
     .catch_others(|e| Err(Failure::from_caught(e)))
     .execute();
     // SAFETY: ends the transaction (the utility command may have replaced it with its own),
-    // then frees the statement's memory.
+    // then frees the statement's memory; the worker is itself again for its records.
     unsafe {
         disable_timeout(STATEMENT_TIMEOUT, false);
+        pg_sys::SetUserIdAndSecContext(pg_sys::GetSessionUserId(), 0);
         pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
         match outcome {
             Ok(()) => pg_sys::CommitTransactionCommand(),
@@ -267,6 +275,25 @@ fn quoted_name(relid: u32) -> Result<Option<QuotedName>, Failure> {
     })
 }
 
+/// The user tables and materialized views `role` may maintain, as (oid, quoted name), in OID
+/// order, and how many others were skipped.
+fn maintainable_tables(role: pg_sys::Oid) -> Result<(Vec<(u32, QuotedName)>, usize), Failure> {
+    let all = user_tables()?;
+    in_transaction(|| {
+        let total = all.len();
+        let mine: Vec<_> = all
+            .into_iter()
+            .filter(|(oid, _)| {
+                crate::common::privilege::check(role, pg_sys::Oid::from_u32(*oid),
+                                                &[crate::common::privilege::Privilege::Maintain], "maintenance")
+                    .is_ok()
+            })
+            .collect();
+        let skipped = total - mine.len();
+        Ok((mine, skipped))
+    })
+}
+
 /// Every user table and materialized view, as (oid, quoted name), in OID order.
 fn user_tables() -> Result<Vec<(u32, QuotedName)>, Failure> {
     in_transaction(|| {
@@ -296,7 +323,7 @@ fn user_tables() -> Result<Vec<(u32, QuotedName)>, Failure> {
 
 /// After a failed REINDEX CONCURRENTLY: the invalid `_ccnew` copies it left behind on the
 /// table, dropped concurrently.  Returns what was dropped (or could not be).
-fn clean_up_ccnew(relid: u32, timeout_ms: i64) -> Vec<Value> {
+fn clean_up_ccnew(relid: u32, timeout_ms: i64, role: pg_sys::Oid) -> Vec<Value> {
     let leftovers = in_transaction(|| {
         Spi::connect(|client| {
             let rows = client.select(
@@ -320,7 +347,7 @@ fn clean_up_ccnew(relid: u32, timeout_ms: i64) -> Vec<Value> {
     .unwrap_or_default();
     leftovers
         .into_iter()
-        .map(|name| match run_utility(&drop_index_concurrently(&name), timeout_ms) {
+        .map(|name| match run_utility(&drop_index_concurrently(&name), timeout_ms, role) {
             Ok(()) => json!({"dropped": name.as_str()}),
             Err(f) => json!({"not_dropped": name.as_str(), "error": f.message}),
         })
@@ -346,6 +373,12 @@ pub extern "C-unwind" fn pg_steward_maintenance_main(arg: pg_sys::Datum) {
         return;
     };
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from_u32(db)), None);
+    // Every statement of this session resolves names in pg_catalog first and never in a
+    // schema some role could create objects in.
+    if let Err(f) = in_transaction(|| Spi::run("SET search_path = pg_catalog, pg_temp").map_err(spi_failure)) {
+        pgrx::log!("pg_steward maintenance worker: could not pin search_path: {}", f.message);
+        return;
+    }
 
     // Copy the request out of the caller's segment.
     let handle = arg.value() as u32;
@@ -413,11 +446,16 @@ fn execute(request: &Request) {
     let mut options = json!({});
     let result: Result<(), Failure> = (|| {
         let op = request.operation().map_err(|e| Failure::new("22023", e))?;
+        let Some(role) = request.caller_oid.map(pg_sys::Oid::from_u32) else {
+            return Err(Failure::new("42501", "the maintenance request names no caller"));
+        };
         if request.all_tables() {
-            let tables = user_tables()?;
+            // Only the tables the caller may maintain (as VACUUM without a table does).
+            let (tables, skipped) = maintainable_tables(role)?;
+            options["relations_skipped"] = json!(skipped);
             let mut failures = Vec::new();
             for (_, name) in &tables {
-                if let Err(f) = run_utility(&statement(op, name), timeout) {
+                if let Err(f) = run_utility(&statement(op, name), timeout, role) {
                     failures.push(json!({"table": name.as_str(), "sqlstate": f.sqlstate, "message": f.message}));
                 }
             }
@@ -441,12 +479,20 @@ fn execute(request: &Request) {
         };
         options["statement"] = json!(statement(op, &name));
         options["relations_processed"] = json!(1);
-        let outcome = run_utility(&statement(op, &name), timeout);
+        // The caller's rights again, now (they may have changed since the request).
+        let allowed = in_transaction(|| {
+            crate::common::privilege::check(role, pg_sys::Oid::from_u32(request.relid.unwrap_or(target_oid)),
+                                            &[crate::common::privilege::Privilege::Maintain], "maintenance")
+                .map(|_| ())
+                .map_err(|e| Failure::new("42501", e.to_string()))
+        });
+        allowed?;
+        let outcome = run_utility(&statement(op, &name), timeout, role);
         if outcome.is_err() {
             if let (Operation::ReindexTable { concurrently: true } | Operation::ReindexIndex { concurrently: true }, Some(relid)) =
                 (op, request.relid)
             {
-                let cleaned = clean_up_ccnew(relid, timeout);
+                let cleaned = clean_up_ccnew(relid, timeout, role);
                 if !cleaned.is_empty() {
                     options["cleanup"] = Value::Array(cleaned);
                 }

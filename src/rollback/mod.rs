@@ -58,7 +58,9 @@ fn run(
     let table = if missing { Some(QuotedName::relation(tbl).ok_or(RollbackError::TableGone(tbl.to_u32()))?) } else { None };
     // The caller's memory context: SPI's own is gone when connect_mut returns.
     let outer = unsafe { pg_sys::CurrentMemoryContext };
-    Spi::connect_mut(|client| {
+    // Planned and run under search_path = pg_catalog, pg_temp: the caller's path never picks
+    // an operator or function for these statements (plans are kept per backend).
+    crate::common::privilege::with_pinned_search_path(|| Spi::connect_mut(|client| {
         if let Some(table) = table {
             let sql = statement(mode, &table, &QuotedName::identifier(key_column), &QuotedName::identifier(document_column));
             let types = match mode {
@@ -91,7 +93,7 @@ fn run(
             }
             Ok((count, value))
         })
-    })
+    }))
 }
 
 /// The document of configuration `config_id` in `tbl`, locked FOR UPDATE when `lock`;
