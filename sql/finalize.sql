@@ -98,6 +98,13 @@ BEGIN
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     EXECUTE format('GRANT EXECUTE ON FUNCTION steward._audit_capture(), steward._audit_truncate() TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
+    -- audit_enable/audit_disable run with the caller's rights (an admin's own tables) and
+    -- audit_verify(uuid) too: their building blocks (the refusals, the registry writers that
+    -- only record what a real trigger does, the chain check over pg_steward's own tables).
+    EXECUTE format('GRANT EXECUTE ON FUNCTION steward._audit_check_table(regclass, text),
+                    steward._audit_register(regclass, text, name, name, name), steward._audit_unregister(regclass),
+                    steward._audit_chain_check(uuid) TO %s',
+                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     -- History, diff and rollback run with the caller's rights (row-level security decides):
     -- their building blocks must be executable by everyone who may call them.
     v_history_functions := 'steward.config_diff(jsonb, jsonb), steward.jsonb_diff_patch(jsonb, jsonb),

@@ -29,7 +29,7 @@ use pgrx::spi::OwnedPreparedStatement;
 use pgrx::{PgTryBuilder, PgTupleDesc};
 use serde_json::Value;
 
-use crate::common::identity::{parse_uuid, setting};
+use crate::common::identity::{self, parse_uuid, setting};
 use crate::common::SpiContext;
 use error::AuditError;
 
@@ -69,13 +69,19 @@ pub struct Attribution {
 }
 
 /// Read the attribution from the raw setting values (pure, so it is unit-tested).
+///
+/// `claim_sub`, `claims` and `headers` are PostgREST's per-request settings: the caller passes
+/// them only for a session whose role is an API role (see `common::identity`), so a directly
+/// connected login that sets `request.jwt.claims` is never attributed to someone else.
+/// `actor` is always the database role behind the change (`identity::database_actor()`),
+/// never a claim.
 pub fn attribution_from(
     claim_sub: Option<&str>,
     claims: Option<&str>,
     headers: Option<&str>,
     reason: Option<&str>,
     rollback_of: Option<&str>,
-    session_user: &str,
+    actor: &str,
 ) -> Attribution {
     let claims: Option<Value> = claims.and_then(|c| serde_json::from_str(c).ok());
     let sub = crate::common::identity::jwt_sub_from(claim_sub, claims.as_ref());
@@ -91,7 +97,7 @@ pub fn attribution_from(
     let user_agent = header("user-agent").map(|ua| ua.chars().take(1000).collect());
     Attribution {
         changed_by: sub.as_deref().and_then(parse_uuid),
-        actor: sub.unwrap_or_else(|| session_user.to_string()),
+        actor: actor.to_string(),
         jwt_role,
         client_ip,
         user_agent,
@@ -100,23 +106,19 @@ pub fn attribution_from(
     }
 }
 
-fn session_user_name() -> String {
-    let name = unsafe { pg_sys::GetUserNameFromId(pg_sys::GetSessionUserId(), true) };
-    if name.is_null() {
-        return String::new();
-    }
-    unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned()
-}
-
-/// The attribution of a change made now, in this session.
+/// The attribution of a change made now, in this session.  The request settings count only
+/// for an API request (identity::claims_trusted); the change reason and rollback marker are
+/// pg_steward's own settings.
 pub fn current_attribution() -> Attribution {
+    let trusted = identity::claims_trusted();
+    let request = |name: &CStr| if trusted { setting(name) } else { None };
     attribution_from(
-        setting(c"request.jwt.claim.sub").as_deref(),
-        setting(c"request.jwt.claims").as_deref(),
-        setting(c"request.headers").as_deref(),
+        request(c"request.jwt.claim.sub").as_deref(),
+        request(c"request.jwt.claims").as_deref(),
+        request(c"request.headers").as_deref(),
         setting(c"steward.change_reason").as_deref(),
         setting(c"steward.rollback_of").as_deref(),
-        &session_user_name(),
+        &identity::database_actor(),
     )
 }
 
@@ -257,6 +259,7 @@ unsafe fn xmin_of(tuple: *mut pg_sys::HeapTupleData) -> Option<pg_sys::Transacti
 }
 
 fn attnum_of(desc: pg_sys::TupleDesc, name: &str) -> i32 {
+    // SAFETY: `desc` is the trigger relation's descriptor, valid for the trigger call.
     let tupdesc = unsafe { PgTupleDesc::from_pg_unchecked(desc) };
     tupdesc
         .iter()
@@ -265,12 +268,26 @@ fn attnum_of(desc: pg_sys::TupleDesc, name: &str) -> i32 {
         .unwrap_or(0)
 }
 
+/// The type of column `attnum` (1-based); InvalidOid when out of range.
+fn type_of(desc: pg_sys::TupleDesc, attnum: i32) -> pg_sys::Oid {
+    // SAFETY: `desc` is the trigger relation's descriptor, valid for the trigger call.
+    let tupdesc = unsafe { PgTupleDesc::from_pg_unchecked(desc) };
+    usize::try_from(attnum - 1)
+        .ok()
+        .and_then(|i| tupdesc.get(i))
+        .map(|att| att.atttypid)
+        .unwrap_or(pg_sys::Oid::INVALID)
+}
+
 pub struct Entry {
     /// The transaction that wrote the row version this change replaces (UPDATE, DELETE),
     /// when its header still says so (not frozen): see writer::HEADS.
     pub replaced_xmin: Option<pg_sys::TransactionId>,
     /// Whether this change leaves a row version behind (INSERT, UPDATE).
     pub leaves_row: bool,
+    /// Whether a row arrives at its configuration id with this change (INSERT, or an UPDATE
+    /// that changed the key): the chain it would continue must be its owner's.
+    pub starts_row: bool,
     pub relid: pg_sys::Oid,
     pub config_type: String,
     pub config_id: Option<pg_sys::Datum>,
@@ -345,6 +362,14 @@ fn capture(trigger: &PgTrigger<'_>) -> Result<(), ErrorReport> {
         return Err(misconfigured(trigger, "its key or document column no longer exists"));
     }
     let owner = if owner_column.is_empty() { 0 } else { attnum_of(desc, owner_column) };
+    // The values are read as raw datums of these types: a column whose type was changed
+    // since audit_enable() is refused rather than misread.
+    if type_of(desc, key) != pg_sys::UUIDOID
+        || type_of(desc, doc) != pg_sys::JSONBOID
+        || (owner > 0 && type_of(desc, owner) != pg_sys::UUIDOID)
+    {
+        return Err(misconfigured(trigger, "its key or owner column is no longer uuid, or its document column no longer jsonb"));
+    }
     let active = attnum_of(desc, "is_active");
     let current = if new.is_null() { old } else { new };
     let flag = |t| unsafe { column(t, desc, active) }.map(|d| d.value() != 0);
@@ -356,9 +381,22 @@ fn capture(trigger: &PgTrigger<'_>) -> Result<(), ErrorReport> {
         }
         _ => "updated",
     };
+    // SAFETY (this block and the `column` calls below): `old` and `new` are the trigger's
+    // tuples (or null), `desc` their descriptor, `key` a uuid column of it (checked above).
+    let starts_row = match (old.is_null(), new.is_null()) {
+        (true, false) => true,
+        (false, false) => unsafe {
+            match (column(old, desc, key), column(new, desc, key)) {
+                (Some(a), Some(b)) => crate::common::catalog::uuid_bytes(a) != crate::common::catalog::uuid_bytes(b),
+                (a, b) => a.is_some() != b.is_some(),
+            }
+        },
+        _ => false,
+    };
     let entry = Entry {
         replaced_xmin: unsafe { xmin_of(old) },
         leaves_row: !new.is_null(),
+        starts_row,
         relid,
         config_type: config_type.clone(),
         config_id: unsafe { column(current, desc, key) },
@@ -396,7 +434,7 @@ fn _audit_truncate<'a>(
     let outcome = (|| {
         let config_type = trigger.extra_args().ok().and_then(|a| a.into_iter().next()).unwrap_or_default();
         let relid = unsafe { (*trigger.trigger_data().tg_relation).rd_id };
-        let entry = Entry { replaced_xmin: None, leaves_row: false, relid, config_type: config_type.clone(), config_id: None, owner: None, action: "truncated", old_doc: None, new_doc: None };
+        let entry = Entry { replaced_xmin: None, leaves_row: false, starts_row: false, relid, config_type: config_type.clone(), config_id: None, owner: None, action: "truncated", old_doc: None, new_doc: None };
         let audit_id = write_entry(&entry, &current_attribution())?;
         announce(&config_type, None, audit_id, "truncated");
         Ok::<_, ErrorReport>(())
