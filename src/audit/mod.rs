@@ -128,13 +128,16 @@ fn as_log_writer<R>(f: impl FnOnce() -> R) -> R {
     let owner = log_owner();
     let mut saved_user = pg_sys::Oid::INVALID;
     let mut saved_context = 0;
+    // SAFETY: both out-pointers are live locals; the call only reads backend globals.
     unsafe { pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context) };
     let was_writing = WRITING.with(|w| w.replace(true));
+    // SAFETY: the log owner is a valid role oid from pg_class (or the current user); `finally` below restores the saved user and context whatever happens.
     unsafe {
         pg_sys::SetUserIdAndSecContext(owner, saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32)
     };
     PgTryBuilder::new(AssertUnwindSafe(f))
         .finally(|| {
+            // SAFETY: restores exactly what GetUserIdAndSecContext returned above.
             unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
             WRITING.with(|w| w.set(was_writing));
         })
@@ -163,6 +166,7 @@ fn log_owner() -> pg_sys::Oid {
         }
         // Without a readable owner the write runs as the caller and fails on privileges:
         // loud, never silent.
+        // SAFETY: GetUserId only reads a backend global.
         _ => unsafe { pg_sys::GetUserId() },
     }
 }
@@ -218,22 +222,26 @@ unsafe fn column(tuple: *mut pg_sys::HeapTupleData, desc: pg_sys::TupleDesc, att
         return None;
     }
     let mut isnull = false;
+    // SAFETY: the caller guarantees a live tuple of `desc`; attnum is checked positive above.
     let value = unsafe { pg_sys::heap_getattr(tuple, attnum, desc, &mut isnull) };
     if isnull { None } else { Some(value) }
 }
 
 /// Whether an UPDATE changed anything but `updated_at` (binary comparison, column by column).
 unsafe fn row_changed(old: *mut pg_sys::HeapTupleData, new: *mut pg_sys::HeapTupleData, desc: pg_sys::TupleDesc) -> bool {
+    // SAFETY: the caller passes the trigger relation's descriptor, valid for the trigger call.
     let tupdesc = unsafe { PgTupleDesc::from_pg_unchecked(desc) };
     for (i, att) in tupdesc.iter().enumerate() {
         if att.attisdropped || att.name() == "updated_at" {
             continue;
         }
         let attnum = (i + 1) as i32;
+        // SAFETY: `old` and `new` are live trigger tuples of `desc` (this function's contract).
         let (a, b) = unsafe { (column(old, desc, attnum), column(new, desc, attnum)) };
         match (a, b) {
             (None, None) => {}
             (Some(a), Some(b)) => {
+                // SAFETY: both datums are of the attribute described by `att` (same descriptor), which datumIsEqual reads by its byval/len.
                 if !unsafe { datumIsEqual(a, b, att.attbyval, att.attlen as i32) } {
                     return true;
                 }
@@ -249,6 +257,7 @@ unsafe fn xmin_of(tuple: *mut pg_sys::HeapTupleData) -> Option<pg_sys::Transacti
     if tuple.is_null() {
         return None;
     }
+    // SAFETY: a non-null tuple from the trigger has a valid header; only plain fields are read.
     unsafe {
         let header = (*tuple).t_data;
         if header.is_null() || u32::from((*header).t_infomask) & pg_sys::HEAP_XMIN_FROZEN == pg_sys::HEAP_XMIN_FROZEN {
@@ -320,6 +329,7 @@ fn announce(config_type: &str, config_id: Option<pgrx::Uuid>, audit_id: pgrx::Uu
         "operation": action,
     })
     .to_string();
+    // SAFETY: pg_notify takes two non-null text datums, built here from owned Rust strings.
     unsafe {
         pgrx::direct_function_call_as_datum(
             pg_sys::pg_notify,
@@ -343,6 +353,7 @@ fn capture(trigger: &PgTrigger<'_>) -> Result<(), ErrorReport> {
         return Err(misconfigured(trigger, "it needs four arguments: config type, document, owner and key column"));
     };
     let relation = data.tg_relation;
+    // SAFETY: `tg_relation` is the open relation of this trigger call, valid until it returns.
     let desc = unsafe { (*relation).rd_att };
     let relid = unsafe { (*relation).rd_id };
     let event = data.tg_event;
@@ -353,6 +364,7 @@ fn capture(trigger: &PgTrigger<'_>) -> Result<(), ErrorReport> {
     } else {
         (data.tg_trigtuple, std::ptr::null_mut())
     };
+    // SAFETY: both tuples are the non-null trigger tuples of this relation.
     if !old.is_null() && !new.is_null() && !unsafe { row_changed(old, new, desc) } {
         return Ok(());
     }
@@ -372,6 +384,7 @@ fn capture(trigger: &PgTrigger<'_>) -> Result<(), ErrorReport> {
     }
     let active = attnum_of(desc, "is_active");
     let current = if new.is_null() { old } else { new };
+    // SAFETY: `t` is one of this call's trigger tuples (or null) and `active` an attribute of `desc` (0 returns None).
     let flag = |t| unsafe { column(t, desc, active) }.map(|d| d.value() != 0);
     let action = match (old.is_null(), new.is_null()) {
         (true, _) => "created",
@@ -394,20 +407,25 @@ fn capture(trigger: &PgTrigger<'_>) -> Result<(), ErrorReport> {
         _ => false,
     };
     let entry = Entry {
+        // SAFETY: `old` is this call's trigger tuple or null (xmin_of checks).
         replaced_xmin: unsafe { xmin_of(old) },
         leaves_row: !new.is_null(),
         starts_row,
         relid,
         config_type: config_type.clone(),
+        // SAFETY: `current` is a live trigger tuple; `key` is a uuid column of `desc` (checked above).
         config_id: unsafe { column(current, desc, key) },
+        // SAFETY: `owner` is a uuid column of `desc` (checked above) or 0 (None).
         owner: unsafe { column(current, desc, owner) },
         action,
+        // SAFETY: `old`/`new` are this call's trigger tuples or null; `doc` a jsonb column of `desc`.
         old_doc: unsafe { column(old, desc, doc) },
         new_doc: unsafe { column(new, desc, doc) },
     };
     let who = current_attribution();
     let audit_id = write_entry(&entry, &who)?;
     if notifications_on() {
+        // SAFETY: the datum is the non-null uuid key read above.
         let config_id = entry.config_id.and_then(|d| unsafe { pgrx::Uuid::from_datum(d, false) });
         announce(config_type, config_id, audit_id, action);
     }
@@ -433,6 +451,7 @@ fn _audit_truncate<'a>(
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
     let outcome = (|| {
         let config_type = trigger.extra_args().ok().and_then(|a| a.into_iter().next()).unwrap_or_default();
+        // SAFETY: `tg_relation` is the open relation of this trigger call.
         let relid = unsafe { (*trigger.trigger_data().tg_relation).rd_id };
         let entry = Entry { replaced_xmin: None, leaves_row: false, starts_row: false, relid, config_type: config_type.clone(), config_id: None, owner: None, action: "truncated", old_doc: None, new_doc: None };
         let audit_id = write_entry(&entry, &current_attribution())?;
@@ -516,6 +535,7 @@ fn _audit_purge(cutoff: pgrx::datum::TimestampWithTimeZone, dry_run: bool) -> Re
                     .update("LOCK TABLE steward.audit_entries IN EXCLUSIVE MODE", None, &[])
                     .ctx("the audit log")?;
                 let (log, _) = writer::log_relations()?;
+                // SAFETY: `log` is the oid of the log relation; invalidating its relcache entry only queues a message.
                 unsafe { pg_sys::CacheInvalidateRelcacheByRelid(log) };
             }
             let count = client

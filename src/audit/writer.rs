@@ -69,6 +69,7 @@ pub fn entry_hash(f: &HashFields<'_>) -> Vec<u8> {
 
 /// The payload of a (possibly toasted or compressed) varlena, copied.
 unsafe fn varlena_bytes(datum: pg_sys::Datum) -> Vec<u8> {
+    // SAFETY: `datum` is a non-null varlena datum (the caller's contract); detoasting copies it if needed and the payload is copied out before returning.
     unsafe {
         let detoasted = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
         let len = pgrx::varlena::varsize_any_exhdr(detoasted);
@@ -96,6 +97,7 @@ struct Head {
 /// The payload of a varlena attribute of a heap tuple compared with `bytes`, without a copy
 /// unless the value is compressed or stored out of line.
 unsafe fn attribute_equals(datum: pg_sys::Datum, bytes: &[u8]) -> bool {
+    // SAFETY: `datum` is a non-null varlena datum; the detoasted copy, if one was made, is freed after the comparison.
     unsafe {
         let raw: *mut pg_sys::varlena = datum.cast_mut_ptr();
         let detoasted = pg_sys::pg_detoast_datum_packed(raw);
@@ -115,6 +117,7 @@ unsafe fn chain_head(
     config_id: pg_sys::Datum,
     old_doc: Option<&[u8]>,
 ) -> Head {
+    // SAFETY: `rel`/`index` are the open log and its chain index; attribute numbers come from the log's own descriptor; the registered snapshot is unregistered and the scan ended before returning.
     unsafe {
         let desc = (*rel).rd_att;
         let seq_att = attnum(desc, "seq").unwrap_or(0);
@@ -198,6 +201,7 @@ fn _audit_old_values(config_id: pgrx::Uuid, seq: i64, prev_hash: &[u8]) -> Resul
     // if the column is missing, which heap_getattr is never called with: see `read`); every
     // datum kept past the scan is copied out of the buffer with pg_detoast_datum_copy; the
     // registered snapshot is unregistered before returning.
+    // SAFETY: see `_audit_old_values` above: relations opened and closed here, keys on the log's own columns, kept datums copied.
     unsafe {
         let rel = pg_sys::table_open(log_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let index = pg_sys::index_open(chain_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
@@ -297,6 +301,7 @@ fn links(entry: &Linked, before: &Linked, prev_hash: &[u8]) -> bool {
 
 /// The log's table and its chain index.
 pub fn log_relations() -> Result<(pg_sys::Oid, pg_sys::Oid), ErrorReport> {
+    // SAFETY: a NUL-terminated literal; missing_ok = false raises a clean error if the schema is gone.
     let namespace = unsafe { pg_sys::get_namespace_oid(c"steward".as_ptr(), false) };
     Ok((relation_oid(namespace, c"audit_entries")?, relation_oid(namespace, c"audit_entries_chain")?))
 }
@@ -312,10 +317,12 @@ fn text_datum(s: &str) -> pg_sys::Datum {
 /// The client address as PostgreSQL prints it (what host(client_ip) gives back), and its datum.
 fn inet(text: &str) -> Option<(String, pg_sys::Datum)> {
     let c = std::ffi::CString::new(text).ok()?;
+    // SAFETY: inet_in takes a NUL-terminated C string that lives (`c`) for the call.
     let datum = unsafe {
         pgrx::direct_function_call_as_datum(pg_sys::inet_in, &[Some(pg_sys::Datum::from(c.as_ptr()))])
     }?;
     // inet_out returns a C string, not text.
+    // SAFETY: `datum` is the inet value inet_in just returned.
     let printed = unsafe { pgrx::direct_function_call::<&CStr>(pg_sys::inet_out, &[Some(datum)]) }?;
     Some((printed.to_string_lossy().into_owned(), datum))
 }
@@ -394,6 +401,7 @@ unsafe extern "C-unwind" fn forget_heads(_arg: pg_sys::Datum, relid: pg_sys::Oid
 fn remembered_head(config: [u8; 16], relid: pg_sys::Oid, replaced_xmin: pg_sys::TransactionId, old_doc: Option<&[u8]>) -> Option<Head> {
     // Full transaction ids: a 32-bit xmin is only compared with a writer less than 2^31
     // transactions old, which no unfrozen row version can be older than.
+    // SAFETY: ReadNextFullTransactionId reads shared state under its own lock.
     let now = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
     let generation = HEADS_GENERATION.with(std::cell::Cell::get);
     HEADS.with(|h| {
@@ -443,10 +451,14 @@ pub fn insert_entry(e: &Entry, who: &Attribution) -> Result<pgrx::Uuid, ErrorRep
         .unwrap_or(0);
     let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
     let id_bytes = *id.as_bytes();
+    // SAFETY: reads the current transaction's start time, a backend global.
     let changed_at: i64 = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    // SAFETY: assigns or reads this transaction's id; we are inside a writing transaction (a trigger).
     let txid = unsafe { pg_sys::GetTopFullTransactionId() }.value as i64;
+    // SAFETY: the documents are non-null jsonb (varlena) datums of the changed row.
     let old_bytes = e.old_doc.map(|d| unsafe { varlena_bytes(d) });
     let new_bytes = e.new_doc.map(|d| unsafe { varlena_bytes(d) });
+    // SAFETY: the key is a non-null uuid datum (the trigger checked its type).
     let config_bytes = e.config_id.map(|d| unsafe { uuid_bytes(d) });
     let changed_by = who.changed_by.map(|u| *u.as_bytes());
     // SAFETY: the owner datum is a non-null uuid datum of the changed row (see `capture`).
@@ -454,9 +466,11 @@ pub fn insert_entry(e: &Entry, who: &Attribution) -> Result<pgrx::Uuid, ErrorRep
     let ip = who.client_ip.as_deref().and_then(inet);
 
     if !HEADS_CALLBACK.with(|c| c.replace(true)) {
+        // SAFETY: registers a plain function pointer once per backend (HEADS_CALLBACK guards it).
         unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(forget_heads), pg_sys::Datum::from(0)) };
     }
     LOG_RELID.with(|r| r.set(log_oid));
+    // SAFETY: the log and its chain index are opened under RowExclusive/AccessShare locks and closed on every path; the tuple is formed from datums matching the log's descriptor; indexes are maintained by CatalogTupleInsertWithInfo.
     unsafe {
         // Taking the lock processes pending invalidations, a purge's included (the purge holds
         // an EXCLUSIVE lock until it commits, so no entry is written against a head it removes).
