@@ -34,7 +34,8 @@ INSERT INTO steward.setting_defaults (key, value, min_value, max_value, descript
     ('sequenceCheckLimit',            '1000', 0, NULL, 'At most this many int2/int4-bounded sequences are read per call (each read takes a lock until the transaction ends)'),
     ('bloatMinimumBytes',             '1048576', 0, NULL, 'Tables and indexes smaller than this are never reported as bloated (percentages of a few pages mean little)'),
     ('reportTableLimit',              '50',   1, NULL, 'The report lists this many of the largest tables'),
-    ('reportListLimit',               '100',  1, NULL, 'Each list of findings in the report is capped at this many entries (counts stay exact)');
+    ('reportListLimit',               '100',  1, NULL, 'Each list of findings in the report is capped at this many entries (counts stay exact)'),
+    ('auditPurgeMinimumDays',         '1',    1, NULL, 'steward.audit_purge() refuses to remove audit entries younger than this many days');
 
 -- Values an administrator changed.  Dumped with the database (pg_extension_config_dump).
 CREATE TABLE steward.settings (
@@ -56,48 +57,13 @@ SELECT d.key,
   FROM steward.setting_defaults d
   LEFT JOIN steward.settings s ON s.key = d.key;
 
--- Who is calling: auth.uid() where Supabase provides it, else the JWT "sub" PostgREST puts in
--- request.jwt.claims, else the session user.  A malformed claims value never breaks the caller.
-CREATE FUNCTION steward.caller_id() RETURNS text
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_sub text;
-BEGIN
-    IF pg_catalog.to_regprocedure('auth.uid()') IS NOT NULL THEN
-        BEGIN
-            EXECUTE 'SELECT auth.uid()::text' INTO v_sub;
-        EXCEPTION WHEN data_exception THEN
-            v_sub := NULL;
-        END;
-        IF v_sub IS NOT NULL THEN
-            RETURN v_sub;
-        END IF;
-    END IF;
-    BEGIN
-        v_sub := nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub';
-    EXCEPTION WHEN data_exception THEN
-        v_sub := NULL;
-    END;
-    RETURN coalesce(v_sub, session_user::text);
-END
-$$;
-
--- The caller as a uuid when the identity is one (Supabase users), else NULL.
-CREATE FUNCTION steward.caller_uuid() RETURNS uuid
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    id text := steward.caller_id();
-BEGIN
-    IF id ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
-        RETURN id::uuid;
-    END IF;
-    RETURN NULL;
-END
-$$;
+-- Who is calling: steward.caller_id() (text) and steward.caller_uuid() (uuid or NULL) are
+-- written in Rust (src/common/identity.rs), the one implementation the audit trigger and the
+-- per-request checks share.  The JWT subject PostgREST sets (request.jwt.claim.sub, else the
+-- "sub" of request.jwt.claims: what auth.uid() reads) counts only when the session's role is
+-- an API role (anon, authenticated, service_role, reached by SET ROLE); otherwise, and when
+-- there is none, caller_id() is the session user and caller_uuid() NULL.  They are created
+-- right after this file (src/lib.rs orders them before health_tables.sql).
 
 -- A numeric setting (thresholds are all numbers).
 CREATE FUNCTION steward.setting_number(p_key text) RETURNS numeric

@@ -64,6 +64,12 @@ SELECT 'steward.' || f, array_agg(DISTINCT a ORDER BY a), string_agg(DISTINCT r,
       delete_ai_config(text,text); rotate_api_key(text,text,text)',
      '{admins,users}', 'configuration with the caller''s rights'),
     ('_audit_capture(); _audit_truncate()', '{admins}', 'audit trigger functions attached by admins'),
+    -- audit_enable/audit_disable and audit_verify(uuid) run with the caller's rights (an
+    -- admin's own tables): the refusals, the registry writers that only record what a real
+    -- trigger does, the chain check over pg_steward's own tables.
+    ('_audit_check_table(regclass,text); _audit_register(regclass,text,name,name,name); _audit_unregister(regclass);
+      _audit_chain_check(uuid)',
+     '{admins}', 'audit registration and verification with the caller''s rights'),
     -- History, diff and rollback: the caller's rights (row-level security decides).
     ('config_diff(jsonb,jsonb); jsonb_diff_patch(jsonb,jsonb); jsonb_patch(jsonb,jsonb); jsonb_merge_patch(jsonb,jsonb);
       change_history(text,uuid,integer,integer); change_history_filtered(jsonb,integer,integer);

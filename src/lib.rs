@@ -33,7 +33,12 @@ extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 extension_sql_file!(
     "../sql/health_tables.sql",
     name = "health_tables",
-    requires = ["bootstrap"]
+    requires = [
+        "bootstrap",
+        // Every later file may use the caller's identity (table defaults, policies).
+        common::identity::caller_id_sql,
+        common::identity::caller_uuid_sql,
+    ]
 );
 extension_sql_file!(
     "../sql/health.sql",

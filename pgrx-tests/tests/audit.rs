@@ -418,6 +418,8 @@ fn a_reader_of_an_entry_gets_its_document_before_even_without_the_previous_entry
         .expect("dave");
     let mut db = connect(DB, "postgres");
     let mut tx = db.transaction().expect("tx");
+    // Claims count only under an API role (a direct login is attributed to itself).
+    tx.batch_execute("SET LOCAL ROLE service_role").expect("role");
     tx.execute("SELECT set_config('request.jwt.claims', $1, true)", &[&format!(r#"{{"sub": "{BOB}", "role": "service_role"}}"#)])
         .expect("claims");
     tx.execute(

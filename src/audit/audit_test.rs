@@ -12,10 +12,11 @@ mod unit {
             Some(r#"{"user-agent": "supabase-js/2", "x-forwarded-for": " 203.0.113.7 , 10.0.0.1"}"#),
             Some("asked by support"),
             None,
-            "authenticator",
+            "authenticator/authenticated",
         );
         assert_eq!(who.changed_by.map(|u| u.to_string()).as_deref(), Some("6f1d2c1e-1111-4a4a-9999-000000000001"));
-        assert_eq!(who.actor, "6f1d2c1e-1111-4a4a-9999-000000000001");
+        // actor is the database role, never the claim.
+        assert_eq!(who.actor, "authenticator/authenticated");
         assert_eq!(who.jwt_role.as_deref(), Some("authenticated"));
         assert_eq!(who.client_ip.as_deref(), Some("203.0.113.7"));
         assert_eq!(who.user_agent.as_deref(), Some("supabase-js/2"));
@@ -28,7 +29,7 @@ mod unit {
         // object, an address that is not one: nothing panics, what can be read is kept.
         let who = attribution_from(Some("not-a-uuid"), Some("{broken"), Some("[1, 2]"), None, Some("x"), "postgres");
         assert_eq!(who.changed_by, None);
-        assert_eq!(who.actor, "not-a-uuid");
+        assert_eq!(who.actor, "postgres");
         assert_eq!(who.client_ip, None);
         assert_eq!(who.user_agent, None);
         assert_eq!(who.rollback_of, None);
@@ -39,6 +40,17 @@ mod unit {
         assert_eq!(who.changed_by, None);
         assert_eq!(who.actor, "jobs");
         assert_eq!(who.client_ip.as_deref(), Some("2001:db8::1"));
+    }
+
+    /// A session that is not an API request passes no request settings (current_attribution):
+    /// nothing names an end user, and the actor is the login.
+    #[test]
+    fn untrusted_sessions_name_only_their_role() {
+        let who = attribution_from(None, None, None, Some("why"), None, "sec_admin");
+        assert_eq!(who.changed_by, None);
+        assert_eq!(who.jwt_role, None);
+        assert_eq!(who.actor, "sec_admin");
+        assert_eq!(who.reason.as_deref(), Some("why"));
     }
 }
 
@@ -332,5 +344,282 @@ mod tests {
             let v = verify(cfg);
             assert_eq!(v["ok"], serde_json::json!(false), "{cfg}: {v}");
         }
+    }
+
+    /// Whether `sql` fails with `state` (run in a subtransaction, so nothing it did stays).
+    fn fails_with(sql: &str, state: &str) -> bool {
+        let escaped = sql.replace('\'', "''");
+        Spi::get_one::<bool>(&format!(
+            "SELECT public.steward_test_fails_with('{escaped}', '{state}')"
+        ))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or(false)
+    }
+
+    fn install_fails_with() {
+        run("CREATE OR REPLACE FUNCTION public.steward_test_fails_with(p_sql text, p_state text) RETURNS boolean
+             LANGUAGE plpgsql AS $f$
+             BEGIN
+                 EXECUTE p_sql;
+                 RETURN false;
+             EXCEPTION WHEN others THEN
+                 IF SQLSTATE <> p_state THEN RAISE WARNING '%: % (%)', p_sql, SQLERRM, SQLSTATE; END IF;
+                 RETURN SQLSTATE = p_state;
+             END $f$");
+    }
+
+    fn text(sql: &str) -> Option<String> {
+        Spi::get_one::<String>(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    fn ensure_api_roles() {
+        run("DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN CREATE ROLE authenticated NOLOGIN; END IF;
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN CREATE ROLE service_role NOLOGIN; END IF;
+             END $$;
+             GRANT USAGE ON SCHEMA steward TO authenticated;
+             GRANT EXECUTE ON FUNCTION steward.caller_id(), steward.caller_uuid() TO authenticated;");
+    }
+
+    /// A direct session (here a superuser) that sets another user's claims is attributed to
+    /// itself: changed_by stays NULL, actor names the login, caller_id()/caller_uuid() ignore
+    /// the claims.  After SET ROLE to an API role the claims count, also inside a SECURITY
+    /// DEFINER function, and actor names the login and the role.
+    #[pg_test]
+    fn claims_count_only_for_api_roles() {
+        ensure_api_roles();
+        make_table("audit_id1");
+        let cfg = "00000000-0000-4000-8000-0000000000a1";
+        let victim = "00000000-0000-4000-8000-0000000000b1";
+        run(&format!("INSERT INTO public.audit_id1 (id, owner, doc) VALUES ('{cfg}', '{victim}', '{{\"k\": 1}}');
+                      GRANT SELECT, UPDATE ON public.audit_id1 TO authenticated;"));
+        run(&format!(
+            "SELECT set_config('request.jwt.claims', '{{\"sub\": \"{victim}\", \"role\": \"authenticated\"}}', true);
+             SELECT set_config('request.jwt.claim.sub', '{victim}', true);
+             SELECT set_config('request.headers', '{{\"x-forwarded-for\": \"198.51.100.9\"}}', true);
+             UPDATE public.audit_id1 SET doc = '{{\"k\": 2}}';"
+        ));
+        assert_eq!(text("SELECT steward.caller_id()"), text("SELECT session_user::text"));
+        assert_eq!(count("SELECT count(*) FROM (SELECT steward.caller_uuid() AS u) x WHERE u IS NULL"), 1);
+        let direct = text(&format!(
+            "SELECT coalesce(changed_by::text, '-') || '|' || actor || '|' || coalesce(host(client_ip), '-')
+               FROM steward.configuration_audit_log WHERE config_id = '{cfg}' AND seq = 2"
+        ));
+        assert_eq!(direct, text("SELECT '-|' || session_user || '|-'"));
+
+        run("CREATE FUNCTION public.audit_id1_definer() RETURNS uuid LANGUAGE sql SECURITY DEFINER
+             AS 'SELECT steward.caller_uuid()';
+             GRANT EXECUTE ON FUNCTION public.audit_id1_definer() TO authenticated;");
+        run("SET LOCAL ROLE authenticated");
+        run("UPDATE public.audit_id1 SET doc = '{\"k\": 3}'");
+        let (id, uuid, definer) = (
+            text("SELECT steward.caller_id()"),
+            text("SELECT steward.caller_uuid()::text"),
+            text("SELECT public.audit_id1_definer()::text"),
+        );
+        run("RESET ROLE");
+        assert_eq!(id.as_deref(), Some(victim));
+        assert_eq!(uuid.as_deref(), Some(victim));
+        assert_eq!(definer.as_deref(), Some(victim), "the outer role decides, not the definer");
+        let api = text(&format!(
+            "SELECT coalesce(changed_by::text, '-') || '|' || actor || '|' || coalesce(host(client_ip), '-')
+               FROM steward.configuration_audit_log WHERE config_id = '{cfg}' AND seq = 3"
+        ));
+        assert_eq!(api, text(&format!("SELECT '{victim}|' || session_user || '/authenticated|198.51.100.9'")));
+        let v = verify(cfg);
+        assert_eq!(v["ok"], serde_json::json!(true), "{v}");
+    }
+
+    /// A cutoff in the future or younger than auditPurgeMinimumDays is refused (22023) and
+    /// nothing is removed; the minimum itself cannot go below one day.
+    #[pg_test]
+    fn purge_refuses_future_and_short_cutoffs() {
+        install_fails_with();
+        make_table("audit_p1");
+        run("INSERT INTO public.audit_p1 (id, doc) VALUES ('00000000-0000-4000-8000-0000000000f1', '{}')");
+        let before = count("SELECT count(*) FROM steward.audit_entries");
+        for older_than in ["-1 year 361 days", "-1 day", "0", "1 hour", "23 hours 59 minutes"] {
+            assert!(fails_with(&format!("SELECT steward.audit_purge('{older_than}')"), "22023"), "{older_than}");
+        }
+        assert!(fails_with("SELECT steward.set_setting('auditPurgeMinimumDays', '0')", "22023"));
+        run("SELECT steward.set_setting('auditPurgeMinimumDays', '30')");
+        assert!(fails_with("SELECT steward.audit_purge('10 days')", "22023"));
+        assert!(fails_with("SELECT steward.audit_purge('10 days', true)", "22023"));
+        run("SELECT steward.reset_setting('auditPurgeMinimumDays')");
+        assert_eq!(count("SELECT (steward.audit_purge('1 day', true) ->> 'entries')::bigint * 0"), 0);
+        assert_eq!(count("SELECT count(*) FROM steward.audit_entries"), before);
+        assert_eq!(count("SELECT count(*) FROM steward.audit_purges WHERE cutoff > now() - interval '1 day'"), 0);
+    }
+
+    /// A new row on a configuration id whose chain records another owner is refused (42501);
+    /// the same owner may come back; an owner change of the same row is recorded with its
+    /// document (never elided), and the old-values look-up answers only for an elided entry.
+    #[pg_test]
+    fn chains_of_different_owners_never_link() {
+        install_fails_with();
+        make_table("audit_o1");
+        let (cfg, alice, bob) = (
+            "00000000-0000-4000-8000-0000000000c7",
+            "a11ce000-0000-4000-8000-000000000001",
+            "b0b00000-0000-4000-8000-000000000002",
+        );
+        run(&format!(
+            "INSERT INTO public.audit_o1 (id, owner, doc) VALUES ('{cfg}', '{bob}', '{{\"secret\": \"bob\"}}');
+             UPDATE public.audit_o1 SET doc = '{{\"secret\": \"bob2\"}}';
+             DELETE FROM public.audit_o1;"
+        ));
+        // Alice re-inserts under Bob's id: refused, nothing recorded.
+        assert!(fails_with(
+            &format!("INSERT INTO public.audit_o1 (id, owner, doc) VALUES ('{cfg}', '{alice}', '{{}}')"),
+            "42501"
+        ));
+        // Moving her own row onto Bob's id is refused the same way.
+        run(&format!("INSERT INTO public.audit_o1 (id, owner, doc) VALUES ('00000000-0000-4000-8000-0000000000c8', '{alice}', '{{}}')"));
+        assert!(fails_with(&format!("UPDATE public.audit_o1 SET id = '{cfg}' WHERE owner = '{alice}'"), "42501"));
+        assert_eq!(count(&format!("SELECT count(*) FROM steward.audit_entries WHERE config_id = '{cfg}'")), 3);
+        // Bob may come back; his entry links to his chain.
+        run(&format!("INSERT INTO public.audit_o1 (id, owner, doc) VALUES ('{cfg}', '{bob}', '{{\"secret\": \"bob3\"}}')"));
+        assert_eq!(count(&format!("SELECT count(*) FROM steward.audit_entries WHERE config_id = '{cfg}' AND seq = 4 AND prev_hash IS NOT NULL")), 1);
+        // The look-up never serves the entry before a non-elided one (the 'created' entry 4
+        // carries the hash of Bob's delete; entry 2 that of Bob's first document).
+        assert_eq!(
+            count(&format!("SELECT count(steward._audit_old_values(config_id, seq, prev_hash)) FROM steward.audit_entries
+                             WHERE config_id = '{cfg}' AND NOT old_elided")),
+            0
+        );
+        // Ownership moves with the row: recorded, not elided, the chain verifies.
+        run(&format!("UPDATE public.audit_o1 SET owner = '{alice}' WHERE id = '{cfg}'"));
+        assert_eq!(
+            text(&format!("SELECT old_elided::text || ':' || (old_values ->> 'secret') FROM steward.audit_entries
+                            WHERE config_id = '{cfg}' AND seq = 5")).as_deref(),
+            Some("false:bob3")
+        );
+        run(&format!("UPDATE public.audit_o1 SET doc = '{{\"secret\": \"alice\"}}' WHERE id = '{cfg}'"));
+        assert_eq!(
+            text(&format!("SELECT e.old_elided::text || ':' || (l.old_values ->> 'secret') FROM steward.audit_entries e
+                             JOIN steward.configuration_audit_log l USING (id) WHERE e.config_id = '{cfg}' AND e.seq = 6")).as_deref(),
+            Some("true:bob3")
+        );
+        let v = verify(cfg);
+        assert_eq!(v["ok"], serde_json::json!(true), "{v}");
+    }
+
+    /// audit_checkpoint() then a superuser deletes a whole chain, the last entry of another,
+    /// edits a third (re-hashing it so the chain alone would not show it) and one chain grows:
+    /// audit_verify(checkpoint) reports each, and only those.
+    #[pg_test]
+    fn checkpoint_reveals_deleted_truncated_and_edited_chains() {
+        install_fails_with();
+        make_table("audit_k1");
+        let cfg = |n: u32| format!("00000000-0000-4000-8000-0000000001{n:02}");
+        for n in 1..=4 {
+            run(&format!(
+                "INSERT INTO public.audit_k1 (id, doc) VALUES ('{c}', '{{\"v\": 1}}');
+                 UPDATE public.audit_k1 SET doc = '{{\"v\": 2}}' WHERE id = '{c}';
+                 UPDATE public.audit_k1 SET doc = '{{\"v\": 3}}' WHERE id = '{c}';",
+                c = cfg(n)
+            ));
+        }
+        run("CREATE TEMP TABLE cp AS SELECT steward.audit_checkpoint() AS c");
+        let clean = Spi::get_one::<pgrx::JsonB>("SELECT steward.audit_verify((SELECT c FROM cp))")
+            .expect("verify")
+            .map(|j| j.0)
+            .unwrap_or_default();
+        assert_eq!(clean["ok"], serde_json::json!(true), "{clean}");
+        assert_eq!(clean["digest_ok"], serde_json::json!(true), "{clean}");
+        // Growth after the checkpoint is fine.
+        run(&format!("UPDATE public.audit_k1 SET doc = '{{\"v\": 4}}' WHERE id = '{}'", cfg(4)));
+        // Tampering with the log's guard disabled.
+        run(&format!(
+            "ALTER TABLE steward.audit_entries DISABLE TRIGGER USER;
+             DELETE FROM steward.audit_entries WHERE config_id = '{c1}';
+             DELETE FROM steward.audit_entries WHERE config_id = '{c2}' AND seq = 3;
+             UPDATE steward.audit_entries SET change_reason = 'forged',
+                    hash = steward._audit_hash(prev_hash, id, config_type, config_id, seq, action, changed_by, actor,
+                                               changed_at,
+                                               CASE WHEN old_elided THEN steward._audit_old_values(config_id, seq, prev_hash)
+                                                    ELSE old_values END,
+                                               new_values, 'forged', host(client_ip), user_agent)
+              WHERE config_id = '{c3}' AND seq = 3;
+             ALTER TABLE steward.audit_entries ENABLE TRIGGER USER;",
+            c1 = cfg(1),
+            c2 = cfg(2),
+            c3 = cfg(3)
+        ));
+        let v = Spi::get_one::<pgrx::JsonB>("SELECT steward.audit_verify((SELECT c FROM cp))")
+            .expect("verify")
+            .map(|j| j.0)
+            .unwrap_or_default();
+        assert_eq!(v["ok"], serde_json::json!(false), "{v}");
+        let ids = |key: &str| -> Vec<String> {
+            v[key].as_array().map(|a| a.iter().filter_map(|x| x["config_id"].as_str().map(str::to_string)).collect()).unwrap_or_default()
+        };
+        assert_eq!(ids("deleted_chains"), vec![cfg(1)], "{v}");
+        assert_eq!(ids("truncated"), vec![cfg(2)], "{v}");
+        assert_eq!(v["truncated"][0]["expected_seq"], serde_json::json!(3), "{v}");
+        assert_eq!(v["truncated"][0]["found_seq"], serde_json::json!(2), "{v}");
+        assert_eq!(ids("edited"), vec![cfg(3)], "{v}");
+        assert!(v["first_broken"].is_string(), "{v}");
+        // The chains alone no longer show the re-hashed head of cfg 3 as edited: that is what
+        // the checkpoint is for.  A checkpoint that is not one is refused.
+        assert!(fails_with("SELECT steward.audit_verify('{}'::jsonb)", "22023"));
+        assert!(fails_with(
+            "SELECT steward.audit_verify('{\"heads\": [{\"config_id\": \"nope\"}], \"truncate_entries\": []}'::jsonb)",
+            "22023"
+        ));
+    }
+
+    /// Entries the purge removed are reported as purged, not as deleted.
+    #[pg_test]
+    fn checkpoint_tells_purges_from_deletions() {
+        make_table("audit_k2");
+        let cfg = "00000000-0000-4000-8000-000000000201";
+        run(&format!(
+            "INSERT INTO public.audit_k2 (id, doc) VALUES ('{cfg}', '{{\"v\": 1}}');
+             UPDATE public.audit_k2 SET doc = '{{\"v\": 2}}';
+             CREATE TEMP TABLE cp2 AS SELECT steward.audit_checkpoint() AS c;
+             SELECT steward._audit_purge(now() + interval '1 second', false);"
+        ));
+        let v = Spi::get_one::<pgrx::JsonB>("SELECT steward.audit_verify((SELECT c FROM cp2))")
+            .expect("verify")
+            .map(|j| j.0)
+            .unwrap_or_default();
+        assert_eq!(v["ok"], serde_json::json!(true), "{v}");
+        assert!(v["purged"].as_array().map(|a| a.iter().any(|x| x["config_id"] == serde_json::json!(cfg))).unwrap_or(false), "{v}");
+    }
+
+    /// A plain steward_admin member attaches and detaches the trigger on a table it owns; a
+    /// table it has no rights on, a catalog and pg_steward's own tables are refused (42501);
+    /// the registry cannot be written for a table without the trigger or with other columns.
+    #[pg_test]
+    fn audit_enable_for_plain_admins_on_their_own_tables() {
+        install_fails_with();
+        run("CREATE ROLE audit_t_admin NOLOGIN IN ROLE steward_admin;
+             CREATE SCHEMA audit_t_schema AUTHORIZATION audit_t_admin;
+             CREATE TABLE audit_t_schema.mine (id uuid PRIMARY KEY, doc jsonb);
+             ALTER TABLE audit_t_schema.mine OWNER TO audit_t_admin;
+             CREATE TABLE public.audit_theirs (id uuid PRIMARY KEY, doc jsonb);
+             GRANT SELECT ON public.audit_theirs TO audit_t_admin;
+             SET LOCAL ROLE audit_t_admin;");
+        let enabled = Spi::get_one::<bool>("SELECT steward.audit_enable('audit_t_schema.mine', 'x_config', 'doc')");
+        let refusals = [
+            fails_with("SELECT steward.audit_enable('public.audit_theirs', 'x_config', 'doc')", "42501"),
+            fails_with("SELECT steward.audit_enable('pg_catalog.pg_authid', 'x_config', 'rolname')", "42501"),
+            fails_with("SELECT steward.audit_enable('steward.settings', 'x_config', 'value')", "42501"),
+            fails_with("SELECT steward.audit_disable('public.audit_theirs')", "42501"),
+            fails_with("SELECT steward._audit_register('public.audit_theirs', 'x_config', 'doc', NULL, 'id')", "55000"),
+            fails_with("SELECT steward._audit_register('audit_t_schema.mine', 'ai_config', 'doc', NULL, 'id')", "55000"),
+        ];
+        let disabled = Spi::get_one::<bool>("SELECT steward.audit_disable('audit_t_schema.mine')");
+        run("RESET ROLE");
+        assert_eq!(enabled.ok().flatten(), Some(true));
+        assert_eq!(refusals, [true; 6]);
+        assert_eq!(disabled.ok().flatten(), Some(true));
+        assert_eq!(
+            count("SELECT count(*) FROM pg_trigger WHERE tgrelid IN ('public.audit_theirs'::regclass, 'audit_t_schema.mine'::regclass)
+                      AND tgname LIKE 'steward_audit%'"),
+            0
+        );
+        assert_eq!(count("SELECT count(*) FROM steward.audited_tables WHERE relid::text LIKE '%audit_t%'"), 0);
     }
 }

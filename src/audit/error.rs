@@ -11,6 +11,8 @@ pub enum AuditError {
     AppendOnly { operation: String },
     #[error("the audit trigger on {table} is misconfigured")]
     Misconfigured { table: String, detail: String },
+    #[error("permission denied to continue the audit history of configuration {config_id}")]
+    ForeignChain { config_id: String },
 }
 
 impl From<AuditError> for ErrorReport {
@@ -26,6 +28,11 @@ impl From<AuditError> for ErrorReport {
                 ErrorReport::new(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, message, "pg_steward.audit")
                     .set_detail(format!("{operation} on the audit log is refused for every role, its owner included."))
                     .set_hint("Entries are written by the audit trigger and removed only by steward.audit_purge().")
+            }
+            AuditError::ForeignChain { .. } => {
+                ErrorReport::new(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, message, "pg_steward.audit")
+                    .set_detail("The audit history of that configuration id records another owner; a new row cannot continue it.")
+                    .set_hint("Insert the row without choosing its id (the server assigns a new one).")
             }
             AuditError::Misconfigured { detail, .. } => {
                 ErrorReport::new(PgSqlErrorCode::ERRCODE_TRIGGERED_ACTION_EXCEPTION, message, "pg_steward.audit")

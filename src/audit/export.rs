@@ -1,6 +1,8 @@
 //! CSV export of the audit history (RFC 4180 through the csv crate), with spreadsheet formula
-//! injection neutralised: a cell starting with `=`, `+`, `-`, `@`, tab or carriage return is
-//! prefixed with `'` so no spreadsheet evaluates it.
+//! injection neutralised: a cell starting with `=`, `+`, `-`, `@`, their full-width forms
+//! (`＝` U+FF1D, `＋` U+FF0B, `－` U+FF0D, `＠` U+FF20, which spreadsheets normalise to the
+//! ASCII ones), tab, carriage return or line feed is prefixed with `'` so no spreadsheet
+//! evaluates it.
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -8,9 +10,17 @@ use serde_json::Value;
 
 use crate::common::jsonb::Doc;
 
+/// Whether a spreadsheet may read a cell starting with `c` as a formula.
+fn formula_start(c: char) -> bool {
+    matches!(
+        c,
+        '=' | '+' | '-' | '@' | '\t' | '\r' | '\n' | '\u{FF1D}' | '\u{FF0B}' | '\u{FF0D}' | '\u{FF20}'
+    )
+}
+
 pub fn neutralise(cell: &str) -> String {
     match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        Some(c) if formula_start(c) => format!("'{cell}"),
         _ => cell.to_string(),
     }
 }
@@ -63,5 +73,25 @@ mod tests {
         assert_eq!(parsed[0], vec!["1", "ai_config", "a,b", "user \"quoted\"", "2026-01-01", "line one\nline two"]);
         assert_eq!(parsed[1], vec!["2", "ai_config", "", "'=HYPERLINK(\"http://x\")", "'+1", "'@SUM(A1)"]);
         assert_eq!(parsed[2], vec!["3", "user_preference", "'-2", "'\tx", "plain", ""]);
+    }
+
+    #[test]
+    fn full_width_and_control_starts_are_neutralised() {
+        for cell in ["\u{FF1D}SUM(A1)", "\u{FF0B}1", "\u{FF0D}1", "\u{FF20}SUM(A1)", "\tx", "\rx", "\nx", "=1", "+1", "-1", "@x"] {
+            assert_eq!(neutralise(cell), format!("'{cell}"), "{cell:?}");
+        }
+        for cell in ["plain", "1=1", " x", "", "\u{FF1E}x", "'quoted"] {
+            assert_eq!(neutralise(cell), cell, "{cell:?}");
+        }
+        // Through the whole export: the full-width equals sign never starts a cell.
+        let rows = json!([["1", "ai_config", null, "\u{FF1D}HYPERLINK(\"http://x\")", "\u{FF20}a", "\rcmd"]]);
+        let header: Vec<String> = ["ID", "Config Type", "Config ID", "Changed By", "Changed At", "Change Reason"]
+            .iter().map(|s| s.to_string()).collect();
+        let text = to_csv(&header, &rows).expect("csv");
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let parsed: Vec<String> = reader.records().next().expect("row").expect("record").iter().map(str::to_string).collect();
+        assert_eq!(parsed[3], "'\u{FF1D}HYPERLINK(\"http://x\")");
+        assert_eq!(parsed[4], "'\u{FF20}a");
+        assert_eq!(parsed[5], "'\rcmd");
     }
 }

@@ -29,7 +29,7 @@ use pgrx::spi::OwnedPreparedStatement;
 use pgrx::{PgTryBuilder, PgTupleDesc};
 use serde_json::Value;
 
-use crate::common::identity::{parse_uuid, setting};
+use crate::common::identity::{self, parse_uuid, setting};
 use crate::common::SpiContext;
 use error::AuditError;
 
@@ -69,13 +69,19 @@ pub struct Attribution {
 }
 
 /// Read the attribution from the raw setting values (pure, so it is unit-tested).
+///
+/// `claim_sub`, `claims` and `headers` are PostgREST's per-request settings: the caller passes
+/// them only for a session whose role is an API role (see `common::identity`), so a directly
+/// connected login that sets `request.jwt.claims` is never attributed to someone else.
+/// `actor` is always the database role behind the change (`identity::database_actor()`),
+/// never a claim.
 pub fn attribution_from(
     claim_sub: Option<&str>,
     claims: Option<&str>,
     headers: Option<&str>,
     reason: Option<&str>,
     rollback_of: Option<&str>,
-    session_user: &str,
+    actor: &str,
 ) -> Attribution {
     let claims: Option<Value> = claims.and_then(|c| serde_json::from_str(c).ok());
     let sub = crate::common::identity::jwt_sub_from(claim_sub, claims.as_ref());
@@ -91,7 +97,7 @@ pub fn attribution_from(
     let user_agent = header("user-agent").map(|ua| ua.chars().take(1000).collect());
     Attribution {
         changed_by: sub.as_deref().and_then(parse_uuid),
-        actor: sub.unwrap_or_else(|| session_user.to_string()),
+        actor: actor.to_string(),
         jwt_role,
         client_ip,
         user_agent,
@@ -100,23 +106,19 @@ pub fn attribution_from(
     }
 }
 
-fn session_user_name() -> String {
-    let name = unsafe { pg_sys::GetUserNameFromId(pg_sys::GetSessionUserId(), true) };
-    if name.is_null() {
-        return String::new();
-    }
-    unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned()
-}
-
-/// The attribution of a change made now, in this session.
+/// The attribution of a change made now, in this session.  The request settings count only
+/// for an API request (identity::claims_trusted); the change reason and rollback marker are
+/// pg_steward's own settings.
 pub fn current_attribution() -> Attribution {
+    let trusted = identity::claims_trusted();
+    let request = |name: &CStr| if trusted { setting(name) } else { None };
     attribution_from(
-        setting(c"request.jwt.claim.sub").as_deref(),
-        setting(c"request.jwt.claims").as_deref(),
-        setting(c"request.headers").as_deref(),
+        request(c"request.jwt.claim.sub").as_deref(),
+        request(c"request.jwt.claims").as_deref(),
+        request(c"request.headers").as_deref(),
         setting(c"steward.change_reason").as_deref(),
         setting(c"steward.rollback_of").as_deref(),
-        &session_user_name(),
+        &identity::database_actor(),
     )
 }
 
@@ -126,13 +128,16 @@ fn as_log_writer<R>(f: impl FnOnce() -> R) -> R {
     let owner = log_owner();
     let mut saved_user = pg_sys::Oid::INVALID;
     let mut saved_context = 0;
+    // SAFETY: both out-pointers are live locals; the call only reads backend globals.
     unsafe { pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context) };
     let was_writing = WRITING.with(|w| w.replace(true));
+    // SAFETY: the log owner is a valid role oid from pg_class (or the current user); `finally` below restores the saved user and context whatever happens.
     unsafe {
         pg_sys::SetUserIdAndSecContext(owner, saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32)
     };
     PgTryBuilder::new(AssertUnwindSafe(f))
         .finally(|| {
+            // SAFETY: restores exactly what GetUserIdAndSecContext returned above.
             unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
             WRITING.with(|w| w.set(was_writing));
         })
@@ -161,6 +166,7 @@ fn log_owner() -> pg_sys::Oid {
         }
         // Without a readable owner the write runs as the caller and fails on privileges:
         // loud, never silent.
+        // SAFETY: GetUserId only reads a backend global.
         _ => unsafe { pg_sys::GetUserId() },
     }
 }
@@ -216,22 +222,26 @@ unsafe fn column(tuple: *mut pg_sys::HeapTupleData, desc: pg_sys::TupleDesc, att
         return None;
     }
     let mut isnull = false;
+    // SAFETY: the caller guarantees a live tuple of `desc`; attnum is checked positive above.
     let value = unsafe { pg_sys::heap_getattr(tuple, attnum, desc, &mut isnull) };
     if isnull { None } else { Some(value) }
 }
 
 /// Whether an UPDATE changed anything but `updated_at` (binary comparison, column by column).
 unsafe fn row_changed(old: *mut pg_sys::HeapTupleData, new: *mut pg_sys::HeapTupleData, desc: pg_sys::TupleDesc) -> bool {
+    // SAFETY: the caller passes the trigger relation's descriptor, valid for the trigger call.
     let tupdesc = unsafe { PgTupleDesc::from_pg_unchecked(desc) };
     for (i, att) in tupdesc.iter().enumerate() {
         if att.attisdropped || att.name() == "updated_at" {
             continue;
         }
         let attnum = (i + 1) as i32;
+        // SAFETY: `old` and `new` are live trigger tuples of `desc` (this function's contract).
         let (a, b) = unsafe { (column(old, desc, attnum), column(new, desc, attnum)) };
         match (a, b) {
             (None, None) => {}
             (Some(a), Some(b)) => {
+                // SAFETY: both datums are of the attribute described by `att` (same descriptor), which datumIsEqual reads by its byval/len.
                 if !unsafe { datumIsEqual(a, b, att.attbyval, att.attlen as i32) } {
                     return true;
                 }
@@ -247,6 +257,7 @@ unsafe fn xmin_of(tuple: *mut pg_sys::HeapTupleData) -> Option<pg_sys::Transacti
     if tuple.is_null() {
         return None;
     }
+    // SAFETY: a non-null tuple from the trigger has a valid header; only plain fields are read.
     unsafe {
         let header = (*tuple).t_data;
         if header.is_null() || u32::from((*header).t_infomask) & pg_sys::HEAP_XMIN_FROZEN == pg_sys::HEAP_XMIN_FROZEN {
@@ -257,6 +268,7 @@ unsafe fn xmin_of(tuple: *mut pg_sys::HeapTupleData) -> Option<pg_sys::Transacti
 }
 
 fn attnum_of(desc: pg_sys::TupleDesc, name: &str) -> i32 {
+    // SAFETY: `desc` is the trigger relation's descriptor, valid for the trigger call.
     let tupdesc = unsafe { PgTupleDesc::from_pg_unchecked(desc) };
     tupdesc
         .iter()
@@ -265,12 +277,26 @@ fn attnum_of(desc: pg_sys::TupleDesc, name: &str) -> i32 {
         .unwrap_or(0)
 }
 
+/// The type of column `attnum` (1-based); InvalidOid when out of range.
+fn type_of(desc: pg_sys::TupleDesc, attnum: i32) -> pg_sys::Oid {
+    // SAFETY: `desc` is the trigger relation's descriptor, valid for the trigger call.
+    let tupdesc = unsafe { PgTupleDesc::from_pg_unchecked(desc) };
+    usize::try_from(attnum - 1)
+        .ok()
+        .and_then(|i| tupdesc.get(i))
+        .map(|att| att.atttypid)
+        .unwrap_or(pg_sys::Oid::INVALID)
+}
+
 pub struct Entry {
     /// The transaction that wrote the row version this change replaces (UPDATE, DELETE),
     /// when its header still says so (not frozen): see writer::HEADS.
     pub replaced_xmin: Option<pg_sys::TransactionId>,
     /// Whether this change leaves a row version behind (INSERT, UPDATE).
     pub leaves_row: bool,
+    /// Whether a row arrives at its configuration id with this change (INSERT, or an UPDATE
+    /// that changed the key): the chain it would continue must be its owner's.
+    pub starts_row: bool,
     pub relid: pg_sys::Oid,
     pub config_type: String,
     pub config_id: Option<pg_sys::Datum>,
@@ -303,6 +329,7 @@ fn announce(config_type: &str, config_id: Option<pgrx::Uuid>, audit_id: pgrx::Uu
         "operation": action,
     })
     .to_string();
+    // SAFETY: pg_notify takes two non-null text datums, built here from owned Rust strings.
     unsafe {
         pgrx::direct_function_call_as_datum(
             pg_sys::pg_notify,
@@ -326,6 +353,7 @@ fn capture(trigger: &PgTrigger<'_>) -> Result<(), ErrorReport> {
         return Err(misconfigured(trigger, "it needs four arguments: config type, document, owner and key column"));
     };
     let relation = data.tg_relation;
+    // SAFETY: `tg_relation` is the open relation of this trigger call, valid until it returns.
     let desc = unsafe { (*relation).rd_att };
     let relid = unsafe { (*relation).rd_id };
     let event = data.tg_event;
@@ -336,6 +364,7 @@ fn capture(trigger: &PgTrigger<'_>) -> Result<(), ErrorReport> {
     } else {
         (data.tg_trigtuple, std::ptr::null_mut())
     };
+    // SAFETY: both tuples are the non-null trigger tuples of this relation.
     if !old.is_null() && !new.is_null() && !unsafe { row_changed(old, new, desc) } {
         return Ok(());
     }
@@ -345,8 +374,17 @@ fn capture(trigger: &PgTrigger<'_>) -> Result<(), ErrorReport> {
         return Err(misconfigured(trigger, "its key or document column no longer exists"));
     }
     let owner = if owner_column.is_empty() { 0 } else { attnum_of(desc, owner_column) };
+    // The values are read as raw datums of these types: a column whose type was changed
+    // since audit_enable() is refused rather than misread.
+    if type_of(desc, key) != pg_sys::UUIDOID
+        || type_of(desc, doc) != pg_sys::JSONBOID
+        || (owner > 0 && type_of(desc, owner) != pg_sys::UUIDOID)
+    {
+        return Err(misconfigured(trigger, "its key or owner column is no longer uuid, or its document column no longer jsonb"));
+    }
     let active = attnum_of(desc, "is_active");
     let current = if new.is_null() { old } else { new };
+    // SAFETY: `t` is one of this call's trigger tuples (or null) and `active` an attribute of `desc` (0 returns None).
     let flag = |t| unsafe { column(t, desc, active) }.map(|d| d.value() != 0);
     let action = match (old.is_null(), new.is_null()) {
         (true, _) => "created",
@@ -356,20 +394,38 @@ fn capture(trigger: &PgTrigger<'_>) -> Result<(), ErrorReport> {
         }
         _ => "updated",
     };
+    // SAFETY (this block and the `column` calls below): `old` and `new` are the trigger's
+    // tuples (or null), `desc` their descriptor, `key` a uuid column of it (checked above).
+    let starts_row = match (old.is_null(), new.is_null()) {
+        (true, false) => true,
+        (false, false) => unsafe {
+            match (column(old, desc, key), column(new, desc, key)) {
+                (Some(a), Some(b)) => crate::common::catalog::uuid_bytes(a) != crate::common::catalog::uuid_bytes(b),
+                (a, b) => a.is_some() != b.is_some(),
+            }
+        },
+        _ => false,
+    };
     let entry = Entry {
+        // SAFETY: `old` is this call's trigger tuple or null (xmin_of checks).
         replaced_xmin: unsafe { xmin_of(old) },
         leaves_row: !new.is_null(),
+        starts_row,
         relid,
         config_type: config_type.clone(),
+        // SAFETY: `current` is a live trigger tuple; `key` is a uuid column of `desc` (checked above).
         config_id: unsafe { column(current, desc, key) },
+        // SAFETY: `owner` is a uuid column of `desc` (checked above) or 0 (None).
         owner: unsafe { column(current, desc, owner) },
         action,
+        // SAFETY: `old`/`new` are this call's trigger tuples or null; `doc` a jsonb column of `desc`.
         old_doc: unsafe { column(old, desc, doc) },
         new_doc: unsafe { column(new, desc, doc) },
     };
     let who = current_attribution();
     let audit_id = write_entry(&entry, &who)?;
     if notifications_on() {
+        // SAFETY: the datum is the non-null uuid key read above.
         let config_id = entry.config_id.and_then(|d| unsafe { pgrx::Uuid::from_datum(d, false) });
         announce(config_type, config_id, audit_id, action);
     }
@@ -395,8 +451,9 @@ fn _audit_truncate<'a>(
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
     let outcome = (|| {
         let config_type = trigger.extra_args().ok().and_then(|a| a.into_iter().next()).unwrap_or_default();
+        // SAFETY: `tg_relation` is the open relation of this trigger call.
         let relid = unsafe { (*trigger.trigger_data().tg_relation).rd_id };
-        let entry = Entry { replaced_xmin: None, leaves_row: false, relid, config_type: config_type.clone(), config_id: None, owner: None, action: "truncated", old_doc: None, new_doc: None };
+        let entry = Entry { replaced_xmin: None, leaves_row: false, starts_row: false, relid, config_type: config_type.clone(), config_id: None, owner: None, action: "truncated", old_doc: None, new_doc: None };
         let audit_id = write_entry(&entry, &current_attribution())?;
         announce(&config_type, None, audit_id, "truncated");
         Ok::<_, ErrorReport>(())
@@ -478,6 +535,7 @@ fn _audit_purge(cutoff: pgrx::datum::TimestampWithTimeZone, dry_run: bool) -> Re
                     .update("LOCK TABLE steward.audit_entries IN EXCLUSIVE MODE", None, &[])
                     .ctx("the audit log")?;
                 let (log, _) = writer::log_relations()?;
+                // SAFETY: `log` is the oid of the log relation; invalidating its relcache entry only queues a message.
                 unsafe { pg_sys::CacheInvalidateRelcacheByRelid(log) };
             }
             let count = client

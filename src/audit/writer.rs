@@ -69,6 +69,7 @@ pub fn entry_hash(f: &HashFields<'_>) -> Vec<u8> {
 
 /// The payload of a (possibly toasted or compressed) varlena, copied.
 unsafe fn varlena_bytes(datum: pg_sys::Datum) -> Vec<u8> {
+    // SAFETY: `datum` is a non-null varlena datum (the caller's contract); detoasting copies it if needed and the payload is copied out before returning.
     unsafe {
         let detoasted = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
         let len = pgrx::varlena::varsize_any_exhdr(detoasted);
@@ -86,6 +87,8 @@ fn broken(detail: String) -> ErrorReport {
 struct Head {
     seq: i64,
     hash: Option<Vec<u8>>,
+    /// The configuration owner the head entry recorded (its owner_id).
+    owner: Option<[u8; 16]>,
     /// The head's new_values equals the document before this change: the new entry need not
     /// store old_values.
     continues: bool,
@@ -94,6 +97,7 @@ struct Head {
 /// The payload of a varlena attribute of a heap tuple compared with `bytes`, without a copy
 /// unless the value is compressed or stored out of line.
 unsafe fn attribute_equals(datum: pg_sys::Datum, bytes: &[u8]) -> bool {
+    // SAFETY: `datum` is a non-null varlena datum; the detoasted copy, if one was made, is freed after the comparison.
     unsafe {
         let raw: *mut pg_sys::varlena = datum.cast_mut_ptr();
         let detoasted = pg_sys::pg_detoast_datum_packed(raw);
@@ -113,11 +117,13 @@ unsafe fn chain_head(
     config_id: pg_sys::Datum,
     old_doc: Option<&[u8]>,
 ) -> Head {
+    // SAFETY: `rel`/`index` are the open log and its chain index; attribute numbers come from the log's own descriptor; the registered snapshot is unregistered and the scan ended before returning.
     unsafe {
         let desc = (*rel).rd_att;
         let seq_att = attnum(desc, "seq").unwrap_or(0);
         let hash_att = attnum(desc, "hash").unwrap_or(0);
         let new_att = attnum(desc, "new_values").unwrap_or(0);
+        let owner_att = attnum(desc, "owner_id").unwrap_or(0);
         let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
         // systable scans take heap attribute numbers and map them to the index's columns.
         pg_sys::ScanKeyInit(
@@ -130,9 +136,15 @@ unsafe fn chain_head(
         let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
         let scan = pg_sys::systable_beginscan_ordered(rel, index, snapshot, 1, &mut key);
         let tuple = pg_sys::systable_getnext_ordered(scan, pg_sys::ScanDirection::BackwardScanDirection);
-        let mut head = Head { seq: 0, hash: None, continues: false };
+        let mut head = Head { seq: 0, hash: None, owner: None, continues: false };
         if !tuple.is_null() {
             let mut isnull = false;
+            if owner_att > 0 {
+                let owner = pg_sys::heap_getattr(tuple, owner_att, desc, &mut isnull);
+                if !isnull {
+                    head.owner = Some(uuid_bytes(owner));
+                }
+            }
             let seq = pg_sys::heap_getattr(tuple, seq_att, desc, &mut isnull);
             if !isnull {
                 head.seq = seq.value() as i64;
@@ -155,63 +167,141 @@ unsafe fn chain_head(
     }
 }
 
+/// One entry of a chain as the old-values look-up needs it.
+struct Linked {
+    seq: i64,
+    hash: Option<Vec<u8>>,
+    prev_hash: Option<Vec<u8>>,
+    owner: Option<[u8; 16]>,
+    elided: bool,
+    /// new_values, copied out of the buffer (a detoasted palloc'd copy).
+    new_values: Option<pg_sys::Datum>,
+}
+
 /// `old_values` of an entry that elided it: the new_values of the entry before it in its
-/// configuration's chain, provided that entry carries the hash the caller names (see the
-/// view steward.configuration_audit_log in sql/audit.sql for why the hash is the key).
+/// configuration's chain.  Answered only when every link holds, so the document returned is
+/// exactly the named entry's own document before its change and never another owner's:
+/// - the entry (config_id, seq) exists in the caller's snapshot, elided its old_values and
+///   carries `prev_hash` (only a reader of that entry knows it: a SHA-256 is not guessed);
+/// - the entry before it (seq - 1) carries that hash;
+/// - both record the same owner (the writer never elides across owners, and refuses a new
+///   row that would continue another owner's chain, so a user who re-inserts her row with
+///   someone else's configuration id is never served their documents).
+///
+/// NULL otherwise (history edited behind pg_steward's back shows in audit_verify).
 #[pg_extern(stable, strict, parallel_safe, cost = 50)]
 fn _audit_old_values(config_id: pgrx::Uuid, seq: i64, prev_hash: &[u8]) -> Result<Option<crate::common::jsonb::JsonbDatum>, ErrorReport> {
     let (log_oid, chain_oid) = log_relations()?;
     let Some(config_datum) = config_id.into_datum() else { return Ok(None) };
+    if seq < 2 {
+        return Ok(None);
+    }
+    // SAFETY: the log and its chain index are opened and closed here under AccessShareLock;
+    // the scan keys reference columns looked up by name in the log's own descriptor (0 only
+    // if the column is missing, which heap_getattr is never called with: see `read`); every
+    // datum kept past the scan is copied out of the buffer with pg_detoast_datum_copy; the
+    // registered snapshot is unregistered before returning.
+    // SAFETY: see `_audit_old_values` above: relations opened and closed here, keys on the log's own columns, kept datums copied.
     unsafe {
         let rel = pg_sys::table_open(log_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let index = pg_sys::index_open(chain_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let desc = (*rel).rd_att;
-        let hash_att = attnum(desc, "hash").unwrap_or(0);
-        let new_att = attnum(desc, "new_values").unwrap_or(0);
-        let mut keys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
+        let att = |name: &str| attnum(desc, name).unwrap_or(0);
+        let (seq_att, hash_att, prev_att, owner_att, elided_att, new_att) =
+            (att("seq"), att("hash"), att("prev_hash"), att("owner_id"), att("old_elided"), att("new_values"));
+        if [seq_att, hash_att, prev_att, owner_att, elided_att, new_att, att("config_id")].contains(&0) {
+            pg_sys::index_close(index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            return Err(broken("a column of the log is missing; reinstall pg_steward".into()));
+        }
+        let mut keys: [pg_sys::ScanKeyData; 3] = std::mem::zeroed();
         pg_sys::ScanKeyInit(
             &mut keys[0],
-            attnum(desc, "config_id").unwrap_or(0) as pg_sys::AttrNumber,
+            att("config_id") as pg_sys::AttrNumber,
             pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
             pg_sys::Oid::from(pg_sys::F_UUID_EQ),
             config_datum,
         );
         pg_sys::ScanKeyInit(
             &mut keys[1],
-            attnum(desc, "seq").unwrap_or(0) as pg_sys::AttrNumber,
-            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
-            pg_sys::Oid::from(pg_sys::F_INT8EQ),
-            pg_sys::Datum::from(seq.saturating_sub(1)),
+            seq_att as pg_sys::AttrNumber,
+            pg_sys::BTGreaterEqualStrategyNumber as pg_sys::StrategyNumber,
+            pg_sys::Oid::from(pg_sys::F_INT8GE),
+            pg_sys::Datum::from(seq - 1),
+        );
+        pg_sys::ScanKeyInit(
+            &mut keys[2],
+            seq_att as pg_sys::AttrNumber,
+            pg_sys::BTLessEqualStrategyNumber as pg_sys::StrategyNumber,
+            pg_sys::Oid::from(pg_sys::F_INT8LE),
+            pg_sys::Datum::from(seq),
         );
         // The caller's snapshot: the entry it is reading and the one before it are seen alike.
         let active = pg_sys::GetActiveSnapshot();
         let snapshot = pg_sys::RegisterSnapshot(if active.is_null() { pg_sys::GetTransactionSnapshot() } else { active });
-        let scan = pg_sys::systable_beginscan(rel, chain_oid, true, snapshot, 2, keys.as_mut_ptr());
-        let tuple = pg_sys::systable_getnext(scan);
-        let mut found = None;
-        if !tuple.is_null() {
+        let scan = pg_sys::systable_beginscan(rel, chain_oid, true, snapshot, 3, keys.as_mut_ptr());
+        let bytes_of = |tuple: *mut pg_sys::HeapTupleData, attnum: i32| {
             let mut isnull = false;
-            let hash = pg_sys::heap_getattr(tuple, hash_att, desc, &mut isnull);
-            if !isnull && attribute_equals(hash, prev_hash) {
+            let value = pg_sys::heap_getattr(tuple, attnum, desc, &mut isnull);
+            (!isnull).then(|| varlena_bytes(value))
+        };
+        let read = |tuple: *mut pg_sys::HeapTupleData, with_doc: bool| {
+            let mut isnull = false;
+            let seq = pg_sys::heap_getattr(tuple, seq_att, desc, &mut isnull);
+            let seq = if isnull { -1 } else { seq.value() as i64 };
+            let owner = pg_sys::heap_getattr(tuple, owner_att, desc, &mut isnull);
+            let owner = (!isnull).then(|| uuid_bytes(owner));
+            let elided = pg_sys::heap_getattr(tuple, elided_att, desc, &mut isnull);
+            let elided = !isnull && elided.value() != 0;
+            let new_values = if with_doc {
                 let value = pg_sys::heap_getattr(tuple, new_att, desc, &mut isnull);
-                if !isnull {
-                    // Copied out of the buffer before the scan lets go of it.
-                    found = Some(crate::common::jsonb::JsonbDatum(pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(
-                        value.cast_mut_ptr(),
-                    ))));
-                }
+                (!isnull).then(|| pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(value.cast_mut_ptr())))
+            } else {
+                None
+            };
+            Linked { seq, hash: bytes_of(tuple, hash_att), prev_hash: bytes_of(tuple, prev_att), owner, elided, new_values }
+        };
+        let (mut entry, mut before) = (None, None);
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
+            let mut isnull = false;
+            let this_seq = pg_sys::heap_getattr(tuple, seq_att, desc, &mut isnull);
+            if isnull {
+                continue;
+            }
+            if this_seq.value() as i64 == seq {
+                entry = Some(read(tuple, false));
+            } else {
+                before = Some(read(tuple, true));
             }
         }
         pg_sys::systable_endscan(scan);
         pg_sys::UnregisterSnapshot(snapshot);
         pg_sys::index_close(index, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        Ok(found)
+        let found = match (entry, before) {
+            (Some(entry), Some(before)) if links(&entry, &before, prev_hash) => before.new_values,
+            _ => None,
+        };
+        Ok(found.map(crate::common::jsonb::JsonbDatum))
     }
+}
+
+/// Whether `entry` may take its old_values from `before` (see `_audit_old_values`).
+fn links(entry: &Linked, before: &Linked, prev_hash: &[u8]) -> bool {
+    entry.elided
+        && entry.seq == before.seq + 1
+        && entry.prev_hash.as_deref() == Some(prev_hash)
+        && before.hash.as_deref() == Some(prev_hash)
+        && entry.owner == before.owner
 }
 
 /// The log's table and its chain index.
 pub fn log_relations() -> Result<(pg_sys::Oid, pg_sys::Oid), ErrorReport> {
+    // SAFETY: a NUL-terminated literal; missing_ok = false raises a clean error if the schema is gone.
     let namespace = unsafe { pg_sys::get_namespace_oid(c"steward".as_ptr(), false) };
     Ok((relation_oid(namespace, c"audit_entries")?, relation_oid(namespace, c"audit_entries_chain")?))
 }
@@ -227,10 +317,12 @@ fn text_datum(s: &str) -> pg_sys::Datum {
 /// The client address as PostgreSQL prints it (what host(client_ip) gives back), and its datum.
 fn inet(text: &str) -> Option<(String, pg_sys::Datum)> {
     let c = std::ffi::CString::new(text).ok()?;
+    // SAFETY: inet_in takes a NUL-terminated C string that lives (`c`) for the call.
     let datum = unsafe {
         pgrx::direct_function_call_as_datum(pg_sys::inet_in, &[Some(pg_sys::Datum::from(c.as_ptr()))])
     }?;
     // inet_out returns a C string, not text.
+    // SAFETY: `datum` is the inet value inet_in just returned.
     let printed = unsafe { pgrx::direct_function_call::<&CStr>(pg_sys::inet_out, &[Some(datum)]) }?;
     Some((printed.to_string_lossy().into_owned(), datum))
 }
@@ -278,6 +370,7 @@ struct CachedHead {
     written_by: u64,
     seq: i64,
     hash: Vec<u8>,
+    owner: Option<[u8; 16]>,
     new_doc: Option<Vec<u8>>,
 }
 
@@ -308,6 +401,7 @@ unsafe extern "C-unwind" fn forget_heads(_arg: pg_sys::Datum, relid: pg_sys::Oid
 fn remembered_head(config: [u8; 16], relid: pg_sys::Oid, replaced_xmin: pg_sys::TransactionId, old_doc: Option<&[u8]>) -> Option<Head> {
     // Full transaction ids: a 32-bit xmin is only compared with a writer less than 2^31
     // transactions old, which no unfrozen row version can be older than.
+    // SAFETY: ReadNextFullTransactionId reads shared state under its own lock.
     let now = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
     let generation = HEADS_GENERATION.with(std::cell::Cell::get);
     HEADS.with(|h| {
@@ -320,6 +414,7 @@ fn remembered_head(config: [u8; 16], relid: pg_sys::Oid, replaced_xmin: pg_sys::
         same_writer.then(|| Head {
             seq: head.seq,
             hash: Some(head.hash.clone()),
+            owner: head.owner,
             continues: old_doc.is_some() && head.new_doc.as_deref() == old_doc,
         })
     })
@@ -356,25 +451,35 @@ pub fn insert_entry(e: &Entry, who: &Attribution) -> Result<pgrx::Uuid, ErrorRep
         .unwrap_or(0);
     let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
     let id_bytes = *id.as_bytes();
+    // SAFETY: reads the current transaction's start time, a backend global.
     let changed_at: i64 = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    // SAFETY: assigns or reads this transaction's id; we are inside a writing transaction (a trigger).
     let txid = unsafe { pg_sys::GetTopFullTransactionId() }.value as i64;
+    // SAFETY: the documents are non-null jsonb (varlena) datums of the changed row.
     let old_bytes = e.old_doc.map(|d| unsafe { varlena_bytes(d) });
     let new_bytes = e.new_doc.map(|d| unsafe { varlena_bytes(d) });
+    // SAFETY: the key is a non-null uuid datum (the trigger checked its type).
     let config_bytes = e.config_id.map(|d| unsafe { uuid_bytes(d) });
     let changed_by = who.changed_by.map(|u| *u.as_bytes());
+    // SAFETY: the owner datum is a non-null uuid datum of the changed row (see `capture`).
+    let owner_bytes = e.owner.map(|d| unsafe { uuid_bytes(d) });
     let ip = who.client_ip.as_deref().and_then(inet);
 
     if !HEADS_CALLBACK.with(|c| c.replace(true)) {
+        // SAFETY: registers a plain function pointer once per backend (HEADS_CALLBACK guards it).
         unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(forget_heads), pg_sys::Datum::from(0)) };
     }
     LOG_RELID.with(|r| r.set(log_oid));
+    // SAFETY: the log and its chain index are opened under RowExclusive/AccessShare locks and closed on every path; the tuple is formed from datums matching the log's descriptor; indexes are maintained by CatalogTupleInsertWithInfo.
     unsafe {
         // Taking the lock processes pending invalidations, a purge's included (the purge holds
         // an EXCLUSIVE lock until it commits, so no entry is written against a head it removes).
         let rel = pg_sys::table_open(log_oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
         let index = pg_sys::index_open(chain_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        // A row that starts on a configuration id (INSERT, or an UPDATE of its key) is always
+        // checked against the chain in the index: whose chain it would continue matters.
         let remembered = match (config_bytes, e.replaced_xmin) {
-            (Some(cfg), Some(xmin)) => remembered_head(cfg, e.relid, xmin, old_bytes.as_deref()),
+            (Some(cfg), Some(xmin)) if !e.starts_row => remembered_head(cfg, e.relid, xmin, old_bytes.as_deref()),
             _ => None,
         };
         if remembered.is_some() {
@@ -383,13 +488,29 @@ pub fn insert_entry(e: &Entry, who: &Attribution) -> Result<pgrx::Uuid, ErrorRep
         let head = match (remembered, e.config_id) {
             (Some(head), _) => head,
             (None, Some(cfg)) => chain_head(rel, index, cfg, old_bytes.as_deref()),
-            (None, None) => Head { seq: 0, hash: None, continues: false },
+            (None, None) => Head { seq: 0, hash: None, owner: None, continues: false },
         };
+        // Chains of different owners never link: a new row on a configuration id whose chain
+        // records another owner (a user re-inserting her row under someone else's
+        // configuration id, a table owner or the service doing the same) is refused, so the
+        // entries of one chain, and the documents the log reads back through it, are one
+        // owner's.  Changing the owner of an existing row (same row, same id) stays possible;
+        // its entry stores its document before (see `elide`).
+        if e.starts_row && head.seq > 0 && head.owner != owner_bytes {
+            pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+            pg_sys::table_close(rel, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+            return Err(AuditError::ForeignChain {
+                config_id: config_bytes.map(|b| uuid::Uuid::from_bytes(b).to_string()).unwrap_or_default(),
+            }
+            .into());
+        }
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         let seq = head.seq + 1;
         // An INSERT has no document before; anything else that continues its chain's last
         // document leaves old_values to the view.
-        let elide = head.continues && e.old_doc.is_some();
+        // Only within one owner's chain: the look-up that reads an elided document back
+        // (`_audit_old_values`) requires the entry before to record the same owner.
+        let elide = head.continues && e.old_doc.is_some() && head.owner == owner_bytes;
         let prev_hash = head.hash;
         let hash = entry_hash(&HashFields {
             prev: prev_hash.as_deref(),
@@ -472,6 +593,7 @@ pub fn insert_entry(e: &Entry, who: &Attribution) -> Result<pgrx::Uuid, ErrorRep
                     written_by: pg_sys::GetCurrentFullTransactionId().value,
                     seq,
                     hash: hash.clone(),
+                    owner: owner_bytes,
                     new_doc: new_bytes.clone(),
                 }),
             );

@@ -24,10 +24,14 @@ SELECT steward.audit_enable('audit_demo.settings', 'ai_config', 'doc', 'owner') 
 SELECT relid, config_type, document_column, owner_column, key_column FROM steward.audited_tables
  WHERE relid = 'audit_demo.settings'::regclass;
 
--- Changes, attributed the way PostgREST sets the request (claims, headers, a reason).
+-- Changes, attributed the way PostgREST sets the request (claims, headers, a reason).  The
+-- claims count only under an API role reached by SET ROLE; a direct session is itself.
 INSERT INTO audit_demo.settings (id, owner, doc) VALUES
     ('00000000-0000-4000-8000-0000000000c1', '00000000-0000-4000-8000-000000000001', '{"model": {"temperature": 0.5}}');
+GRANT USAGE ON SCHEMA audit_demo TO authenticated;
+GRANT SELECT, UPDATE ON audit_demo.settings TO authenticated;
 BEGIN;
+SET LOCAL ROLE authenticated;
 SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-4000-8000-000000000001", "role": "authenticated"}', true) IS NOT NULL AS claims,
        set_config('request.headers', '{"user-agent": "supabase-js/2", "x-forwarded-for": "203.0.113.7, 10.0.0.1"}', true) IS NOT NULL AS headers,
        set_config('steward.change_reason', 'cooler answers', true) IS NOT NULL AS reason;
@@ -55,7 +59,7 @@ DELETE FROM steward.configuration_audit_log;
 TRUNCATE steward.configuration_audit_log;
 TRUNCATE steward.audit_entries;
 DELETE FROM steward.audit_entries;
-SELECT steward.audit_verify('00000000-0000-4000-8000-0000000000c1');
+SELECT steward.audit_verify('00000000-0000-4000-8000-0000000000c1'::uuid);
 -- Stored: old_values only where it is not the previous entry's new_values (the view above
 -- read every one of them back).
 SELECT seq, old_elided, old_values IS NULL AS old_values_not_stored FROM steward.audit_entries
@@ -127,7 +131,7 @@ SELECT steward.rollback_bulk(ARRAY[:'second_change', :'bad_target']::uuid[], 'bu
 SELECT doc FROM audit_demo.settings;
 SELECT steward.rollback_bulk(ARRAY[:'second_change']::uuid[], 'bulk') IS NOT NULL AS bulk_applied;
 SELECT doc FROM audit_demo.settings;
-SELECT v ->> 'ok' AS ok, v ->> 'checked' AS checked FROM steward.audit_verify('00000000-0000-4000-8000-0000000000c1') v;
+SELECT v ->> 'ok' AS ok, v ->> 'checked' AS checked FROM steward.audit_verify('00000000-0000-4000-8000-0000000000c1'::uuid) v;
 
 -- Entry ids are time-ordered (UUID version 7), so the log's primary key grows at its right edge.
 SELECT count(*) > 0 AND bool_and(substr(id::text, 15, 1) = '7') AS version_7_ids FROM steward.configuration_audit_log;
@@ -147,6 +151,7 @@ TRUNCATE audit_demo.settings;
 SELECT action, config_id FROM steward.configuration_audit_log
  WHERE relid = 'audit_demo.settings'::regclass AND action IN ('deleted', 'truncated') ORDER BY action;
 SELECT steward.audit_purge('1 hour');
+SELECT steward.audit_purge('-1 year 361 days');
 SELECT (steward.audit_purge('1 day', true)) ->> 'entries' AS would_remove;
 SELECT steward._audit_purge(:'mid', false) > 0 AS removed_older_entries;
 SELECT count(*) AS older_left FROM steward.configuration_audit_log WHERE changed_at < :'mid';
@@ -156,5 +161,11 @@ SELECT l.seq, l.old_values, l.new_values, e.old_elided
  WHERE l.config_id = '00000000-0000-4000-8000-0000000000c1';
 SELECT count(*) AS purges_recorded, bool_and(entries_removed > 0) AS counted FROM steward.audit_purges;
 SELECT v ->> 'ok' AS chains_still_verify FROM steward.audit_verify() v;
+-- A checkpoint of every chain head, and the log verified against it.
+SELECT c ->> 'version' AS version, (c ->> 'chains')::int > 0 AS has_chains, length(c ->> 'digest') AS digest_length
+  FROM steward.audit_checkpoint() c;
+SELECT v ->> 'ok' AS checkpoint_verifies, jsonb_array_length(v -> 'deleted_chains') AS deleted,
+       jsonb_array_length(v -> 'truncated') AS truncated, jsonb_array_length(v -> 'edited') AS edited
+  FROM steward.audit_verify(steward.audit_checkpoint()) v;
 SELECT steward.audit_disable('audit_demo.settings');
 SELECT count(*) AS still_registered FROM steward.audited_tables WHERE relid = 'audit_demo.settings'::regclass;

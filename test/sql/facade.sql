@@ -62,7 +62,9 @@ INSERT INTO public.query_performance_logs (query_text, duration_ms) VALUES ('sel
 ROLLBACK;
 
 -- Malformed claims never break a caller; the identity falls back to the session user.
+-- (Claims count only under an API role, as PostgREST's SET ROLE gives.)
 BEGIN;
+SET LOCAL ROLE authenticated;
 SELECT set_config('request.jwt.claims', '{not json', true) IS NOT NULL AS bad_claims;
 SELECT steward.caller_id() = session_user::text AS falls_back;
 SELECT set_config('request.jwt.claims', '{"sub": "6f1d2c1e-1111-4a4a-9999-000000000001"}', true) IS NOT NULL AS good_claims;
