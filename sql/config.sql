@@ -20,35 +20,75 @@ SELECT pg_catalog.pg_extension_config_dump('steward.train_schema', '');
 
 -- API keys written into an AI configuration (apiKeys.primaryKey / secondaryKey) are moved
 -- here by the row guard; the document keeps a token: the mask ("••••" and the last four
--- characters), "#" and 16 hex digits of the key's SHA-256 (src/config/keys.rs).  Only the
--- service role reads this table (through the effective configuration); entries are never
--- removed, so a rolled-back or restored document's token still resolves.
+-- characters), "#" and 16 hex digits of the key's SHA-256 (src/config/keys.rs).  Each entry
+-- is bound to the owner of the row it came from (the user, or the organisation), and a token
+-- resolves only for that owner: a token copied into someone else's row resolves to nothing.
+-- Only the service role reads this table (through the effective configuration); entries are
+-- never removed, so a rolled-back or restored document's token still resolves.
 CREATE TABLE steward.api_key_vault (
-    token      text PRIMARY KEY,
+    token      text NOT NULL,
+    owner_kind text NOT NULL CHECK (owner_kind IN ('user', 'organization')),
+    owner_id   uuid NOT NULL,
     secret     text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (token, owner_kind, owner_id)
 );
 SELECT pg_catalog.pg_extension_config_dump('steward.api_key_vault', '');
 
--- Validation, API keys into the vault, and updated_at for every write of a configuration row,
--- whoever writes it.  TG_ARGV: document kind, document column.
+-- Validation, API keys into the vault, server-chosen ids and updated_at for every write of a
+-- configuration row, whoever writes it.  TG_ARGV: document kind, document column.
+-- SECURITY INVOKER: it runs as the writer, so nothing of the table (defaults, column types,
+-- other triggers) is ever evaluated with more rights than the writer's.  The one privileged
+-- step, storing keys in steward.api_key_vault, is steward._vault_api_keys (SECURITY DEFINER,
+-- plain jsonb/text/uuid in, steward's own table only).
+-- Ids: a row written by an API role (anon, authenticated, service_role, or a member of one,
+-- superusers excepted) never carries a client-chosen id: on INSERT the id is replaced by
+-- gen_random_uuid() unless it is the id of a row the writer can already see in the table
+-- (row-level security decides: for an end user, her own row — so upserts by id keep
+-- working), and an UPDATE never changes it.  Audit history and rollback are keyed by these
+-- ids, so a user re-inserting a row under another user's (or a deleted row's) id would be
+-- served that configuration's history.  The service role is included: it passes client
+-- payloads through, and choosing ids gives it nothing it needs.  Admin logins and the
+-- tables' owners (restores, migrations) keep the ids they write.
 CREATE FUNCTION steward._config_row_guard() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE plpgsql SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_doc jsonb := to_jsonb(NEW) -> TG_ARGV[1];
+    v_row jsonb := pg_catalog.to_jsonb(NEW);
+    v_doc jsonb := v_row OPERATOR(pg_catalog.->) TG_ARGV[1];
     v_vaulted jsonb;
+    v_visible boolean;
 BEGIN
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                    WHERE r.rolname OPERATOR(pg_catalog.=) ANY (ARRAY['anon', 'authenticated', 'service_role']::name[])
+                      AND pg_catalog.pg_has_role(r.oid, 'USAGE')) THEN
+        IF TG_OP = 'UPDATE' THEN
+            NEW.id := OLD.id;
+        ELSE
+            EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %I.%I t WHERE t.id OPERATOR(pg_catalog.=) $1)',
+                                      TG_TABLE_SCHEMA, TG_TABLE_NAME)
+               INTO v_visible USING NEW.id;
+            IF NEW.id IS NULL OR NOT v_visible THEN
+                NEW.id := pg_catalog.gen_random_uuid();
+            END IF;
+        END IF;
+    END IF;
     PERFORM steward._check_document(TG_ARGV[0], v_doc);
     IF TG_ARGV[0] = 'ai_config' THEN
-        v_vaulted := steward._vault_api_keys(v_doc);
+        v_vaulted := CASE
+            WHEN v_row OPERATOR(pg_catalog.->>) 'user_id' IS NOT NULL
+                THEN steward._vault_api_keys(v_doc, 'user', (v_row OPERATOR(pg_catalog.->>) 'user_id')::uuid)
+            WHEN v_row OPERATOR(pg_catalog.->>) 'organization_id' IS NOT NULL
+                THEN steward._vault_api_keys(v_doc, 'organization', (v_row OPERATOR(pg_catalog.->>) 'organization_id')::uuid)
+            END;
         IF v_vaulted IS NOT NULL THEN
-            NEW := jsonb_populate_record(NEW, jsonb_build_object(TG_ARGV[1], v_vaulted));
+            NEW := pg_catalog.jsonb_populate_record(NEW, pg_catalog.jsonb_build_object(TG_ARGV[1], v_vaulted));
         END IF;
     END IF;
     IF TG_OP = 'UPDATE' THEN
-        NEW := jsonb_populate_record(NEW, jsonb_build_object('updated_at', clock_timestamp()));
+        NEW := pg_catalog.jsonb_populate_record(NEW, pg_catalog.jsonb_build_object('updated_at', pg_catalog.clock_timestamp()));
     END IF;
     RETURN NEW;
 END
@@ -72,73 +112,124 @@ CREATE TRIGGER config_overrides_guard BEFORE INSERT OR UPDATE ON steward.config_
 CREATE TRIGGER config_overrides_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON steward.config_overrides
     FOR EACH STATEMENT EXECUTE FUNCTION steward._effective_config_changed();
 
--- Default preferences for a new auth.users row (Supabase), in the installed schema.
-CREATE FUNCTION steward._default_preferences_for_new_user() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER
+-- Whether the owner of schema p_schema (for pg_database_owner: the database's owner) holds
+-- every privilege of p_role — i.e. whether code p_role runs over that schema's objects could
+-- do anything the schema's owner cannot already do.  A schema's owner may drop and re-create
+-- any object in it, so SECURITY DEFINER code of p_role over them is safe only then.
+CREATE FUNCTION steward._schema_owner_holds(p_schema name, p_role oid) RETURNS boolean
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+    SELECT coalesce(pg_catalog.pg_has_role(
+               CASE WHEN n.nspowner OPERATOR(pg_catalog.=) 'pg_database_owner'::pg_catalog.regrole
+                    THEN (SELECT d.datdba FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+                    ELSE n.nspowner END,
+               p_role, 'USAGE'), false)
+      FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) p_schema
+$$;
+
+-- Default preferences for a new auth.users row (Supabase).  install_train_schema creates, in
+-- the target schema and owned by the installing role (the owner of user_preferences), the
+-- trigger function steward_default_preferences() with this body — constant text: the schema
+-- comes in as the trigger's argument and is quoted with %I.  It is SECURITY DEFINER as that
+-- owner, never as the extension's owner, and on every call it checks again that
+-- user_preferences is still its owner's table in a schema whose owner holds that owner's
+-- rights; otherwise it inserts nothing and warns (a signup never fails because of it).
+CREATE FUNCTION steward._default_preferences_body() RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $f$ SELECT $body$
 DECLARE
-    v_schema name := (SELECT t.schema_name FROM steward.train_schema t);
+    v_table oid := pg_catalog.to_regclass(pg_catalog.format('%I.user_preferences', TG_ARGV[0]));
 BEGIN
-    IF v_schema IS NOT NULL THEN
-        EXECUTE format('INSERT INTO %I.user_preferences (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING', v_schema)
+    IF v_table IS NOT NULL
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                    WHERE c.oid OPERATOR(pg_catalog.=) v_table AND c.relkind OPERATOR(pg_catalog.=) 'r'
+                      AND c.relowner OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER))
+       AND steward._schema_owner_holds(TG_ARGV[0], (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)) THEN
+        EXECUTE pg_catalog.format('INSERT INTO %I.user_preferences (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING', TG_ARGV[0])
           USING NEW.id;
+    ELSE
+        RAISE WARNING 'no default preferences for the new user: %.user_preferences is not a table of % in a schema its owner controls',
+                      pg_catalog.quote_ident(TG_ARGV[0]), CURRENT_USER
+              USING HINT = 'Run steward.install_train_schema() again as the owner of that schema.';
     END IF;
     RETURN NEW;
 END
-$$;
+$body$::text $f$;
 
--- Create the application's configuration tables where missing, with constraints, indexes,
--- updated_at, validation, row-level security as on Supabase, and register them for backup
--- and for auditing.  Runs with the caller's rights:
--- creating tables in a schema needs the caller's own CREATE privilege there.
+-- The application's configuration tables, with constraints, indexes, updated_at, validation,
+-- row-level security as on Supabase; registered for backup and for auditing, and made the
+-- tables the effective configuration reads.  SECURITY INVOKER: every object is created by
+-- and belongs to the caller, PostgreSQL enforces CREATE on the schema, and the caller must
+-- own the schema (or be a member of its owner; superusers pass) and every existing object of
+-- the names it creates (steward._install_check).  Identifiers are quoted with %I; no name is
+-- ever placed inside a dollar-quoted body.
 CREATE FUNCTION steward.install_train_schema(target_schema name DEFAULT 'public') RETURNS text
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 SET client_min_messages = warning
 AS $$
 DECLARE
     s name := target_schema;
     v_roles text;
+    v_me oid := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER);
+    v_relations name[] := ARRAY['organizations', 'organization_members', 'user_preferences', 'ai_configurations',
+                                'organization_members_user_idx', 'ai_configurations_user_active_idx',
+                                'ai_configurations_org_active_idx']::name[];
+    v_functions name[] := ARRAY['steward_default_preferences']::name[];
+    v_auth regclass := pg_catalog.to_regclass('auth.users');
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = s) THEN
-        RAISE EXCEPTION 'schema "%" does not exist', s USING ERRCODE = '3F000';
+    IF s IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) s) THEN
+        RAISE EXCEPTION 'schema % does not exist', coalesce(pg_catalog.quote_ident(s), 'NULL') USING ERRCODE = '3F000';
     END IF;
-    IF s IN ('pg_catalog', 'information_schema', 'steward') OR s ~ '^pg_' THEN
-        RAISE EXCEPTION 'the configuration tables cannot go into schema "%"', s USING ERRCODE = '42501';
+    IF s IN ('pg_catalog', 'information_schema', 'steward', 'pg_toast') OR s ~ '^pg_' THEN
+        RAISE EXCEPTION 'the configuration tables cannot go into schema %', pg_catalog.quote_ident(s) USING ERRCODE = '42501';
     END IF;
-    EXECUTE format($ddl$
-        CREATE TABLE IF NOT EXISTS %1$I.organizations (
-            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    PERFORM steward._install_check(CURRENT_USER, s, v_relations, v_functions);
+
+    -- Tables the caller owns are kept; missing ones are created with a plain CREATE, which
+    -- fails rather than adopt a table someone creates concurrently.
+    IF pg_catalog.to_regclass(pg_catalog.format('%I.organizations', s)) IS NULL THEN
+        EXECUTE pg_catalog.format('CREATE TABLE %I.organizations (
+            id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
             name text NOT NULL,
-            created_at timestamptz NOT NULL DEFAULT now());
-        CREATE TABLE IF NOT EXISTS %1$I.organization_members (
+            created_at timestamptz NOT NULL DEFAULT pg_catalog.now())', s);
+    END IF;
+    IF pg_catalog.to_regclass(pg_catalog.format('%I.organization_members', s)) IS NULL THEN
+        EXECUTE pg_catalog.format('CREATE TABLE %1$I.organization_members (
             organization_id uuid NOT NULL REFERENCES %1$I.organizations (id) ON DELETE CASCADE,
             user_id uuid NOT NULL,
-            role text NOT NULL DEFAULT 'member',
-            created_at timestamptz NOT NULL DEFAULT now(),
-            PRIMARY KEY (organization_id, user_id));
-        CREATE INDEX IF NOT EXISTS organization_members_user_idx ON %1$I.organization_members (user_id);
-        CREATE TABLE IF NOT EXISTS %1$I.user_preferences (
-            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            role text NOT NULL DEFAULT ''member'',
+            created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+            PRIMARY KEY (organization_id, user_id))', s);
+    END IF;
+    EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS organization_members_user_idx ON %I.organization_members (user_id)', s);
+    IF pg_catalog.to_regclass(pg_catalog.format('%I.user_preferences', s)) IS NULL THEN
+        EXECUTE pg_catalog.format('CREATE TABLE %I.user_preferences (
+            id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
             user_id uuid NOT NULL UNIQUE,
-            preferences jsonb NOT NULL DEFAULT '{}',
-            created_at timestamptz NOT NULL DEFAULT now(),
-            updated_at timestamptz NOT NULL DEFAULT now());
-        CREATE TABLE IF NOT EXISTS %1$I.ai_configurations (
-            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            preferences jsonb NOT NULL DEFAULT ''{}'',
+            created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+            updated_at timestamptz NOT NULL DEFAULT pg_catalog.now())', s);
+    END IF;
+    IF pg_catalog.to_regclass(pg_catalog.format('%I.ai_configurations', s)) IS NULL THEN
+        EXECUTE pg_catalog.format('CREATE TABLE %1$I.ai_configurations (
+            id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
             user_id uuid,
             organization_id uuid REFERENCES %1$I.organizations (id) ON DELETE CASCADE,
             config_name varchar(255) NOT NULL,
-            configuration jsonb NOT NULL DEFAULT '{}',
+            configuration jsonb NOT NULL DEFAULT ''{}'',
             is_active boolean NOT NULL DEFAULT true,
             priority integer NOT NULL DEFAULT 0,
-            created_at timestamptz NOT NULL DEFAULT now(),
-            updated_at timestamptz NOT NULL DEFAULT now(),
+            created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+            updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
             created_by uuid,
-            CONSTRAINT ai_configurations_one_owner CHECK (num_nonnulls(user_id, organization_id) = 1),
+            CONSTRAINT ai_configurations_one_owner CHECK (pg_catalog.num_nonnulls(user_id, organization_id) OPERATOR(pg_catalog.=) 1),
             CONSTRAINT ai_configurations_user_name_key UNIQUE (user_id, config_name),
-            CONSTRAINT ai_configurations_org_name_key UNIQUE (organization_id, config_name));
+            CONSTRAINT ai_configurations_org_name_key UNIQUE (organization_id, config_name))', s);
+    END IF;
+    EXECUTE pg_catalog.format($ddl$
         CREATE INDEX IF NOT EXISTS ai_configurations_user_active_idx
             ON %1$I.ai_configurations (user_id, priority DESC, updated_at DESC) WHERE is_active;
         CREATE INDEX IF NOT EXISTS ai_configurations_org_active_idx
@@ -160,9 +251,10 @@ BEGIN
 
     -- Policies for the roles that exist (Supabase's service_role bypasses RLS there; here it
     -- and steward_admin get an explicit all-rows policy so the behaviour is the same).
-    SELECT string_agg(quote_ident(r), ', ') INTO v_roles
-      FROM unnest(ARRAY['steward_admin', 'service_role']) r WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r);
-    EXECUTE format($p$
+    SELECT string_agg(pg_catalog.quote_ident(r), ', ') INTO v_roles
+      FROM unnest(ARRAY['steward_admin', 'service_role']) r
+     WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles x WHERE x.rolname OPERATOR(pg_catalog.=) r);
+    EXECUTE pg_catalog.format($p$
         DROP POLICY IF EXISTS steward_admin_all ON %1$I.user_preferences;
         CREATE POLICY steward_admin_all ON %1$I.user_preferences FOR ALL TO %2$s USING (true) WITH CHECK (true);
         DROP POLICY IF EXISTS steward_admin_all ON %1$I.ai_configurations;
@@ -172,41 +264,62 @@ BEGIN
         GRANT SELECT, INSERT, UPDATE, DELETE ON %1$I.user_preferences, %1$I.ai_configurations,
               %1$I.organizations, %1$I.organization_members TO %2$s;
         $p$, s, v_roles);
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
-        EXECUTE format($p$
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles x WHERE x.rolname OPERATOR(pg_catalog.=) 'authenticated') THEN
+        EXECUTE pg_catalog.format($p$
             DROP POLICY IF EXISTS own_preferences ON %1$I.user_preferences;
             CREATE POLICY own_preferences ON %1$I.user_preferences FOR ALL TO authenticated
-                USING (user_id = steward.caller_uuid()) WITH CHECK (user_id = steward.caller_uuid());
+                USING (user_id OPERATOR(pg_catalog.=) steward.caller_uuid()) WITH CHECK (user_id OPERATOR(pg_catalog.=) steward.caller_uuid());
             DROP POLICY IF EXISTS own_configurations ON %1$I.ai_configurations;
             CREATE POLICY own_configurations ON %1$I.ai_configurations FOR ALL TO authenticated
-                USING (user_id = steward.caller_uuid()) WITH CHECK (user_id = steward.caller_uuid());
+                USING (user_id OPERATOR(pg_catalog.=) steward.caller_uuid()) WITH CHECK (user_id OPERATOR(pg_catalog.=) steward.caller_uuid());
             DROP POLICY IF EXISTS member_reads_organization ON %1$I.ai_configurations;
             CREATE POLICY member_reads_organization ON %1$I.ai_configurations FOR SELECT TO authenticated
                 USING (organization_id IN (SELECT m.organization_id FROM %1$I.organization_members m
-                                            WHERE m.user_id = steward.caller_uuid()));
+                                            WHERE m.user_id OPERATOR(pg_catalog.=) steward.caller_uuid()));
             DROP POLICY IF EXISTS own_memberships ON %1$I.organization_members;
             CREATE POLICY own_memberships ON %1$I.organization_members FOR SELECT TO authenticated
-                USING (user_id = steward.caller_uuid());
+                USING (user_id OPERATOR(pg_catalog.=) steward.caller_uuid());
             GRANT SELECT, INSERT, UPDATE, DELETE ON %1$I.user_preferences, %1$I.ai_configurations TO authenticated;
             GRANT SELECT ON %1$I.organizations, %1$I.organization_members TO authenticated;
-            GRANT USAGE ON SCHEMA steward TO authenticated;
-            GRANT EXECUTE ON FUNCTION steward.caller_uuid(), steward.caller_id() TO authenticated;
             $p$, s);
     END IF;
+    -- What the writers of these tables need in steward (the row guard runs as the writer).
+    PERFORM steward._config_grants();
 
-    IF to_regclass('auth.users') IS NOT NULL THEN
-        EXECUTE 'CREATE OR REPLACE TRIGGER steward_default_preferences AFTER INSERT ON auth.users
-                 FOR EACH ROW EXECUTE FUNCTION steward._default_preferences_for_new_user()';
+    -- Default preferences for new Supabase users: only where the caller may attach a trigger
+    -- to auth.users, and only when the schema's owner holds the caller's rights (the function
+    -- runs as the caller; see _default_preferences_body).
+    IF v_auth IS NOT NULL THEN
+        IF pg_catalog.has_table_privilege(v_auth, 'TRIGGER') AND steward._schema_owner_holds(s, v_me) THEN
+            IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+                            WHERE n.nspname OPERATOR(pg_catalog.=) s AND p.proname OPERATOR(pg_catalog.=) 'steward_default_preferences'
+                              AND p.pronargs OPERATOR(pg_catalog.=) 0) THEN
+                EXECUTE pg_catalog.format('CREATE FUNCTION %I.steward_default_preferences() RETURNS trigger LANGUAGE plpgsql
+                                           SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
+                                          s, steward._default_preferences_body());
+            ELSE
+                EXECUTE pg_catalog.format('CREATE OR REPLACE FUNCTION %I.steward_default_preferences() RETURNS trigger LANGUAGE plpgsql
+                                           SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
+                                          s, steward._default_preferences_body());
+            END IF;
+            EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %I.steward_default_preferences() FROM PUBLIC', s);
+            EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER steward_default_preferences AFTER INSERT ON auth.users
+                                       FOR EACH ROW EXECUTE FUNCTION %I.steward_default_preferences(%L)', s, s);
+        ELSE
+            RAISE WARNING 'no default preferences for new auth.users rows'
+                USING DETAIL = pg_catalog.format('%I may not attach triggers to auth.users, or the owner of schema %I does not hold its rights.', CURRENT_USER, s),
+                      HINT = 'Have the owner of auth.users run install_train_schema into a schema it owns.';
+        END IF;
     END IF;
 
-    PERFORM steward._generate_ai_config_rows(s);
-    INSERT INTO steward.train_schema (schema_name) VALUES (s)
-    ON CONFLICT (singleton) DO UPDATE SET schema_name = EXCLUDED.schema_name, installed_at = now();
-    PERFORM steward.config_register(format('%I.user_preferences', s)::regclass);
-    PERFORM steward.config_register(format('%I.ai_configurations', s)::regclass);
-    PERFORM steward.audit_enable(format('%I.user_preferences', s)::regclass, 'user_preference', 'preferences', 'user_id');
-    PERFORM steward.audit_enable(format('%I.ai_configurations', s)::regclass, 'ai_config', 'configuration', 'user_id');
-    RETURN format('configuration tables ready in schema %I', s);
+    PERFORM steward._install_check(CURRENT_USER, s, v_relations, v_functions);
+    -- The privileged steps (steward's own tables and functions): checked again there.
+    PERFORM steward._set_train_schema(s);
+    PERFORM steward.config_register(pg_catalog.format('%I.user_preferences', s)::regclass);
+    PERFORM steward.config_register(pg_catalog.format('%I.ai_configurations', s)::regclass);
+    PERFORM steward.audit_enable(pg_catalog.format('%I.user_preferences', s)::regclass, 'user_preference', 'preferences', 'user_id');
+    PERFORM steward.audit_enable(pg_catalog.format('%I.ai_configurations', s)::regclass, 'ai_config', 'configuration', 'user_id');
+    RETURN pg_catalog.format('configuration tables ready in schema %I', s);
 END
 $$;
 
@@ -224,16 +337,60 @@ RETURNS TABLE (configuration jsonb, source text, id uuid)
 LANGUAGE sql STABLE
 AS $$ SELECT o.document, 'database'::text, NULL::uuid FROM steward.config_overrides o WHERE o.kind OPERATOR(pg_catalog.=) 'ai_config' $$;
 
-CREATE FUNCTION steward._generate_ai_config_rows(p_schema name) RETURNS void
+-- Make the tables in p_schema the ones the effective configuration reads: record the schema
+-- and regenerate _ai_config_rows over it.  SECURITY DEFINER (it writes steward's own table and
+-- function), so it checks the role behind the request (steward._outer_role(), not the
+-- definer) itself: that role must be allowed to install into p_schema and own its tables
+-- (steward._install_check), the tables must be ordinary tables, and a registration of
+-- another schema is moved only by a role holding the rights of that schema's table owner
+-- (a superuser, or its owner) — a steward_admin cannot point everyone's configuration at a
+-- schema of her own over an installation of someone else.  The generated body is a literal
+-- (%L) with the schema as a quoted identifier (%I): no name is placed inside a dollar quote.
+CREATE FUNCTION steward._set_train_schema(p_schema name) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $gen$
+DECLARE
+    v_caller name := steward._outer_role();
+    v_tables name[] := ARRAY['organizations', 'organization_members', 'user_preferences', 'ai_configurations']::name[];
+    v_current name := (SELECT t.schema_name FROM steward.train_schema t);
+    v_owner oid;
+    v_t name;
 BEGIN
-    EXECUTE format($f$
+    IF p_schema IS NULL OR p_schema IN ('pg_catalog', 'information_schema', 'steward', 'pg_toast') OR p_schema ~ '^pg_' THEN
+        RAISE EXCEPTION 'the configuration tables cannot go into schema %', coalesce(pg_catalog.quote_ident(p_schema), 'NULL')
+            USING ERRCODE = '42501';
+    END IF;
+    PERFORM steward._install_check(v_caller, p_schema, v_tables, '{}'::name[]);
+    FOREACH v_t IN ARRAY v_tables LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                        WHERE n.nspname OPERATOR(pg_catalog.=) p_schema AND c.relname OPERATOR(pg_catalog.=) v_t
+                          AND c.relkind OPERATOR(pg_catalog.=) 'r') THEN
+            RAISE EXCEPTION 'table %.% does not exist', pg_catalog.quote_ident(p_schema), pg_catalog.quote_ident(v_t)
+                USING ERRCODE = '42P01', HINT = 'steward.install_train_schema() creates the tables.';
+        END IF;
+    END LOOP;
+    IF v_current IS NOT NULL AND v_current OPERATOR(pg_catalog.<>) p_schema THEN
+        SELECT c.relowner INTO v_owner
+          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+         WHERE n.nspname OPERATOR(pg_catalog.=) v_current AND c.relname OPERATOR(pg_catalog.=) 'ai_configurations';
+        IF v_owner IS NOT NULL AND NOT pg_catalog.pg_has_role(v_caller, v_owner, 'USAGE') THEN
+            RAISE EXCEPTION 'permission denied to move the configuration tables from schema % to schema %',
+                            pg_catalog.quote_ident(v_current), pg_catalog.quote_ident(p_schema)
+                USING ERRCODE = '42501',
+                      DETAIL = pg_catalog.format('The configuration every user reads is installed in schema %I by %I; %I does not hold that role''s rights.',
+                                                 v_current, pg_catalog.pg_get_userbyid(v_owner), v_caller),
+                      HINT = 'A superuser or the owner of the installed tables runs install_train_schema() into the new schema.';
+        END IF;
+    END IF;
+    INSERT INTO steward.train_schema (schema_name) VALUES (p_schema)
+    ON CONFLICT (singleton) DO UPDATE SET schema_name = EXCLUDED.schema_name, installed_at = pg_catalog.now();
+    EXECUTE pg_catalog.format($f$
         CREATE OR REPLACE FUNCTION steward._ai_config_rows(p_user uuid)
         RETURNS TABLE (configuration jsonb, source text, id uuid)
         LANGUAGE sql STABLE
-        AS $body$
+        AS %L$f$,
+        pg_catalog.format($b$
             SELECT x.configuration, x.source, x.id
               FROM (SELECT 0 AS ord, o.document AS configuration, 0 AS priority, NULL::timestamptz AS updated_at,
                            NULL::uuid AS id, 'database'::text AS source
@@ -250,9 +407,30 @@ BEGIN
                       WHERE c.user_id OPERATOR(pg_catalog.=) p_user AND c.is_active
                       ORDER BY c.priority DESC, c.updated_at DESC, c.id LIMIT 1)) x
              ORDER BY x.ord, x.priority, x.updated_at, x.id
-        $body$$f$, p_schema);
+        $b$, p_schema));
 END
 $gen$;
+
+-- What the writers of the configuration tables (the row guard runs as the writer) and the
+-- readers of the effective configuration need in steward, for the API roles that exist now
+-- (install_train_schema calls this; refresh_grants should too).  Fixed grants, no input.
+CREATE FUNCTION steward._config_grants() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_role name;
+BEGIN
+    FOREACH v_role IN ARRAY ARRAY['steward_admin', 'service_role', 'authenticated']::name[] LOOP
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) v_role) THEN
+            EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA steward TO %I', v_role);
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION steward._check_document(text, jsonb),
+                                       steward._vault_api_keys(jsonb, text, uuid), steward._reveal_api_keys(jsonb, uuid),
+                                       steward.caller_uuid(), steward.caller_id() TO %I', v_role);
+        END IF;
+    END LOOP;
+END
+$$;
 
 -- The layers of a user's AI configuration, lowest first: database, organisations (by
 -- priority), the user's own best active configuration.  Runs with the caller's rights, so
@@ -282,7 +460,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT e.path,
            CASE WHEN e.path IN ('apiKeys.primaryKey', 'apiKeys.secondaryKey')
-                THEN steward._reveal_api_keys(jsonb_build_object('apiKeys', jsonb_build_object('primaryKey', e.value))) #> '{apiKeys,primaryKey}'
+                THEN steward._reveal_api_keys(jsonb_build_object('apiKeys', jsonb_build_object('primaryKey', e.value)), explain_ai_config.user_id) #> '{apiKeys,primaryKey}'
                 ELSE e.value END,
            e.source, e.source_id
       FROM steward._ai_config_layers(user_id) l,
@@ -419,7 +597,7 @@ BEGIN
                     RETURNING to_jsonb(c)', v_table)
        INTO v_row USING v_user, p_config_name, steward._apply_update('ai_config', v_old, coalesce(p_configuration, '{}')),
                         p_priority, p_is_active;
-    RETURN jsonb_set(v_row, '{configuration}', steward._reveal_api_keys(v_row -> 'configuration'));
+    RETURN jsonb_set(v_row, '{configuration}', steward._reveal_api_keys(v_row -> 'configuration', v_user));
 END
 $$;
 
@@ -504,3 +682,11 @@ INSERT INTO steward.facade_functions (seed_name, target, volatility, grant_to) V
     ('validate_ai_config',       'steward.validate_ai_config(jsonb)',       'stable', '{steward_admin,service_role,authenticated}'),
     ('validate_user_preferences', 'steward.validate_user_preferences(jsonb)', 'stable', '{steward_admin,service_role,authenticated}'),
     ('calculate_cost',           'steward.calculate_cost(bigint,bigint,text)', 'stable', '{steward_admin,service_role,authenticated}');
+
+-- A plain steward_admin member runs install_train_schema into a schema it owns: what the
+-- installer itself calls or attaches (the API roles get theirs from steward._config_grants()).
+GRANT EXECUTE ON FUNCTION steward._set_train_schema(name), steward._config_grants(), steward._schema_owner_holds(name, oid),
+                          steward._default_preferences_body(), steward._config_row_guard(), steward._effective_config_changed(),
+                          steward._check_document(text, jsonb), steward._vault_api_keys(jsonb, text, uuid),
+                          steward._reveal_api_keys(jsonb, uuid)
+   TO steward_admin;

@@ -98,6 +98,7 @@ extension_sql_file!(
         config::mask_api_keys,
         config::vault_api_keys,
         config::reveal_api_keys,
+        config::reveal_api_keys_for,
         config::effective::effective_ai_config,
         config::effective::get_effective_ai_config,
         config::cache::_effective_config_changed,

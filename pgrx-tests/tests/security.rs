@@ -84,3 +84,9 @@ pub fn survived(witness: &mut Client) -> bool {
 
 #[path = "security/privilege.rs"]
 mod privilege;
+
+#[path = "security/audit.rs"]
+mod audit;
+
+#[path = "security/install.rs"]
+mod install;

@@ -30,7 +30,7 @@ pub fn resolve(user_id: Option<pgrx::Uuid>) -> Result<serde_json::Value, ErrorRe
     }
     // Index probes without the executor when they apply (src/config/direct.rs), else SPI.
     if let Some(layers) = user_id.and_then(super::direct::layers) {
-        return finish(layers);
+        return finish(layers, user_id);
     }
     // Planned and run under search_path = pg_catalog, pg_temp (the plan is kept per backend).
     let layers = crate::common::privilege::with_pinned_search_path(|| Spi::connect(|client| {
@@ -62,18 +62,18 @@ pub fn resolve(user_id: Option<pgrx::Uuid>) -> Result<serde_json::Value, ErrorRe
             Ok::<_, ErrorReport>(layers)
         })
     }))?;
-    finish(layers)
+    finish(layers, user_id)
 }
 
 /// Defaults, then each layer merged in; keys in clear for the service role (resolved through
-/// the vault), masked for everyone else.
-fn finish(layers: Vec<serde_json::Value>) -> Result<serde_json::Value, ErrorReport> {
+/// the vault, only where bound to `user_id` or one of its organisations), masked for everyone else.
+fn finish(layers: Vec<serde_json::Value>, user_id: Option<pgrx::Uuid>) -> Result<serde_json::Value, ErrorReport> {
     let kind = DocKind::AiConfig;
     let mut doc = kind.defaults();
     for layer in &layers {
         merge::merge_into(&mut doc, &merge::normalized_ai_config(layer));
     }
-    super::keys::reveal_or_mask(&mut doc, sees_api_keys())?;
+    super::keys::reveal_or_mask(&mut doc, sees_api_keys(), user_id)?;
     Ok(doc)
 }
 
@@ -97,7 +97,7 @@ fn resolve_jsonb(user_id: Option<pgrx::Uuid>) -> Result<Option<JsonbDatum>, Erro
                 // Kept only when read by the direct path with a snapshot taken after the
                 // ticket (see cache.rs); otherwise answered as below, not kept.
                 if let Some(layers) = super::direct::layers_fresh(user) {
-                    let Some(datum) = Doc(finish(layers)?).into_datum() else { return Ok(None) };
+                    let Some(datum) = Doc(finish(layers, Some(user))?).into_datum() else { return Ok(None) };
                     super::cache::store(ticket, datum);
                     return Ok(Some(JsonbDatum(datum)));
                 }

@@ -7,7 +7,10 @@
 //! their own row, an admin reading the audit log, a backup, a diff or a rollback only ever
 //! handles the token; the effective configuration resolves tokens back to keys for the
 //! service role alone and shows everyone else the mask.  A rollback restores a token, which
-//! still resolves: vault entries are never removed.
+//! still resolves: vault entries are never removed.  Each entry is bound to the owner of the
+//! row the key was written into (a user or an organisation), and a token resolves only in
+//! the configuration of that user (or of a member of that organisation): a user who copies
+//! another user's token into her own row gets nothing for it.
 
 use pgrx::prelude::*;
 use serde_json::Value;
@@ -87,9 +90,41 @@ fn set_key(doc: &mut Value, field: &str, value: String) {
     }
 }
 
-/// Moves the document's keys in clear into the vault and returns it with tokens in their
-/// place; `None` when there is nothing to move.  Runs inside the row guard (SECURITY DEFINER).
-pub fn vault(doc: &Value) -> Result<Option<Value>, ErrorReport> {
+/// Who a vault entry belongs to: the user or the organisation whose row held the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    User(pgrx::Uuid),
+    Organization(pgrx::Uuid),
+}
+
+impl Owner {
+    /// `kind` as the row guard passes it ('user' / 'organization').
+    pub fn parse(kind: &str, id: pgrx::Uuid) -> Option<Owner> {
+        match kind {
+            "user" => Some(Owner::User(id)),
+            "organization" => Some(Owner::Organization(id)),
+            _ => None,
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            Owner::User(_) => "user",
+            Owner::Organization(_) => "organization",
+        }
+    }
+
+    fn id(self) -> pgrx::Uuid {
+        match self {
+            Owner::User(id) | Owner::Organization(id) => id,
+        }
+    }
+}
+
+/// Moves the document's keys in clear into the vault, bound to `owner`, and returns it with
+/// tokens in their place; `None` when there is nothing to move.  Runs inside the SECURITY
+/// DEFINER `steward._vault_api_keys` (it touches `steward.api_key_vault` only).
+pub fn vault(doc: &Value, owner: Owner) -> Result<Option<Value>, ErrorReport> {
     let clear = clear_keys(doc);
     if clear.is_empty() {
         return Ok(None);
@@ -98,8 +133,9 @@ pub fn vault(doc: &Value) -> Result<Option<Value>, ErrorReport> {
     for (field, key) in clear {
         let token = token_of(&key);
         Spi::run_with_args(
-            "INSERT INTO steward.api_key_vault (token, secret) VALUES ($1, $2) ON CONFLICT (token) DO NOTHING",
-            &[token.as_str().into(), key.as_str().into()],
+            "INSERT INTO steward.api_key_vault (token, owner_kind, owner_id, secret) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (token, owner_kind, owner_id) DO NOTHING",
+            &[token.as_str().into(), owner.kind().into(), owner.id().into(), key.as_str().into()],
         )
         .ctx("the API key vault")?;
         set_key(&mut out, field, token);
@@ -107,31 +143,66 @@ pub fn vault(doc: &Value) -> Result<Option<Value>, ErrorReport> {
     Ok(Some(out))
 }
 
-/// For the service role: tokens replaced by their keys (a token the vault does not hold is
-/// left as it is).  For everyone else: every key and token masked.
-pub fn reveal_or_mask(doc: &mut Value, sees_keys: bool) -> Result<(), ErrorReport> {
+/// The vault entry of `token` that `user` may have resolved: one bound to the user, or to an
+/// organisation the user is a member of (in the installed schema's organization_members).
+/// A token copied from another user's or organisation's row finds nothing.
+fn lookup(token: &str, user: pgrx::Uuid) -> Result<Option<(String, bool)>, ErrorReport> {
+    let own = Spi::get_one_with_args::<String>(
+        "SELECT v.secret FROM steward.api_key_vault v
+          WHERE v.token OPERATOR(pg_catalog.=) $1 AND v.owner_kind OPERATOR(pg_catalog.=) 'user'
+            AND v.owner_id OPERATOR(pg_catalog.=) $2",
+        &[token.into(), user.into()],
+    )
+    .ctx("the API key vault")?;
+    if let Some(secret) = own {
+        return Ok(Some((secret, true)));
+    }
+    // Organisation keys: the membership is read from the installed tables (schema name from
+    // steward.train_schema, quoted by quote_ident; the values are bound parameters).
+    let members = Spi::get_one::<String>(
+        "SELECT pg_catalog.quote_ident(t.schema_name) OPERATOR(pg_catalog.||) '.organization_members' FROM steward.train_schema t",
+    )
+    .ctx("the API key vault")?;
+    let Some(members) = members else { return Ok(None) };
+    let query = format!(
+        "SELECT v.secret FROM steward.api_key_vault v
+          WHERE v.token OPERATOR(pg_catalog.=) $1 AND v.owner_kind OPERATOR(pg_catalog.=) 'organization'
+            AND v.owner_id OPERATOR(pg_catalog.=) ANY (SELECT m.organization_id FROM {members} m
+                                                      WHERE m.user_id OPERATOR(pg_catalog.=) $2)
+          LIMIT 1"
+    );
+    let org = Spi::get_one_with_args::<String>(&query, &[token.into(), user.into()]).ctx("the API key vault")?;
+    Ok(org.map(|secret| (secret, false)))
+}
+
+/// For the service role: tokens replaced by their keys where the vault holds them for `user`
+/// (the user whose configuration this is, or one of that user's organisations); any other
+/// token is left as it is — it shows only the mask and a hash.  Without a user, nothing
+/// resolves.  For everyone else: every key and token masked.
+pub fn reveal_or_mask(doc: &mut Value, sees_keys: bool, user: Option<pgrx::Uuid>) -> Result<(), ErrorReport> {
     if !sees_keys {
         super::merge::mask_api_keys(doc);
         return Ok(());
     }
+    let Some(user) = user else { return Ok(()) };
     for (field, token) in tokens(doc) {
-        if let Some(secret) = REVEALED.with(|c| c.borrow().get(&token).cloned()) {
+        let cache_key = (token.clone(), user);
+        if let Some(secret) = REVEALED.with(|c| c.borrow().get(&cache_key).cloned()) {
             set_key(doc, field, secret);
             continue;
         }
-        let secret = Spi::get_one_with_args::<String>(
-            "SELECT v.secret FROM steward.api_key_vault v WHERE v.token = $1",
-            &[token.as_str().into()],
-        )
-        .ctx("the API key vault")?;
-        if let Some(secret) = secret {
-            REVEALED.with(|c| {
-                let mut c = c.borrow_mut();
-                if c.len() >= REVEALED_LIMIT {
-                    c.clear();
-                }
-                c.insert(token, secret.clone());
-            });
+        if let Some((secret, users_own)) = lookup(&token, user)? {
+            // Only user-bound entries are kept: they never go stale (entries are never
+            // changed or removed), whereas an organisation's key depends on a membership.
+            if users_own {
+                REVEALED.with(|c| {
+                    let mut c = c.borrow_mut();
+                    if c.len() >= REVEALED_LIMIT {
+                        c.clear();
+                    }
+                    c.insert(cache_key, secret.clone());
+                });
+            }
             set_key(doc, field, secret);
         }
     }
@@ -141,12 +212,11 @@ pub fn reveal_or_mask(doc: &mut Value, sees_keys: bool) -> Result<(), ErrorRepor
 const REVEALED_LIMIT: usize = 1024;
 
 thread_local! {
-    /// Tokens this backend has resolved for the service role.  A token names its key by hash
-    /// and vault entries are never changed or removed, so an entry never goes stale; only
-    /// found keys are kept (a token not in the vault yet is looked up again).  Read only
-    /// after the caller was found to be the service role (`reveal_or_mask`), so a connection
-    /// that switches roles per request (PostgREST) never shows it to anyone else.
-    static REVEALED: std::cell::RefCell<std::collections::HashMap<String, String>> =
+    /// (token, user) pairs this backend has resolved for the service role from entries bound
+    /// to that user.  Read only after the caller was found to be the service role
+    /// (`reveal_or_mask`), so a connection that switches roles per request (PostgREST) never
+    /// shows it to anyone else.
+    static REVEALED: std::cell::RefCell<std::collections::HashMap<(String, pgrx::Uuid), String>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 

@@ -14,6 +14,10 @@ pub mod error;
 #[path = "config_test.rs"]
 mod config_test;
 
+#[cfg(any(test, feature = "pg_test"))]
+#[path = "keys_test.rs"]
+mod keys_test;
+
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -167,19 +171,40 @@ pub fn apply_update(kind: &str, doc: Option<Doc>, update: Doc) -> Result<JsonB, 
     Ok(JsonB(base))
 }
 
-/// The document with its API keys in clear moved into `steward.api_key_vault` and tokens in
-/// their place, or NULL when it holds none (see `keys.rs`).  Called by the row guard.
-#[pg_extern(name = "_vault_api_keys", volatile, parallel_unsafe, strict)]
-pub fn vault_api_keys(doc: Doc) -> Result<Option<JsonB>, ErrorReport> {
-    Ok(keys::vault(&doc.0)?.map(JsonB))
+/// The document with its API keys in clear moved into `steward.api_key_vault`, bound to the
+/// owner of the row (`owner_kind` 'user' or 'organization', `owner_id`), and tokens in their
+/// place; NULL when it holds none (see `keys.rs`).  Called by the row guard, which runs as
+/// the writer: this is the one privileged step, so it is SECURITY DEFINER with a pinned
+/// search_path, takes plain values and touches steward's own vault table only.  Anyone who
+/// may call it can only store a key they know, bound to an owner — which resolves a token
+/// only in that owner's own rows, whose writers row-level security decides.
+#[pg_extern(name = "_vault_api_keys", volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+pub fn vault_api_keys(doc: Option<Doc>, owner_kind: Option<&str>, owner_id: Option<pgrx::Uuid>) -> Result<Option<JsonB>, ErrorReport> {
+    let (Some(doc), Some(kind), Some(id)) = (doc, owner_kind, owner_id) else { return Ok(None) };
+    let Some(owner) = keys::Owner::parse(kind, id) else {
+        return Err(ConfigError::Invalid { kind: "API key owner", problems: vec![format!("owner kind must be user or organization (got \"{kind}\")")] }.into());
+    };
+    Ok(keys::vault(&doc.0, owner)?.map(JsonB))
 }
 
-/// The document as the caller may see it: keys in clear for the service role (tokens resolved
-/// through the vault), masked for everyone else.
+/// The document as the caller may see it: for the service role, tokens resolved through the
+/// vault where they belong to `user_id` (the user whose configuration this is, or one of that
+/// user's organisations); masked for everyone else.
+#[pg_extern(name = "_reveal_api_keys", stable, parallel_safe)]
+pub fn reveal_api_keys_for(doc: Option<Doc>, user_id: Option<pgrx::Uuid>) -> Result<Option<JsonB>, ErrorReport> {
+    let Some(doc) = doc else { return Ok(None) };
+    let mut doc = doc.0;
+    keys::reveal_or_mask(&mut doc, crate::common::identity::sees_api_keys(), user_id)?;
+    Ok(Some(JsonB(doc)))
+}
+
+/// The one-argument form kept for existing callers: resolves tokens for the calling user only
+/// (the JWT subject), so a token resolves only in its owner's own requests.
 #[pg_extern(name = "_reveal_api_keys", stable, parallel_safe, strict)]
 pub fn reveal_api_keys(doc: Doc) -> Result<JsonB, ErrorReport> {
     let mut doc = doc.0;
-    keys::reveal_or_mask(&mut doc, crate::common::identity::sees_api_keys())?;
+    keys::reveal_or_mask(&mut doc, crate::common::identity::sees_api_keys(), crate::common::identity::caller_uuid())?;
     Ok(JsonB(doc))
 }
 
