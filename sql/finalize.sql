@@ -132,6 +132,8 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- The installers run as the caller and read what to install.
+    EXECUTE 'GRANT SELECT ON steward.facade_functions, steward.facade_views TO steward_admin';
     EXECUTE format('GRANT SELECT ON steward.function_grants TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     EXECUTE format('GRANT SELECT ON steward.effective_settings, steward.setting_defaults, steward.settings,

@@ -305,6 +305,8 @@ mod tests {
     /// there is no previous entry to read it from) and the log still verifies.
     #[pg_test]
     fn a_purge_forgets_remembered_chain_heads() {
+        // The purge's EXCLUSIVE lock first (see checkpoint_tells_purges_from_deletions).
+        run("LOCK TABLE steward.audit_entries IN EXCLUSIVE MODE");
         make_table("audit_t7");
         let cfg = "00000000-0000-4000-8000-000000000007";
         run(&format!(
@@ -572,6 +574,9 @@ mod tests {
     /// Entries the purge removed are reported as purged, not as deleted.
     #[pg_test]
     fn checkpoint_tells_purges_from_deletions() {
+        // The purge takes an EXCLUSIVE lock on the log; taken first, so tests running beside
+        // this one wait instead of deadlocking with its inserts.
+        run("LOCK TABLE steward.audit_entries IN EXCLUSIVE MODE");
         make_table("audit_k2");
         let cfg = "00000000-0000-4000-8000-000000000201";
         run(&format!(

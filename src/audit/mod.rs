@@ -50,9 +50,10 @@ thread_local! {
 const RATE_SQL: &str = "
 INSERT INTO steward.audit_rate AS r (user_id, window_start, changes) VALUES ($1, pg_catalog.now(), 1)
 ON CONFLICT (user_id) DO UPDATE
-   SET changes = CASE WHEN r.window_start > pg_catalog.now() - interval '1 minute' THEN r.changes + 1 ELSE 1 END,
-       window_start = CASE WHEN r.window_start > pg_catalog.now() - interval '1 minute' THEN r.window_start
-                           ELSE pg_catalog.now() END
+   SET changes = CASE WHEN r.window_start OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 minute')
+                      THEN r.changes OPERATOR(pg_catalog.+) 1 ELSE 1 END,
+       window_start = CASE WHEN r.window_start OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 minute')
+                           THEN r.window_start ELSE pg_catalog.now() END
 RETURNING r.changes::bigint, steward.setting_number('auditRateLimitPerMinute')::bigint";
 
 /// Who makes the change and from where, read from the settings PostgREST sets per request.
@@ -308,7 +309,9 @@ pub struct Entry {
 
 fn write_entry(entry: &Entry, who: &Attribution) -> Result<pgrx::Uuid, ErrorReport> {
     if let Some(user) = rate_limited_user(who) {
-        as_log_writer(|| Spi::connect_mut(|client| check_rate(client, user)))?;
+        // Planned and run as the log owner under search_path = pg_catalog, pg_temp: the
+        // caller's path never picks an operator or function for it.
+        as_log_writer(|| crate::common::privilege::with_pinned_search_path(|| Spi::connect_mut(|client| check_rate(client, user))))?;
     }
     writer::insert_entry(entry, who)
 }

@@ -17,6 +17,14 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::common::SpiContext;
+
+/// A single-value look-up: no row is None (pgrx reports it as InvalidPosition).
+fn optional<T>(r: Result<Option<T>, pgrx::spi::SpiError>) -> Result<Option<T>, pgrx::spi::SpiError> {
+    match r {
+        Err(pgrx::spi::SpiError::InvalidPosition) => Ok(None),
+        other => other,
+    }
+}
 use pgrx::pg_sys::panic::ErrorReport;
 
 pub const KEY_FIELDS: [&str; 2] = ["primaryKey", "secondaryKey"];
@@ -147,21 +155,25 @@ pub fn vault(doc: &Value, owner: Owner) -> Result<Option<Value>, ErrorReport> {
 /// organisation the user is a member of (in the installed schema's organization_members).
 /// A token copied from another user's or organisation's row finds nothing.
 fn lookup(token: &str, user: pgrx::Uuid) -> Result<Option<(String, bool)>, ErrorReport> {
-    let own = Spi::get_one_with_args::<String>(
+    crate::common::privilege::with_pinned_search_path(|| lookup_pinned(token, user))
+}
+
+fn lookup_pinned(token: &str, user: pgrx::Uuid) -> Result<Option<(String, bool)>, ErrorReport> {
+    let own = optional(Spi::get_one_with_args::<String>(
         "SELECT v.secret FROM steward.api_key_vault v
           WHERE v.token OPERATOR(pg_catalog.=) $1 AND v.owner_kind OPERATOR(pg_catalog.=) 'user'
             AND v.owner_id OPERATOR(pg_catalog.=) $2",
         &[token.into(), user.into()],
-    )
+    ))
     .ctx("the API key vault")?;
     if let Some(secret) = own {
         return Ok(Some((secret, true)));
     }
     // Organisation keys: the membership is read from the installed tables (schema name from
     // steward.train_schema, quoted by quote_ident; the values are bound parameters).
-    let members = Spi::get_one::<String>(
+    let members = optional(Spi::get_one::<String>(
         "SELECT pg_catalog.quote_ident(t.schema_name) OPERATOR(pg_catalog.||) '.organization_members' FROM steward.train_schema t",
-    )
+    ))
     .ctx("the API key vault")?;
     let Some(members) = members else { return Ok(None) };
     let query = format!(
@@ -171,7 +183,7 @@ fn lookup(token: &str, user: pgrx::Uuid) -> Result<Option<(String, bool)>, Error
                                                       WHERE m.user_id OPERATOR(pg_catalog.=) $2)
           LIMIT 1"
     );
-    let org = Spi::get_one_with_args::<String>(&query, &[token.into(), user.into()]).ctx("the API key vault")?;
+    let org = optional(Spi::get_one_with_args::<String>(&query, &[token.into(), user.into()])).ctx("the API key vault")?;
     Ok(org.map(|secret| (secret, false)))
 }
 
