@@ -195,20 +195,26 @@ pub fn jsonb_depth(v: &Value, stop: usize) -> usize {
 pub struct Doc(pub Value);
 
 unsafe fn string_of(v: &pg_sys::JsonbValue) -> String {
+    // SAFETY: reading the string arm of a JsonbValue whose type_ the caller checked is jbvString.
     let s = unsafe { v.val.string };
     if s.val.is_null() || s.len <= 0 {
         return String::new();
     }
+    // SAFETY: PostgreSQL's string value: `len` bytes at `val` (non-null, len > 0 checked above), alive while the document is.
     let bytes = unsafe { std::slice::from_raw_parts(s.val as *const u8, s.len as usize) };
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 unsafe fn scalar(v: &pg_sys::JsonbValue) -> Value {
     match v.type_ {
+        // SAFETY: type_ is jbvString.
         pg_sys::jbvType::jbvString => Value::String(unsafe { string_of(v) }),
+        // SAFETY: type_ is jbvBool.
         pg_sys::jbvType::jbvBool => Value::Bool(unsafe { v.val.boolean }),
         pg_sys::jbvType::jbvNumeric => {
+            // SAFETY: type_ is jbvNumeric.
             let numeric = unsafe { v.val.numeric };
+            // SAFETY: numeric_out takes a valid numeric datum (PostgreSQL's own, from the document) and returns a palloc'd C string.
             let text = unsafe {
                 pgrx::direct_function_call::<&CStr>(pg_sys::numeric_out, &[Some(pg_sys::Datum::from(numeric))])
             };
@@ -234,12 +240,15 @@ fn attach(stack: &mut [(Value, Option<String>)], value: Value, result: &mut Valu
 
 /// Walk a detoasted jsonb (iteratively: PostgreSQL's iterator keeps its own parent chain).
 unsafe fn walk(jsonb: *mut pg_sys::Jsonb) -> Result<Value, LimitError> {
+    // SAFETY: `jsonb` is a detoasted jsonb (the caller's contract); its root container is what the iterator walks.
     let mut iterator = unsafe { pg_sys::JsonbIteratorInit(&mut (*jsonb).root) };
+    // SAFETY: JsonbValue is a plain C struct for which all-zero bytes are valid; the iterator fills it.
     let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
     let mut stack: Vec<(Value, Option<String>)> = Vec::new();
     let mut result = Value::Null;
     let mut raw_scalar = false;
     loop {
+        // SAFETY: the iterator from JsonbIteratorInit above; `v` receives each token's value.
         let token = unsafe { pg_sys::JsonbIteratorNext(&mut iterator, &mut v, false) };
         match token {
             pg_sys::JsonbIteratorToken::WJB_DONE => break,
@@ -253,18 +262,21 @@ unsafe fn walk(jsonb: *mut pg_sys::Jsonb) -> Result<Value, LimitError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(LimitError::TooDeep { limit: MAX_DEPTH });
                 }
+                // SAFETY: a WJB_BEGIN_ARRAY token sets the array arm.
                 if stack.is_empty() && unsafe { v.val.array.rawScalar } {
                     raw_scalar = true;
                 }
                 stack.push((Value::Array(Vec::new()), None));
             }
             pg_sys::JsonbIteratorToken::WJB_KEY => {
+                // SAFETY: a WJB_KEY token is a jbvString.
                 let key = unsafe { string_of(&v) };
                 if let Some(top) = stack.last_mut() {
                     top.1 = Some(key);
                 }
             }
             pg_sys::JsonbIteratorToken::WJB_VALUE | pg_sys::JsonbIteratorToken::WJB_ELEM => {
+                // SAFETY: `v` was filled by the iterator for this token.
                 let value = unsafe { scalar(&v) };
                 attach(&mut stack, value, &mut result);
             }
@@ -313,12 +325,14 @@ unsafe fn payload<'a>(v: *const pg_sys::varlena) -> &'a [u8] {
 /// Refused before any allocation when the document is larger than `MAX_BYTES`, and while
 /// reading when it nests deeper than `MAX_DEPTH`.
 unsafe fn read(jsonb: *mut pg_sys::Jsonb) -> Result<Value, LimitError> {
+    // SAFETY: the caller passes a detoasted jsonb varlena.
     let bytes = unsafe { payload(jsonb as *const pg_sys::varlena) };
     within_size("the jsonb document", bytes.len())?;
     match super::layout::to_value(bytes)? {
         Some(v) => Ok(v),
         None => {
             SLOW_READS.with(|c| c.set(c.get() + 1));
+            // SAFETY: same detoasted jsonb.
             unsafe { walk(jsonb) }
         }
     }
@@ -378,6 +392,7 @@ fn no_nul(s: &str) {
 }
 
 unsafe fn scalar_value(value: &Value) -> pg_sys::JsonbValue {
+    // SAFETY: JsonbValue is a plain C struct for which all-zero bytes are valid; every field read is set below.
     let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
     match value {
         Value::Null => v.type_ = pg_sys::jbvType::jbvNull,
@@ -387,6 +402,7 @@ unsafe fn scalar_value(value: &Value) -> pg_sys::JsonbValue {
         }
         Value::Number(n) => {
             let text = std::ffi::CString::new(n.to_string()).unwrap_or_default();
+            // SAFETY: numeric_in takes a NUL-terminated string (the CString lives across the call), a type oid and a typmod.
             let numeric = unsafe {
                 pgrx::direct_function_call_as_datum(
                     pg_sys::numeric_in,
@@ -444,6 +460,8 @@ unsafe fn push(
 impl IntoDatum for Doc {
     fn into_datum(self) -> Option<pg_sys::Datum> {
         let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+        // SAFETY: one parse state, built only here; every pointer pushed points into self.0,
+        // which outlives JsonbValueToJsonb (it copies); depth is guarded in `push`.
         unsafe {
             let root = match &self.0 {
                 Value::Object(_) | Value::Array(_) => push(&mut state, &self.0, pg_sys::JsonbIteratorToken::WJB_VALUE, 0),
@@ -469,6 +487,7 @@ impl IntoDatum for Doc {
 unsafe impl pgrx::callconv::BoxRet for Doc {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut pgrx::callconv::FcInfo<'fcx>) -> Datum<'fcx> {
         match self.into_datum() {
+            // SAFETY: the datum was built for this call's result.
             Some(datum) => unsafe { fcinfo.return_raw_datum(datum) },
             None => fcinfo.return_null(),
         }
@@ -521,6 +540,7 @@ impl IntoDatum for JsonbDatum {
 
 unsafe impl pgrx::callconv::BoxRet for JsonbDatum {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut pgrx::callconv::FcInfo<'fcx>) -> Datum<'fcx> {
+        // SAFETY: the datum was built for this call's result by JsonbValueToJsonb.
         unsafe { fcinfo.return_raw_datum(self.0) }
     }
 }
@@ -530,6 +550,7 @@ unsafe impl pgrx::callconv::BoxRet for JsonbDatum {
 /// palloc, so no FFI call per key on the per-request paths.
 pub fn borrowed_jsonb_string(s: &str) -> pg_sys::JsonbValue {
     no_nul(s);
+    // SAFETY: JsonbValue is a plain C struct for which all-zero bytes are valid; the string arm is set below.
     let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
     v.type_ = pg_sys::jbvType::jbvString;
     v.val.string.len = s.len() as i32;
@@ -543,10 +564,12 @@ macro_rules! jsonb_argument {
     ($t:ident, $null:expr) => {
         unsafe impl<'fcx> ArgAbi<'fcx> for $t {
             unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+                // SAFETY: pgrx hands the argument of this jsonb parameter; FromDatum reads it as jsonb.
                 unsafe { arg.unbox_arg_using_from_datum().unwrap_or($null) }
             }
 
             unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+                // SAFETY: as above.
                 unsafe { arg.unbox_arg_using_from_datum().into() }
             }
         }
@@ -557,6 +580,7 @@ macro_rules! jsonb_argument {
             where
                 Self: 'src,
             {
+                // SAFETY: the datum is a jsonb of the current call (the SQL signature says jsonb).
                 unsafe { $t::from_datum(d.sans_lifetime(), false).unwrap_or($null) }
             }
         }
