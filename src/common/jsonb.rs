@@ -16,25 +16,205 @@ use pgrx::pgrx_sql_entity_graph::metadata::{
 use pgrx::prelude::*;
 use serde_json::{Map, Number, Value};
 
+// ---------------------------------------------------------------------------------------------
+// Bounded resources (issue #13, family 6).
+//
+// Every document that enters Rust as a serde value, and every document or patch result that
+// Rust builds, stays within two limits, checked before the work or the allocation they guard:
+//
+// * nesting: at most `MAX_DEPTH` containers deep.  serde_json's own recursion (Drop, Clone,
+//   PartialEq, serialisation) and json-patch's are not stack-checked, so the depth of every
+//   value is bounded where it is read or built; on top of that every recursive walker here
+//   asks PostgreSQL whether the stack is too deep (`stack_is_too_deep`, the test behind
+//   `check_stack_depth`), so a walker entered from an already deep stack fails cleanly too.
+//   Both give SQLSTATE 54001.
+// * size: at most `MAX_BYTES` (64 MB, a quarter of jsonb's own 255 MB limit) of jsonb, for
+//   the binary payload of an argument and for the estimated size (`jsonb_size`) of a
+//   result; larger gives SQLSTATE 54000 with the size and the limit in DETAIL.  A Rust
+//   allocation failure aborts the whole server, so nothing input-driven may grow unbounded.
+
+/// The deepest nesting of containers a document read into Rust or built by it may have.
+pub const MAX_DEPTH: usize = 1000;
+
+/// The largest jsonb document (binary size, or estimated size of a result) handled in Rust.
+pub const MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// A document beyond the resource limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    #[error("jsonb document nested too deeply")]
+    TooDeep { limit: usize },
+    #[error("stack depth limit exceeded")]
+    StackTooDeep,
+    #[error("{what} is too large")]
+    TooLarge { what: &'static str, size: usize, limit: usize },
+    #[error("too many {what}")]
+    TooMany { what: &'static str, count: usize, limit: usize },
+}
+
+impl From<LimitError> for pgrx::pg_sys::panic::ErrorReport {
+    fn from(err: LimitError) -> Self {
+        pgrx::pg_sys::panic::ErrorReport::new(err.code(), err.to_string(), "pg_steward.jsonb")
+            .set_detail(err.detail())
+            .set_hint(err.hint())
+    }
+}
+
+impl LimitError {
+    /// 54001 for nesting, 54000 for size.
+    pub fn code(&self) -> PgSqlErrorCode {
+        match self {
+            LimitError::TooDeep { .. } | LimitError::StackTooDeep => PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX,
+            LimitError::TooLarge { .. } | LimitError::TooMany { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        }
+    }
+
+    pub fn detail(&self) -> String {
+        match self {
+            LimitError::TooDeep { limit } => {
+                format!("The document nests containers deeper than {limit} levels, the limit pg_steward handles.")
+            }
+            LimitError::StackTooDeep => "Walking the document would exceed the server's stack depth limit (max_stack_depth).".into(),
+            LimitError::TooLarge { what, size, limit } => {
+                format!("{what} would be about {size} bytes; the limit is {limit} bytes.")
+            }
+            LimitError::TooMany { what, count, limit } => format!("{count} {what} given; the limit is {limit}."),
+        }
+    }
+
+    pub fn hint(&self) -> &'static str {
+        match self {
+            LimitError::TooDeep { .. } | LimitError::StackTooDeep => {
+                "Flatten the document; configuration documents are a few levels deep."
+            }
+            LimitError::TooLarge { .. } | LimitError::TooMany { .. } => "Split the document or the patch into smaller pieces.",
+        }
+    }
+
+    /// Raise this as a PostgreSQL error (for walkers whose callers take no `Result`).
+    pub fn raise(self) -> ! {
+        pgrx::pg_sys::panic::ErrorReport::from(self).report(PgLogLevel::ERROR);
+        unreachable!("an ERROR report does not return")
+    }
+}
+
+/// The guard every recursive walker calls before descending into a container at `depth`
+/// (the root is depth 0, so at most `MAX_DEPTH` containers nest): the explicit depth limit, and every 16 levels PostgreSQL's own
+/// stack test (16 levels of our frames are far below PostgreSQL's 512 kB stack slop, and
+/// the shallow configuration documents of the per-request paths never pay the FFI call).
+#[inline]
+pub fn descend(depth: usize) -> Result<(), LimitError> {
+    if depth >= MAX_DEPTH {
+        return Err(LimitError::TooDeep { limit: MAX_DEPTH });
+    }
+    if depth % 16 == 15 && stack_too_deep() {
+        return Err(LimitError::StackTooDeep);
+    }
+    Ok(())
+}
+
+/// PostgreSQL's `stack_is_too_deep()` (the test behind `check_stack_depth`).
+#[cfg(not(test))]
+fn stack_too_deep() -> bool {
+    // SAFETY: a plain function of the backend reading its stack base and max_stack_depth;
+    // it raises nothing, and pgrx guards the FFI boundary.  pg_steward runs only on the
+    // backend's main thread, whose stack that base describes.
+    unsafe { pg_sys::stack_is_too_deep() }
+}
+
+/// Outside a server (unit tests) only the explicit depth limit applies.
+#[cfg(test)]
+fn stack_too_deep() -> bool {
+    false
+}
+
+/// Fail with 54000 when `size` is beyond `MAX_BYTES`.
+pub fn within_size(what: &'static str, size: usize) -> Result<(), LimitError> {
+    if size > MAX_BYTES {
+        Err(LimitError::TooLarge { what, size, limit: MAX_BYTES })
+    } else {
+        Ok(())
+    }
+}
+
+/// The approximate size of `v` stored as jsonb (a 4-byte entry per value, a 4-byte header per
+/// container, string bytes, ~8 bytes per number), counted without recursion and without
+/// allocating beyond a stack of pointers; stops counting as soon as `stop` is passed (the
+/// result is then some number above `stop`).
+pub fn jsonb_size(v: &Value, stop: usize) -> usize {
+    let mut total = 0usize;
+    let mut stack: Vec<&Value> = vec![v];
+    while let Some(v) = stack.pop() {
+        total = total.saturating_add(4 + match v {
+            Value::Null | Value::Bool(_) => 0,
+            Value::Number(_) => 8,
+            Value::String(s) => s.len(),
+            Value::Array(items) => {
+                stack.extend(items.iter());
+                4
+            }
+            Value::Object(map) => {
+                let keys: usize = map.keys().map(|k| 4 + k.len()).sum();
+                stack.extend(map.values());
+                4 + keys
+            }
+        });
+        if total > stop {
+            break;
+        }
+    }
+    total
+}
+
+/// The nesting depth of `v` (0 for a scalar, 1 for `[]`), without recursion; stops counting
+/// once past `stop`.
+pub fn jsonb_depth(v: &Value, stop: usize) -> usize {
+    let mut deepest = 0usize;
+    let mut stack: Vec<(&Value, usize)> = vec![(v, 0)];
+    while let Some((v, above)) = stack.pop() {
+        match v {
+            Value::Array(items) => {
+                deepest = deepest.max(above + 1);
+                stack.extend(items.iter().filter(|i| i.is_array() || i.is_object()).map(|i| (i, above + 1)));
+            }
+            Value::Object(map) => {
+                deepest = deepest.max(above + 1);
+                stack.extend(map.values().filter(|i| i.is_array() || i.is_object()).map(|i| (i, above + 1)));
+            }
+            _ => {}
+        }
+        if deepest > stop {
+            break;
+        }
+    }
+    deepest
+}
+
 /// A `jsonb` argument as a serde value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Doc(pub Value);
 
 unsafe fn string_of(v: &pg_sys::JsonbValue) -> String {
+    // SAFETY: reading the string arm of a JsonbValue whose type_ the caller checked is jbvString.
     let s = unsafe { v.val.string };
     if s.val.is_null() || s.len <= 0 {
         return String::new();
     }
+    // SAFETY: PostgreSQL's string value: `len` bytes at `val` (non-null, len > 0 checked above), alive while the document is.
     let bytes = unsafe { std::slice::from_raw_parts(s.val as *const u8, s.len as usize) };
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 unsafe fn scalar(v: &pg_sys::JsonbValue) -> Value {
     match v.type_ {
+        // SAFETY: type_ is jbvString.
         pg_sys::jbvType::jbvString => Value::String(unsafe { string_of(v) }),
+        // SAFETY: type_ is jbvBool.
         pg_sys::jbvType::jbvBool => Value::Bool(unsafe { v.val.boolean }),
         pg_sys::jbvType::jbvNumeric => {
+            // SAFETY: type_ is jbvNumeric.
             let numeric = unsafe { v.val.numeric };
+            // SAFETY: numeric_out takes a valid numeric datum (PostgreSQL's own, from the document) and returns a palloc'd C string.
             let text = unsafe {
                 pgrx::direct_function_call::<&CStr>(pg_sys::numeric_out, &[Some(pg_sys::Datum::from(numeric))])
             };
@@ -58,31 +238,45 @@ fn attach(stack: &mut [(Value, Option<String>)], value: Value, result: &mut Valu
     }
 }
 
-/// Walk a detoasted jsonb.
-unsafe fn walk(jsonb: *mut pg_sys::Jsonb) -> Value {
+/// Walk a detoasted jsonb (iteratively: PostgreSQL's iterator keeps its own parent chain).
+unsafe fn walk(jsonb: *mut pg_sys::Jsonb) -> Result<Value, LimitError> {
+    // SAFETY: `jsonb` is a detoasted jsonb (the caller's contract); its root container is what the iterator walks.
     let mut iterator = unsafe { pg_sys::JsonbIteratorInit(&mut (*jsonb).root) };
+    // SAFETY: JsonbValue is a plain C struct for which all-zero bytes are valid; the iterator fills it.
     let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
     let mut stack: Vec<(Value, Option<String>)> = Vec::new();
     let mut result = Value::Null;
     let mut raw_scalar = false;
     loop {
+        // SAFETY: the iterator from JsonbIteratorInit above; `v` receives each token's value.
         let token = unsafe { pg_sys::JsonbIteratorNext(&mut iterator, &mut v, false) };
         match token {
             pg_sys::JsonbIteratorToken::WJB_DONE => break,
-            pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT => stack.push((Value::Object(Map::new()), None)),
+            pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(LimitError::TooDeep { limit: MAX_DEPTH });
+                }
+                stack.push((Value::Object(Map::new()), None))
+            }
             pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(LimitError::TooDeep { limit: MAX_DEPTH });
+                }
+                // SAFETY: a WJB_BEGIN_ARRAY token sets the array arm.
                 if stack.is_empty() && unsafe { v.val.array.rawScalar } {
                     raw_scalar = true;
                 }
                 stack.push((Value::Array(Vec::new()), None));
             }
             pg_sys::JsonbIteratorToken::WJB_KEY => {
+                // SAFETY: a WJB_KEY token is a jbvString.
                 let key = unsafe { string_of(&v) };
                 if let Some(top) = stack.last_mut() {
                     top.1 = Some(key);
                 }
             }
             pg_sys::JsonbIteratorToken::WJB_VALUE | pg_sys::JsonbIteratorToken::WJB_ELEM => {
+                // SAFETY: `v` was filled by the iterator for this token.
                 let value = unsafe { scalar(&v) };
                 attach(&mut stack, value, &mut result);
             }
@@ -96,10 +290,20 @@ unsafe fn walk(jsonb: *mut pg_sys::Jsonb) -> Value {
     }
     if raw_scalar {
         if let Value::Array(mut items) = result {
-            return items.pop().unwrap_or(Value::Null);
+            return Ok(items.pop().unwrap_or(Value::Null));
         }
     }
-    result
+    Ok(result)
+}
+
+/// PostgreSQL's iterator walk of a jsonb datum (the fallback reader), for tests.
+///
+/// # Safety
+/// `datum` must be a jsonb datum alive for the call.
+#[cfg(any(test, feature = "pg_test"))]
+pub unsafe fn walk_for_tests(datum: pg_sys::Datum) -> Result<Value, LimitError> {
+    // SAFETY: the caller's contract; detoasting copies into the current memory context.
+    unsafe { walk(pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *mut pg_sys::Jsonb) }
 }
 
 thread_local! {
@@ -118,12 +322,17 @@ unsafe fn payload<'a>(v: *const pg_sys::varlena) -> &'a [u8] {
 }
 
 /// A detoasted jsonb as a serde value: natively (`layout`), else with PostgreSQL's iterator.
-unsafe fn read(jsonb: *mut pg_sys::Jsonb) -> Value {
+/// Refused before any allocation when the document is larger than `MAX_BYTES`, and while
+/// reading when it nests deeper than `MAX_DEPTH`.
+unsafe fn read(jsonb: *mut pg_sys::Jsonb) -> Result<Value, LimitError> {
+    // SAFETY: the caller passes a detoasted jsonb varlena.
     let bytes = unsafe { payload(jsonb as *const pg_sys::varlena) };
-    match super::layout::to_value(bytes) {
-        Some(v) => v,
+    within_size("the jsonb document", bytes.len())?;
+    match super::layout::to_value(bytes)? {
+        Some(v) => Ok(v),
         None => {
             SLOW_READS.with(|c| c.set(c.get() + 1));
+            // SAFETY: same detoasted jsonb.
             unsafe { walk(jsonb) }
         }
     }
@@ -138,7 +347,9 @@ impl FromDatum for Doc {
         unsafe {
             // Not the "packed" variant: the container must sit behind a 4-byte header.
             let detoasted = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *mut pg_sys::Jsonb;
-            Some(Doc(read(detoasted)))
+            // Argument conversion runs inside the function's pgrx guard: the report becomes
+            // a PostgreSQL error with its SQLSTATE (54000/54001), never a crash.
+            Some(Doc(read(detoasted).unwrap_or_else(|e| e.raise())))
         }
     }
 }
@@ -181,6 +392,7 @@ fn no_nul(s: &str) {
 }
 
 unsafe fn scalar_value(value: &Value) -> pg_sys::JsonbValue {
+    // SAFETY: JsonbValue is a plain C struct for which all-zero bytes are valid; every field read is set below.
     let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
     match value {
         Value::Null => v.type_ = pg_sys::jbvType::jbvNull,
@@ -190,6 +402,7 @@ unsafe fn scalar_value(value: &Value) -> pg_sys::JsonbValue {
         }
         Value::Number(n) => {
             let text = std::ffi::CString::new(n.to_string()).unwrap_or_default();
+            // SAFETY: numeric_in takes a NUL-terminated string (the CString lives across the call), a type oid and a typmod.
             let numeric = unsafe {
                 pgrx::direct_function_call_as_datum(
                     pg_sys::numeric_in,
@@ -206,8 +419,18 @@ unsafe fn scalar_value(value: &Value) -> pg_sys::JsonbValue {
     v
 }
 
-unsafe fn push(state: &mut *mut pg_sys::JsonbParseState, value: &Value, token: pg_sys::JsonbIteratorToken::Type) -> *mut pg_sys::JsonbValue {
+unsafe fn push(
+    state: &mut *mut pg_sys::JsonbParseState,
+    value: &Value,
+    token: pg_sys::JsonbIteratorToken::Type,
+    depth: usize,
+) -> *mut pg_sys::JsonbValue {
     use pg_sys::JsonbIteratorToken::*;
+    if value.is_array() || value.is_object() {
+        descend(depth).unwrap_or_else(|e| e.raise());
+    }
+    // SAFETY: `state` is the parse state of this one conversion; every pointer pushed
+    // points into `value`, which outlives the JsonbValueToJsonb call that copies it.
     unsafe {
         match value {
             Value::Object(map) => {
@@ -215,14 +438,14 @@ unsafe fn push(state: &mut *mut pg_sys::JsonbParseState, value: &Value, token: p
                 for (key, item) in map {
                     let mut k = borrowed_jsonb_string(key);
                     pg_sys::pushJsonbValue(state, WJB_KEY, &mut k);
-                    push(state, item, WJB_VALUE);
+                    push(state, item, WJB_VALUE, depth + 1);
                 }
                 pg_sys::pushJsonbValue(state, WJB_END_OBJECT, std::ptr::null_mut())
             }
             Value::Array(items) => {
                 pg_sys::pushJsonbValue(state, WJB_BEGIN_ARRAY, std::ptr::null_mut());
                 for item in items {
-                    push(state, item, WJB_ELEM);
+                    push(state, item, WJB_ELEM, depth + 1);
                 }
                 pg_sys::pushJsonbValue(state, WJB_END_ARRAY, std::ptr::null_mut())
             }
@@ -237,16 +460,18 @@ unsafe fn push(state: &mut *mut pg_sys::JsonbParseState, value: &Value, token: p
 impl IntoDatum for Doc {
     fn into_datum(self) -> Option<pg_sys::Datum> {
         let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+        // SAFETY: one parse state, built only here; every pointer pushed points into self.0,
+        // which outlives JsonbValueToJsonb (it copies); depth is guarded in `push`.
         unsafe {
             let root = match &self.0 {
-                Value::Object(_) | Value::Array(_) => push(&mut state, &self.0, pg_sys::JsonbIteratorToken::WJB_VALUE),
+                Value::Object(_) | Value::Array(_) => push(&mut state, &self.0, pg_sys::JsonbIteratorToken::WJB_VALUE, 0),
                 scalar => {
                     // A top-level scalar is stored as a one-element "raw scalar" array.
                     let mut wrapper: pg_sys::JsonbValue = std::mem::zeroed();
                     wrapper.type_ = pg_sys::jbvType::jbvArray;
                     wrapper.val.array.rawScalar = true;
                     pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY, &mut wrapper);
-                    push(&mut state, scalar, pg_sys::JsonbIteratorToken::WJB_ELEM);
+                    push(&mut state, scalar, pg_sys::JsonbIteratorToken::WJB_ELEM, 0);
                     pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_END_ARRAY, std::ptr::null_mut())
                 }
             };
@@ -262,6 +487,7 @@ impl IntoDatum for Doc {
 unsafe impl pgrx::callconv::BoxRet for Doc {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut pgrx::callconv::FcInfo<'fcx>) -> Datum<'fcx> {
         match self.into_datum() {
+            // SAFETY: the datum was built for this call's result.
             Some(datum) => unsafe { fcinfo.return_raw_datum(datum) },
             None => fcinfo.return_null(),
         }
@@ -280,8 +506,10 @@ impl RawJsonb {
         unsafe { payload(self.0 as *const pg_sys::varlena) }
     }
 
-    /// The document as a serde value (for error messages and the slow paths).
-    pub fn to_value(&self) -> Value {
+    /// The document as a serde value (for error messages and the slow paths), within the
+    /// size and depth limits.
+    pub fn to_value(&self) -> Result<Value, LimitError> {
+        // SAFETY: a detoasted jsonb (FromDatum below), alive for the whole call.
         unsafe { read(self.0) }
     }
 }
@@ -312,6 +540,7 @@ impl IntoDatum for JsonbDatum {
 
 unsafe impl pgrx::callconv::BoxRet for JsonbDatum {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut pgrx::callconv::FcInfo<'fcx>) -> Datum<'fcx> {
+        // SAFETY: the datum was built for this call's result by JsonbValueToJsonb.
         unsafe { fcinfo.return_raw_datum(self.0) }
     }
 }
@@ -321,6 +550,7 @@ unsafe impl pgrx::callconv::BoxRet for JsonbDatum {
 /// palloc, so no FFI call per key on the per-request paths.
 pub fn borrowed_jsonb_string(s: &str) -> pg_sys::JsonbValue {
     no_nul(s);
+    // SAFETY: JsonbValue is a plain C struct for which all-zero bytes are valid; the string arm is set below.
     let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
     v.type_ = pg_sys::jbvType::jbvString;
     v.val.string.len = s.len() as i32;
@@ -334,10 +564,12 @@ macro_rules! jsonb_argument {
     ($t:ident, $null:expr) => {
         unsafe impl<'fcx> ArgAbi<'fcx> for $t {
             unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+                // SAFETY: pgrx hands the argument of this jsonb parameter; FromDatum reads it as jsonb.
                 unsafe { arg.unbox_arg_using_from_datum().unwrap_or($null) }
             }
 
             unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+                // SAFETY: as above.
                 unsafe { arg.unbox_arg_using_from_datum().into() }
             }
         }
@@ -348,6 +580,7 @@ macro_rules! jsonb_argument {
             where
                 Self: 'src,
             {
+                // SAFETY: the datum is a jsonb of the current call (the SQL signature says jsonb).
                 unsafe { $t::from_datum(d.sans_lifetime(), false).unwrap_or($null) }
             }
         }

@@ -18,6 +18,8 @@
 
 use serde_json::{Map, Number, Value};
 
+use super::jsonb::{descend, LimitError};
+
 pub const JENTRY_OFFLENMASK: u32 = 0x0FFF_FFFF;
 pub const JENTRY_TYPEMASK: u32 = 0x7000_0000;
 pub const JENTRY_HAS_OFF: u32 = 0x8000_0000;
@@ -171,34 +173,55 @@ pub fn numeric_text(v: &[u8]) -> Option<String> {
     Some(out)
 }
 
-/// A container as a serde value; `None` when anything cannot be read natively.
-pub fn to_value(c: &[u8]) -> Option<Value> {
-    let (header, kids) = children(c)?;
-    let one = |v: &Val<'_>| -> Option<Value> {
-        Some(match *v {
+/// A container as a serde value; `Ok(None)` when anything cannot be read natively (the
+/// caller falls back to PostgreSQL's iterator), an error when the document nests deeper
+/// than `MAX_DEPTH` or the stack would overflow.
+pub fn to_value(c: &[u8]) -> Result<Option<Value>, LimitError> {
+    container_value(c, 0)
+}
+
+/// `Ok(None)` in the `Option`-returning closures below: "unreadable, fall back".
+macro_rules! readable {
+    ($e:expr) => {
+        match $e {
+            Some(v) => v,
+            None => return Ok(None),
+        }
+    };
+}
+
+fn container_value(c: &[u8], depth: usize) -> Result<Option<Value>, LimitError> {
+    descend(depth)?;
+    let (header, kids) = readable!(children(c));
+    let one = |v: &Val<'_>| -> Result<Option<Value>, LimitError> {
+        Ok(Some(match *v {
             Val::Str(s) => Value::String(String::from_utf8_lossy(s).into_owned()),
-            Val::Num(n) => Value::Number(numeric_text(n)?.parse::<Number>().ok()?),
+            Val::Num(n) => Value::Number(readable!(readable!(numeric_text(n)).parse::<Number>().ok())),
             Val::Bool(b) => Value::Bool(b),
             Val::Null => Value::Null,
-            Val::Container(inner) => to_value(inner)?,
-        })
+            Val::Container(inner) => readable!(container_value(inner, depth + 1)?),
+        }))
     };
     if header & JB_FOBJECT != 0 {
         let n = kids.len() / 2;
         let mut map = Map::new();
         for i in 0..n {
-            let Val::Str(key) = kids[i] else { return None };
-            map.insert(String::from_utf8_lossy(key).into_owned(), one(&kids[n + i])?);
+            let Val::Str(key) = kids[i] else { return Ok(None) };
+            let value = readable!(one(&kids[n + i])?);
+            map.insert(String::from_utf8_lossy(key).into_owned(), value);
         }
-        Some(Value::Object(map))
+        Ok(Some(Value::Object(map)))
     } else if header & JB_FARRAY != 0 {
-        let items = kids.iter().map(one).collect::<Option<Vec<_>>>()?;
+        let mut items = Vec::with_capacity(kids.len());
+        for kid in &kids {
+            items.push(readable!(one(kid)?));
+        }
         if header & JB_FSCALAR != 0 {
-            items.into_iter().next()
+            Ok(items.into_iter().next())
         } else {
-            Some(Value::Array(items))
+            Ok(Some(Value::Array(items)))
         }
     } else {
-        None
+        Ok(None)
     }
 }

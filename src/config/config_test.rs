@@ -156,4 +156,58 @@ mod tests {
         }
         assert_eq!(hits(), h1, "switched off: never answered from the cache");
     }
+
+    use crate::common::jsonb::MAX_DEPTH;
+    use crate::diff::diff_test::{alive, deep_array_sql, deep_object_sql, sqlstate_of};
+
+    fn fails_with(sql: &str, expected: &str) {
+        assert_eq!(sqlstate_of(sql).as_deref(), Some(expected), "{sql}");
+        assert!(alive(), "the backend answers after {sql}");
+    }
+
+    /// Validators, layered resolution (the effective-configuration merge), provenance and
+    /// updates refuse documents nested beyond the limit with 54001; the backend goes on.
+    #[pg_test]
+    fn configuration_walkers_refuse_deep_documents_with_54001() {
+        for doc in [deep_object_sql(MAX_DEPTH + 1), deep_array_sql(MAX_DEPTH + 1), deep_object_sql(100_000)] {
+            for sql in [
+                format!("SELECT steward.validate_ai_config({doc})"),
+                format!("SELECT steward.validate_user_preferences({doc})"),
+                format!("SELECT steward._resolve_layers('ai_config', ARRAY[{doc}])"),
+                format!("SELECT steward._resolve_layers('user_preferences', ARRAY['{{}}'::jsonb, {doc}])"),
+                format!("SELECT * FROM steward._explain_layers('ai_config', ARRAY[{doc}], ARRAY['user'], ARRAY[NULL::uuid])"),
+                format!("SELECT steward._apply_update('user_preferences', '{{}}', jsonb_build_object('x', {doc}))"),
+                format!("SELECT steward._check_document('ai_config', {doc})"),
+            ] {
+                fails_with(&sql, "54001");
+            }
+        }
+        // Just inside the limit: deep layers merge (an unknown key is only a warning).
+        let deep = deep_object_sql(MAX_DEPTH - 10);
+        let depth = Spi::get_one::<i32>(&format!(
+            "SELECT length(t) - length(replace(t, '{{', '')) FROM (SELECT steward._resolve_layers('user_preferences', ARRAY[jsonb_build_object('x', {deep}), jsonb_build_object('x', {deep})])::text AS t) s"
+        ))
+        .expect("resolves");
+        assert!(depth.unwrap_or(0) >= (MAX_DEPTH - 10) as i32, "{depth:?}");
+        let problems = Spi::get_one::<Vec<String>>(&format!("SELECT steward.validate_user_preferences(jsonb_build_object('x', {deep}))"))
+            .expect("validates")
+            .unwrap_or_default();
+        assert_eq!(problems, vec!["warning: unknown key x".to_string()]);
+    }
+
+    /// Provenance paths grow with depth: 900 levels of 200-character keys with a leaf on each
+    /// level would be ~80 MB of paths from 180 kB of input.  Refused with 54000.
+    #[pg_test]
+    fn provenance_of_a_quadratic_layer_fails_with_54000() {
+        let key = "k".repeat(200);
+        let layer = format!("(repeat('{{\"v\": 1, \"{key}\": ', 900) || '1' || repeat('}}', 900))::jsonb");
+        fails_with(&format!("SELECT count(*) FROM steward._explain_layers('user_preferences', ARRAY[{layer}], ARRAY['user'], ARRAY[NULL::uuid])"), "54000");
+        // A long list of problems stays short per problem: a 1 MB wrong value is described
+        // in a few dozen characters.
+        let problems = Spi::get_one::<Vec<String>>("SELECT steward.validate_user_preferences(jsonb_build_object('theme', repeat('x', 1048576)))")
+            .expect("validates")
+            .unwrap_or_default();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].chars().count() < 200, "{}", problems[0]);
+    }
 }

@@ -3,6 +3,8 @@
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 
+use crate::common::jsonb::LimitError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("unknown document kind \"{0}\"")]
@@ -13,6 +15,17 @@ pub enum ConfigError {
     UnknownModel(String),
     #[error("permission denied for the configuration of another user")]
     NotYours,
+    /// A document or a resolution nested too deeply (54001) or too large (54000).
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+}
+
+impl ConfigError {
+    /// Raise this as a PostgreSQL error, for the walkers whose callers take no `Result`.
+    pub fn raise(self) -> ! {
+        ErrorReport::from(self).report(PgLogLevel::ERROR);
+        unreachable!("an ERROR report does not return")
+    }
 }
 
 impl From<ConfigError> for ErrorReport {
@@ -29,6 +42,9 @@ impl From<ConfigError> for ErrorReport {
             }
             ConfigError::NotYours => ErrorReport::new(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, message, "pg_steward.config")
                 .set_hint("End users read their own configuration; steward_admin and service_role read anyone's."),
+            ConfigError::Limit(limit) => ErrorReport::new(limit.code(), message, "pg_steward.config")
+                .set_detail(limit.detail())
+                .set_hint(limit.hint()),
             ConfigError::UnknownModel(_) => ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, "pg_steward.config")
                 .set_hint("Known models: claude-sonnet-4-5-20250929, claude-3-opus-20240229, claude-3-haiku-20240307."),
         }

@@ -1,21 +1,42 @@
 //! Layered resolution: objects merge key by key, recursively; scalars and arrays from a
 //! higher layer replace lower ones; a JSON `null` in an override layer means "inherit".
 //! `explain` keeps, for every leaf, the layer it came from.
+//!
+//! Every walker descends through `common::jsonb::descend` (depth limit and PostgreSQL's stack
+//! test: 54001); their callers take no `Result`, so a limit is raised as a PostgreSQL error
+//! through `ConfigError` (pgrx turns it into an ereport with that SQLSTATE).  The documents
+//! themselves were read within the size limit, and a merge holds each of their parts at
+//! most once; `explain`, whose paths grow with depth, counts what it builds (54000).
 
 use serde_json::{Map, Value};
 
+use super::error::ConfigError;
+use crate::common::jsonb::{descend, within_size, LimitError};
+
+/// Descend or raise (54001).
+fn guard(depth: usize) {
+    if let Err(e) = descend(depth) {
+        ConfigError::from(e).raise();
+    }
+}
+
 /// Merge `over` onto `base` in place.
 pub fn merge_into(base: &mut Value, over: &Value) {
+    merge_at(base, over, 0)
+}
+
+fn merge_at(base: &mut Value, over: &Value, depth: usize) {
     match (base, over) {
         (_, Value::Null) => {}
         (Value::Object(b), Value::Object(o)) => {
+            guard(depth);
             for (key, value) in o {
                 match b.get_mut(key) {
-                    Some(slot) => merge_into(slot, value),
+                    Some(slot) => merge_at(slot, value, depth + 1),
                     None if !value.is_null() => {
                         let mut fresh = Value::Object(Map::new());
                         if value.is_object() {
-                            merge_into(&mut fresh, value);
+                            merge_at(&mut fresh, value, depth + 1);
                         } else {
                             fresh = value.clone();
                         }
@@ -32,17 +53,22 @@ pub fn merge_into(base: &mut Value, over: &Value) {
 /// Apply a partial update to a stored document: objects merge recursively, scalars and arrays
 /// replace, and `null` removes the key (so the value is inherited again) — RFC 7396 semantics.
 pub fn apply_update(doc: &mut Value, update: &Value) {
+    update_at(doc, update, 0)
+}
+
+fn update_at(doc: &mut Value, update: &Value, depth: usize) {
     match (doc, update) {
         (Value::Object(d), Value::Object(u)) => {
+            guard(depth);
             for (key, value) in u {
                 if value.is_null() {
                     d.remove(key);
                 } else if let Some(slot) = d.get_mut(key).filter(|s| s.is_object() && value.is_object()) {
-                    apply_update(slot, value);
+                    update_at(slot, value, depth + 1);
                 } else {
                     let mut fresh = Value::Object(Map::new());
                     if value.is_object() {
-                        apply_update(&mut fresh, value);
+                        update_at(&mut fresh, value, depth + 1);
                     } else {
                         fresh = value.clone();
                     }
@@ -123,16 +149,26 @@ pub struct Leaf {
 
 /// Resolve `layers` (lowest first: (source, id, document)) and return every leaf with the
 /// layer that set it last.
+/// Paths grow with depth: a deep layer with long keys would make the paths quadratic in
+/// the layer's size, so what `explain` builds is counted against `MAX_BYTES`.
 pub fn explain(layers: &[(String, Option<String>, Value)]) -> (Value, Vec<Leaf>) {
     let mut doc = Value::Object(Map::new());
     let mut origin: std::collections::BTreeMap<String, (String, Option<String>)> = Default::default();
+    let mut budget = 0usize;
+    let raise = |e: LimitError| -> ! { ConfigError::from(e).raise() };
     for (source, id, layer) in layers {
         merge_into(&mut doc, layer);
-        record_origin(layer, "", source, id, &mut origin);
+        record_origin(layer, "", source, id, &mut origin, &mut budget, 0).unwrap_or_else(|e| raise(e));
     }
     let mut leaves = Vec::new();
-    collect_leaves(&doc, "", &origin, &mut leaves);
+    collect_leaves(&doc, "", &origin, &mut leaves, &mut budget, 0).unwrap_or_else(|e| raise(e));
     (doc, leaves)
+}
+
+/// Count `bytes` more of what `explain` builds.
+fn spend(budget: &mut usize, bytes: usize) -> Result<(), LimitError> {
+    *budget = budget.saturating_add(bytes);
+    within_size("the resolved configuration with its provenance", *budget)
 }
 
 fn join(prefix: &str, key: &str) -> String {
@@ -149,19 +185,24 @@ fn record_origin(
     source: &str,
     id: &Option<String>,
     origin: &mut std::collections::BTreeMap<String, (String, Option<String>)>,
-) {
+    budget: &mut usize,
+    depth: usize,
+) -> Result<(), LimitError> {
     if let Value::Object(map) = layer {
+        descend(depth)?;
         for (key, value) in map {
             let path = join(prefix, key);
             match value {
                 Value::Null => {}
-                Value::Object(inner) if !inner.is_empty() => record_origin(value, &path, source, id, origin),
+                Value::Object(inner) if !inner.is_empty() => record_origin(value, &path, source, id, origin, budget, depth + 1)?,
                 _ => {
+                    spend(budget, 64 + path.len() + source.len())?;
                     origin.insert(path, (source.to_string(), id.clone()));
                 }
             }
         }
     }
+    Ok(())
 }
 
 fn collect_leaves(
@@ -169,18 +210,24 @@ fn collect_leaves(
     prefix: &str,
     origin: &std::collections::BTreeMap<String, (String, Option<String>)>,
     out: &mut Vec<Leaf>,
-) {
+    budget: &mut usize,
+    depth: usize,
+) -> Result<(), LimitError> {
     match doc {
         Value::Object(map) if !map.is_empty() || prefix.is_empty() => {
+            descend(depth)?;
             for (key, value) in map {
-                collect_leaves(value, &join(prefix, key), origin, out);
+                collect_leaves(value, &join(prefix, key), origin, out, budget, depth + 1)?;
             }
         }
         _ => {
+            // The leaf's value is copied too (arrays are leaves and may be large).
+            spend(budget, 64 + prefix.len() + crate::common::jsonb::jsonb_size(doc, crate::common::jsonb::MAX_BYTES))?;
             let (source, source_id) = origin.get(prefix).cloned().unwrap_or_else(|| ("default".into(), None));
             out.push(Leaf { path: prefix.to_string(), value: doc.clone(), source, source_id });
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,7 +7,16 @@
 
 use serde_json::Value;
 
+use super::error::ConfigError;
 use super::{defaults, merge};
+use crate::common::jsonb::{descend, LimitError};
+
+/// Run `check` from the root; a limit (which the spec's few levels never reach) is raised.
+fn check_root(doc: &Value, kind: &Kind, out: &mut Vec<String>) {
+    if let Err(e) = check(doc, kind, &mut String::new(), out, 0) {
+        ConfigError::from(e).raise();
+    }
+}
 
 #[derive(Debug)]
 enum Kind {
@@ -158,12 +167,39 @@ const AI_CONFIG: Kind = Kind::Obj(&[
     ),
 ]);
 
+/// A writer that keeps the first `room` bytes and then refuses more, so describing a value
+/// costs at most that much however large the value is.
+struct Prefix {
+    text: Vec<u8>,
+    room: usize,
+}
+
+impl std::io::Write for Prefix {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.text.len() >= self.room {
+            return Err(std::io::Error::other("enough"));
+        }
+        let take = buf.len().min(self.room - self.text.len());
+        self.text.extend_from_slice(&buf[..take]);
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// At most 57 characters of `v` as JSON (then "…"), without printing the whole value.
 fn describe(v: &Value) -> String {
-    let text = v.to_string();
+    let mut w = Prefix { text: Vec::with_capacity(64), room: 61 * 4 };
+    // An error here only means the writer had enough.
+    let _ = serde_json::to_writer(&mut w, v);
+    let text = String::from_utf8_lossy(&w.text);
     if text.len() > 60 {
-        format!("{}…", &text[..text.char_indices().nth(57).map(|(i, _)| i).unwrap_or(text.len())])
+        let cut = text.char_indices().nth(57).map(|(i, _)| i).unwrap_or(text.len());
+        format!("{}…", &text[..cut])
     } else {
-        text
+        text.into_owned()
     }
 }
 
@@ -177,9 +213,12 @@ fn bounds(min: f64, max: f64) -> String {
 
 /// Check `value` against `kind`; `path` is a buffer holding the dot-joined path (children
 /// push their key and truncate it again, so the happy path allocates no path strings).
-fn check(value: &Value, kind: &Kind, path: &mut String, out: &mut Vec<String>) {
+/// Recursion follows the spec (a few levels), never the document; the depth guard is there
+/// all the same.  Each problem is one short line per key of the document, so the list is
+/// linear in the document's size.
+fn check(value: &Value, kind: &Kind, path: &mut String, out: &mut Vec<String>, depth: usize) -> Result<(), LimitError> {
     if value.is_null() {
-        return; // inherit
+        return Ok(()); // inherit
     }
     let number = value.as_f64();
     match kind {
@@ -226,6 +265,7 @@ fn check(value: &Value, kind: &Kind, path: &mut String, out: &mut Vec<String>) {
         Kind::Obj(fields) => match value.as_object() {
             None => out.push(format!("{} must be an object (got {})", if path.is_empty() { "document" } else { path.as_str() }, describe(value))),
             Some(map) => {
+                descend(depth)?;
                 let base = path.len();
                 for (key, v) in map {
                     if base > 0 {
@@ -233,7 +273,7 @@ fn check(value: &Value, kind: &Kind, path: &mut String, out: &mut Vec<String>) {
                     }
                     path.push_str(key);
                     match fields.iter().find(|(name, _)| name == key) {
-                        Some((_, k)) => check(v, k, path, out),
+                        Some((_, k)) => check(v, k, path, out, depth + 1)?,
                         None => out.push(format!("warning: unknown key {path}")),
                     }
                     path.truncate(base);
@@ -242,6 +282,7 @@ fn check(value: &Value, kind: &Kind, path: &mut String, out: &mut Vec<String>) {
         },
         _ => {}
     }
+    Ok(())
 }
 
 /// The number at `pointer` in `doc`, or in the defaults when `doc` does not set it (absent or
@@ -279,7 +320,7 @@ fn ai_defaults() -> &'static Value {
 /// Every problem of a user-preferences document; empty when valid.
 pub fn user_preferences(doc: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    check(doc, &USER_PREFERENCES, &mut String::new(), &mut out);
+    check_root(doc, &USER_PREFERENCES, &mut out);
     if doc.is_object() && !out.iter().any(|e| !e.starts_with("warning:")) {
         ordered(doc, user_defaults(), "/qualityThresholds/flagging", "/qualityThresholds/autoApproval", &mut out,
                 "qualityThresholds.autoApproval must be at least qualityThresholds.flagging");
@@ -292,7 +333,7 @@ pub fn ai_config(doc: &Value) -> Vec<String> {
     let normalized = merge::normalized_ai_config(doc);
     let normalized: &Value = &normalized;
     let mut out = Vec::new();
-    check(normalized, &AI_CONFIG, &mut String::new(), &mut out);
+    check_root(normalized, &AI_CONFIG, &mut out);
     if normalized.is_object() && !out.iter().any(|e| !e.starts_with("warning:")) {
         let d = ai_defaults();
         ordered(normalized, d, "/retryStrategy/baseDelay", "/retryStrategy/maxDelay", &mut out,

@@ -18,8 +18,9 @@ use pgrx::prelude::*;
 use pg_sys::JsonbIteratorToken::{WJB_BEGIN_ARRAY, WJB_BEGIN_OBJECT, WJB_END_ARRAY, WJB_END_OBJECT, WJB_KEY, WJB_VALUE};
 use pg_sys::{jbvType, JsonbContainer, JsonbValue};
 
+use super::error::DiffError;
 use super::tree;
-use crate::common::jsonb::{borrowed_jsonb_string, JsonbDatum, RawJsonb};
+use crate::common::jsonb::{borrowed_jsonb_string, descend, within_size, JsonbDatum, LimitError, RawJsonb};
 use crate::common::layout::{is_object, object_pairs, Val};
 
 thread_local! {
@@ -31,6 +32,25 @@ struct Changes {
     added: Vec<(String, JsonbValue)>,
     modified: Vec<(String, JsonbValue, JsonbValue)>,
     removed: Vec<(String, JsonbValue)>,
+    /// What the result will take: each entry's path and values, counted before it is kept
+    /// (paths grow with depth, so a deep document with long keys could otherwise make the
+    /// result quadratic in its input).
+    bytes: usize,
+}
+
+impl Changes {
+    fn spend(&mut self, path: &str, values: &[&Val<'_>]) -> Result<(), LimitError> {
+        let sizes: usize = values.iter().map(|v| size_of(v)).sum();
+        self.bytes = self.bytes.saturating_add(48 + path.len() + sizes);
+        within_size("the diff", self.bytes)
+    }
+}
+
+fn size_of(v: &Val<'_>) -> usize {
+    match v {
+        Val::Str(s) | Val::Num(s) | Val::Container(s) => 4 + s.len(),
+        Val::Bool(_) | Val::Null => 4,
+    }
 }
 
 /// jsonb's `=`: equal bytes are equal values; different bytes may still be equal numbers
@@ -41,6 +61,8 @@ fn equal(a: &Val<'_>, b: &Val<'_>) -> bool {
         (Val::Bool(x), Val::Bool(y)) => x == y,
         (Val::Null, Val::Null) => true,
         (Val::Num(x), Val::Num(y)) => {
+            // SAFETY: both slices are whole numeric varlenas inside the detoasted documents
+            // (`layout::children` bounds-checked them), alive for the whole call.
             x == y || unsafe {
                 pgrx::direct_function_call::<i32>(
                     pg_sys::numeric_cmp,
@@ -49,6 +71,8 @@ fn equal(a: &Val<'_>, b: &Val<'_>) -> bool {
             }
         }
         (Val::Container(x), Val::Container(y)) => {
+            // SAFETY: both slices are whole containers inside the detoasted documents; PostgreSQL
+            // walks them with its iterator (no recursion on the C stack) and only reads them.
             x == y || unsafe {
                 pg_sys::compareJsonbContainers(x.as_ptr() as *mut JsonbContainer, y.as_ptr() as *mut JsonbContainer) == 0
             }
@@ -59,6 +83,8 @@ fn equal(a: &Val<'_>, b: &Val<'_>) -> bool {
 
 /// The value for `pushJsonbValue`, pointing into the document (alive for the whole call).
 fn jsonb_value(v: &Val<'_>) -> JsonbValue {
+    // SAFETY: JsonbValue is a plain C struct (a tag and a union) for which all-zero bytes are
+    // a valid value; every field read later is set below.
     let mut out: JsonbValue = unsafe { std::mem::zeroed() };
     match *v {
         Val::Str(s) => {
@@ -97,22 +123,29 @@ fn path_of(prefix: &str, key: &[u8]) -> String {
     if prefix.is_empty() { key.into_owned() } else { format!("{prefix}.{key}") }
 }
 
-/// Walk two objects; `None` when a container could not be read (the caller falls back).
-fn walk(old: &[u8], new: &[u8], prefix: &str, out: &mut Changes) -> Option<()> {
-    let before_pairs = object_pairs(old)?;
-    let after_pairs = object_pairs(new)?;
+/// Walk two objects; `Ok(None)` when a container could not be read (the caller falls back),
+/// an error when the documents nest too deeply or the diff would be too large.
+fn walk(old: &[u8], new: &[u8], prefix: &str, out: &mut Changes, depth: usize) -> Result<Option<()>, LimitError> {
+    descend(depth)?;
+    let (Some(before_pairs), Some(after_pairs)) = (object_pairs(old), object_pairs(new)) else { return Ok(None) };
     for (key, before) in &before_pairs {
         match find(&after_pairs, key) {
-            None => out.removed.push((path_of(prefix, key), jsonb_value(before))),
+            None => {
+                let path = path_of(prefix, key);
+                out.spend(&path, &[before])?;
+                out.removed.push((path, jsonb_value(before)));
+            }
             Some(after) => match (before, &after) {
                 (Val::Container(b), Val::Container(a)) if is_object(b) && is_object(a) => {
-                    if b != a {
-                        walk(b, a, &path_of(prefix, key), out)?;
+                    if b != a && walk(b, a, &path_of(prefix, key), out, depth + 1)?.is_none() {
+                        return Ok(None);
                     }
                 }
                 _ => {
                     if !equal(before, &after) {
-                        out.modified.push((path_of(prefix, key), jsonb_value(before), jsonb_value(&after)));
+                        let path = path_of(prefix, key);
+                        out.spend(&path, &[before, &after])?;
+                        out.modified.push((path, jsonb_value(before), jsonb_value(&after)));
                     }
                 }
             },
@@ -120,19 +153,24 @@ fn walk(old: &[u8], new: &[u8], prefix: &str, out: &mut Changes) -> Option<()> {
     }
     for (key, after) in &after_pairs {
         if find(&before_pairs, key).is_none() {
-            out.added.push((path_of(prefix, key), jsonb_value(after)));
+            let path = path_of(prefix, key);
+            out.spend(&path, &[after])?;
+            out.added.push((path, jsonb_value(after)));
         }
     }
-    Some(())
+    Ok(Some(()))
 }
 
 unsafe fn push_key(state: &mut *mut pg_sys::JsonbParseState, key: &str) {
     let mut k = borrowed_jsonb_string(key);
+    // SAFETY: `state` is the parse state of the one result being built; `key` outlives the
+    // JsonbValueToJsonb call that copies it (the caller's contract).
     unsafe { pg_sys::pushJsonbValue(state, WJB_KEY, &mut k) };
 }
 
 unsafe fn push_field(state: &mut *mut pg_sys::JsonbParseState, key: &str, value: &JsonbValue) {
     let mut v = *value;
+    // SAFETY: as in push_key; `value` points into the argument documents, alive for the call.
     unsafe {
         push_key(state, key);
         pg_sys::pushJsonbValue(state, WJB_VALUE, &mut v);
@@ -142,6 +180,9 @@ unsafe fn push_field(state: &mut *mut pg_sys::JsonbParseState, key: &str, value:
 fn build(changes: &Changes) -> pg_sys::Datum {
     let null: *mut JsonbValue = std::ptr::null_mut();
     let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+    // SAFETY: one parse state, built only here, three levels deep; every path string and
+    // value in `changes` outlives the JsonbValueToJsonb call that copies them, and the
+    // result's size was counted (Changes::spend) before anything was pushed.
     unsafe {
         pg_sys::pushJsonbValue(&mut state, WJB_BEGIN_OBJECT, null);
         let one = |state: &mut *mut pg_sys::JsonbParseState, path: &str, fields: &[(&str, &JsonbValue)]| {
@@ -181,9 +222,13 @@ fn build(changes: &Changes) -> pg_sys::Datum {
 pub fn config_diff(old: Option<RawJsonb>, new: Option<RawJsonb>) -> Result<JsonbDatum, ErrorReport> {
     if let (Some(o), Some(n)) = (old, new) {
         let (ob, nb) = (o.root_bytes(), n.root_bytes());
+        // Same limit as every document read into a value (the binary path allocates the
+        // result only, but the result can hold every value of both documents).
+        within_size("the jsonb document", ob.len()).map_err(DiffError::from)?;
+        within_size("the jsonb document", nb.len()).map_err(DiffError::from)?;
         if is_object(ob) && is_object(nb) {
-            let mut changes = Changes { added: Vec::new(), modified: Vec::new(), removed: Vec::new() };
-            if walk(ob, nb, "", &mut changes).is_some() {
+            let mut changes = Changes { added: Vec::new(), modified: Vec::new(), removed: Vec::new(), bytes: 0 };
+            if walk(ob, nb, "", &mut changes, 0).map_err(DiffError::from)?.is_some() {
                 return Ok(JsonbDatum(build(&changes)));
             }
             FALLBACKS.with(|f| f.set(f.get() + 1));
@@ -191,7 +236,12 @@ pub fn config_diff(old: Option<RawJsonb>, new: Option<RawJsonb>) -> Result<Jsonb
     }
     // Not two objects (the tree version names the culprit), or a layout this reader does not
     // know: the tree version computes the same result from the documents' values.
-    let value = |d: Option<RawJsonb>| d.map(|d| d.to_value()).unwrap_or(serde_json::Value::Null);
-    let result = tree::config_diff(&value(old), &value(new))?;
+    let value = |d: Option<RawJsonb>| -> Result<serde_json::Value, DiffError> {
+        Ok(match d {
+            Some(d) => d.to_value()?,
+            None => serde_json::Value::Null,
+        })
+    };
+    let result = tree::config_diff(&value(old)?, &value(new)?)?;
     Ok(JsonbDatum(crate::common::jsonb::Doc(result).into_datum().unwrap_or(pg_sys::Datum::null())))
 }

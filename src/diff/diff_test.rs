@@ -1,4 +1,73 @@
-//! The binary `config_diff` against the tree version, on generated documents, in a server.
+//! The binary `config_diff` against the tree version, on generated documents, in a server;
+//! and the resource limits of every jsonb walker (issue #13): deep, wide and large documents
+//! and hostile patches fail with 54001/54000 and the backend goes on.
+
+use std::panic::AssertUnwindSafe;
+
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+use pgrx::PgTryBuilder;
+
+/// Run `sql` in a subtransaction (as a PL/pgSQL exception block does) and return the
+/// SQLSTATE it failed with, or `None` when it succeeded.  A Rust panic shows as XX000.
+pub(crate) fn sqlstate_of(sql: &str) -> Option<String> {
+    // SAFETY: the PL/pgSQL exception-block pattern: a subtransaction around the statement,
+    // rolled back on error, with the caller's memory context and resource owner put back.
+    let (context, owner) = unsafe {
+        let context = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        (context, owner)
+    };
+    let code = |r: &pgrx::pg_sys::panic::ErrorReportWithLevel| format!("{:?}", r.sql_error_code());
+    let result: Result<(), String> = PgTryBuilder::new(AssertUnwindSafe(|| {
+        Spi::run(sql).map_err(|e| format!("spi: {e}"))
+    }))
+    .catch_others(|e| match e {
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => Err(code(&r)),
+        CaughtError::RustPanic { ereport, .. } => Err(format!("panic {}", code(&ereport))),
+    })
+    .execute();
+    // SAFETY: closes the subtransaction begun above, then restores what it changed.
+    unsafe {
+        if result.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(context);
+        pg_sys::CurrentResourceOwner = owner;
+    }
+    result.err().map(|c| sqlstate(&c))
+}
+
+/// "ERRCODE_STATEMENT_TOO_COMPLEX" → "54001" (the names pgrx's enum prints).
+fn sqlstate(debug_name: &str) -> String {
+    let known = [
+        ("ERRCODE_STATEMENT_TOO_COMPLEX", "54001"),
+        ("ERRCODE_PROGRAM_LIMIT_EXCEEDED", "54000"),
+        ("ERRCODE_INVALID_PARAMETER_VALUE", "22023"),
+        ("ERRCODE_INVALID_TEXT_REPRESENTATION", "22P02"),
+        ("ERRCODE_UNTRANSLATABLE_CHARACTER", "22P05"),
+        ("ERRCODE_INTERNAL_ERROR", "XX000"),
+    ];
+    known.iter().find(|(n, _)| debug_name.ends_with(n)).map(|(_, c)| c.to_string()).unwrap_or_else(|| debug_name.to_string())
+}
+
+/// The backend still answers.
+pub(crate) fn alive() -> bool {
+    Spi::get_one::<i32>("SELECT 1").ok().flatten() == Some(1)
+}
+
+/// `n` nested arrays around `1`, as SQL text building the jsonb.
+pub(crate) fn deep_array_sql(n: usize) -> String {
+    format!("(repeat('[', {n}) || '1' || repeat(']', {n}))::jsonb")
+}
+
+/// `n` nested objects `{"a": {"a": ... 1}}`, as SQL text building the jsonb.
+pub(crate) fn deep_object_sql(n: usize) -> String {
+    format!("(repeat('{{\"a\": ', {n}) || '1' || repeat('}}', {n}))::jsonb")
+}
 
 #[pgrx::pg_schema]
 mod tests {
@@ -160,5 +229,183 @@ mod tests {
     #[pg_test(error = "new must be a JSON object")]
     fn binary_config_diff_refuses_null() {
         let _ = Spi::get_one::<JsonB>("SELECT steward.config_diff('{}', NULL)");
+    }
+
+    use super::{alive, deep_array_sql, deep_object_sql, sqlstate_of};
+    use crate::common::jsonb::{MAX_BYTES, MAX_DEPTH};
+
+    fn fails_with(sql: &str, expected: &str) {
+        assert_eq!(sqlstate_of(sql).as_deref(), Some(expected), "{sql}");
+        assert!(alive(), "the backend answers after {sql}");
+    }
+
+    /// 100 000 levels: PostgreSQL's own parser stops at its stack limit (54001); 1 500
+    /// levels parse, and every jsonb function refuses them with 54001, never a crash.
+    #[pg_test]
+    fn deep_documents_fail_with_54001() {
+        fails_with(&format!("SELECT steward.jsonb_patch({}, '[]')", deep_array_sql(100_000)), "54001");
+        let too_deep = MAX_DEPTH + 500;
+        for doc in [deep_array_sql(too_deep), deep_object_sql(too_deep)] {
+            fails_with(&format!("SELECT steward.jsonb_patch({doc}, '[]')"), "54001");
+            fails_with(&format!("SELECT steward.jsonb_patch('{{}}', jsonb_build_array(jsonb_build_object('op', 'add', 'path', '/x', 'value', {doc})))"), "54001");
+            fails_with(&format!("SELECT steward.jsonb_merge_patch({doc}, '{{}}')"), "54001");
+            fails_with(&format!("SELECT steward.jsonb_merge_patch('{{}}', {doc})"), "54001");
+            fails_with(&format!("SELECT steward.jsonb_diff_patch({doc}, '[]')"), "54001");
+            fails_with(&format!("SELECT steward.jsonb_diff_patch('[]', {doc})"), "54001");
+        }
+        // Deep objects on both sides of config_diff, different only at the bottom: the binary
+        // walker descends to the limit.
+        let b = format!("(repeat('{{\"a\": ', {too_deep}) || '2' || repeat('}}', {too_deep}))::jsonb");
+        fails_with(&format!("SELECT steward.config_diff({}, {b})", deep_object_sql(too_deep)), "54001");
+    }
+
+    /// Just inside the limit everything works (and the result keeps its depth).
+    #[pg_test]
+    fn documents_within_the_depth_limit_work() {
+        let ok = MAX_DEPTH - 10;
+        let doc = deep_object_sql(ok);
+        let same = Spi::get_one::<bool>(&format!("SELECT steward.jsonb_patch({doc}, '[]') = {doc}")).expect("patch runs");
+        assert_eq!(same, Some(true));
+        let merged = Spi::get_one::<bool>(&format!("SELECT steward.jsonb_merge_patch({doc}, {doc}) = {doc}")).expect("merge runs");
+        assert_eq!(merged, Some(true));
+        let empty = Spi::get_one::<bool>(&format!("SELECT steward.jsonb_diff_patch({doc}, {doc}) = '[]'")).expect("diff runs");
+        assert_eq!(empty, Some(true));
+        let diff = Spi::get_one::<i64>(&format!("SELECT jsonb_array_length(steward.config_diff({doc}, '{{}}') -> 'removed')")).expect("diff");
+        assert_eq!(diff, Some(1));
+    }
+
+    /// The attack of issue #13: copying `/a` into `/a/a` over and over nests one level per
+    /// operation (it recursed until SIGSEGV).  Now the operation that would pass the limit
+    /// fails with 54001 and names itself.
+    #[pg_test]
+    fn nested_copy_patch_fails_with_54001() {
+        let patch = "(SELECT jsonb_agg('{\"op\": \"copy\", \"from\": \"/a\", \"path\": \"/a/a\"}'::jsonb) FROM generate_series(1, 2000))";
+        fails_with(&format!("SELECT steward.jsonb_patch('{{\"a\": {{}}}}', {patch})"), "54001");
+        // The same with `add` of values at ever deeper paths.
+        let adds = "(SELECT jsonb_agg(jsonb_build_object('op', 'add', 'path', '/' || repeat('a/', g - 1) || 'a', 'value', '{}'::jsonb)) FROM generate_series(1, 1500) g)";
+        fails_with(&format!("SELECT steward.jsonb_patch('{{}}', {adds})"), "54001");
+        // A short run of the same is fine.
+        let short = "(SELECT jsonb_agg('{\"op\": \"copy\", \"from\": \"/a\", \"path\": \"/a/a\"}'::jsonb) FROM generate_series(1, 50))";
+        let depth = Spi::get_one::<i32>(&format!(
+            "SELECT length(steward.jsonb_patch('{{\"a\": {{}}}}', {short})::text) - length(replace(steward.jsonb_patch('{{\"a\": {{}}}}', {short})::text, '{{', ''))"
+        ))
+        .expect("short patch runs");
+        assert_eq!(depth, Some(52));
+    }
+
+    /// The other attack: copying the document into itself doubles it each time (the Rust
+    /// allocator aborted).  The copy that would pass the size limit fails with 54000 first.
+    #[pg_test]
+    fn doubling_patch_fails_with_54000() {
+        let patch = "(SELECT jsonb_agg(jsonb_build_object('op', 'copy', 'from', '', 'path', '/k' || g)) FROM generate_series(1, 64) g)";
+        fails_with(&format!("SELECT steward.jsonb_patch(jsonb_build_object('seed', repeat('x', 4096)), {patch})"), "54000");
+        // Adding a large value many times to a large document (each input within the limit).
+        let adds = "(SELECT jsonb_agg(jsonb_build_object('op', 'add', 'path', '/k' || g, 'value', repeat('y', 1048576))) FROM generate_series(1, 40) g)";
+        fails_with(&format!("SELECT steward.jsonb_patch(jsonb_build_object('base', repeat('z', 30 * 1048576)), {adds})"), "54000");
+        // A wide patch: more operations than the limit.
+        let wide = format!("(SELECT jsonb_agg('{{\"op\": \"test\", \"path\": \"\", \"value\": {{}}}}'::jsonb) FROM generate_series(1, {}))", crate::diff::tree::MAX_PATCH_OPERATIONS + 1);
+        fails_with(&format!("SELECT steward.jsonb_patch('{{}}', {wide})"), "54000");
+    }
+
+    /// Documents larger than the limit are refused before they are read.
+    #[pg_test]
+    fn large_documents_fail_with_54000() {
+        let big = format!("jsonb_build_array(repeat('x', {}))", MAX_BYTES + 1024);
+        fails_with(&format!("SELECT steward.jsonb_merge_patch({big}, '{{}}')"), "54000");
+        fails_with(&format!("SELECT steward.config_diff(jsonb_build_object('a', {big}), '{{}}')"), "54000");
+        fails_with(&format!("SELECT steward.validate_ai_config(jsonb_build_object('a', {big}))"), "54000");
+    }
+
+    /// Paths grow with depth: 900 levels of 200-character keys, a changed leaf on each level,
+    /// would make a diff of ~80 MB of paths from 180 kB of input.  Refused with 54000.
+    #[pg_test]
+    fn quadratic_diff_paths_fail_with_54000() {
+        let n = 900;
+        let key = "k".repeat(200);
+        let doc = |v: u8| format!("(repeat('{{\"v\": {v}, \"{key}\": ', {n}) || '1' || repeat('}}', {n}))::jsonb");
+        fails_with(&format!("SELECT steward.config_diff({}, {})", doc(1), doc(2)), "54000");
+        fails_with(&format!("SELECT steward.jsonb_diff_patch({}, {})", doc(1), doc(2)), "54000");
+        // Wide but flat: 200 000 keys diff fine.
+        let wide = Spi::get_one::<i64>(
+            "SELECT jsonb_array_length(steward.config_diff('{}', (SELECT jsonb_object_agg('k' || g, g) FROM generate_series(1, 200000) g)) -> 'added')",
+        )
+        .expect("wide diff");
+        assert_eq!(wide, Some(200_000));
+    }
+
+    /// Random deep and wide documents and patches (proptest, in the server): every call
+    /// succeeds or fails with 22023/22P02/54000/54001 — never XX000, never a crash.
+    #[pg_test]
+    fn random_documents_and_patches_never_crash() {
+        use proptest::prelude::*;
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::{Config, TestRunner};
+
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i32>().prop_map(|n| json!(n)),
+                "[a-z/~0-9.]{0,8}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(6, 64, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::btree_map("[a-z~/0-9]{0,3}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+        fn pointer() -> impl Strategy<Value = String> {
+            prop::collection::vec(prop_oneof!["[a-z~/]{0,2}", "[0-9]", Just("-".to_string())], 0..4)
+                .prop_map(|tokens| tokens.iter().map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1"))).collect())
+        }
+        fn operation() -> impl Strategy<Value = Value> {
+            (prop::sample::select(vec!["add", "remove", "replace", "move", "copy", "test", "bogus"]), pointer(), pointer(), value())
+                .prop_map(|(op, path, from, value)| json!({"op": op, "path": path, "from": from, "value": value}))
+        }
+        // Deep and wide shapes SQL builds (beyond what the generator nests).
+        let shapes = [
+            deep_array_sql(MAX_DEPTH - 1),
+            deep_object_sql(MAX_DEPTH + 1),
+            "(SELECT jsonb_agg(g) FROM generate_series(1, 20000) g)".to_string(),
+            "(SELECT jsonb_object_agg('k' || g, jsonb_build_array(g)) FROM generate_series(1, 20000) g)".to_string(),
+        ];
+        let mut runner = TestRunner::new(Config { cases: 48, ..Config::default() });
+        let strategy = (value(), value(), prop::collection::vec(operation(), 0..12), 0..shapes.len() + 1, any::<bool>());
+        let allowed = ["22023", "22P02", "54000", "54001"];
+        let mut failures = 0;
+        for _ in 0..48 {
+            let (a, b, ops, shape, doubling) = strategy.new_tree(&mut runner).expect("generate").current();
+            let mut ops = Value::Array(ops);
+            if doubling {
+                // A self-copy tail: the doubling attack mixed into random patches.
+                if let Value::Array(list) = &mut ops {
+                    for g in 0..40 {
+                        list.push(json!({"op": "copy", "from": "", "path": format!("/d{g}")}));
+                    }
+                }
+            }
+            let lit = |v: &Value| format!("'{}'::jsonb", v.to_string().replace('\'', "''"));
+            let doc = if shape < shapes.len() { shapes[shape].clone() } else { lit(&a) };
+            for sql in [
+                format!("SELECT steward.jsonb_patch({doc}, {})", lit(&ops)),
+                format!("SELECT steward.jsonb_patch({}, {})", lit(&a), lit(&ops)),
+                format!("SELECT steward.jsonb_merge_patch({doc}, {})", lit(&b)),
+                format!("SELECT steward.jsonb_merge_patch({}, {doc})", lit(&b)),
+                format!("SELECT steward.jsonb_diff_patch({doc}, {})", lit(&b)),
+                format!("SELECT steward.config_diff({doc}, {})", lit(&b)),
+                format!("SELECT steward.config_diff(jsonb_build_object('x', {doc}), jsonb_build_object('x', {}))", lit(&a)),
+                format!("SELECT steward.validate_ai_config({doc})"),
+                format!("SELECT steward.validate_user_preferences(jsonb_build_object('notifications', {doc}))"),
+                format!("SELECT steward._resolve_layers('ai_config', ARRAY[{doc}, {}])", lit(&b)),
+            ] {
+                if let Some(state) = sqlstate_of(&sql) {
+                    assert!(allowed.contains(&state.as_str()), "{state} from {sql:.300}");
+                    failures += 1;
+                }
+                assert!(alive(), "the backend answers after {sql:.300}");
+            }
+        }
+        assert!(failures > 0, "some generated calls are refused");
     }
 }

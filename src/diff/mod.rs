@@ -1,6 +1,10 @@
 //! Diff and patch of JSON documents (CONTRACT §5, §7): the seed's diff shape, RFC 6902 JSON
 //! Patch (json-patch crate) and RFC 7396 merge patch.  Documents are read straight from
 //! jsonb's binary form (`common::jsonb::Doc`), not printed and re-parsed.
+//!
+//! Resources are bounded (issue #13): arguments are read within `common::jsonb`'s depth and
+//! size limits, and every walker and patch result is checked against them before it grows
+//! (54001 too deep, 54000 too large) — see `tree.rs`.
 
 pub mod binary;
 pub mod error;
@@ -19,8 +23,8 @@ fn config_diff(old: Option<RawJsonb>, new: Option<RawJsonb>) -> Result<JsonbDatu
 
 /// An RFC 6902 patch that turns `old` into `new`.
 #[pg_extern(immutable, parallel_safe)]
-fn jsonb_diff_patch(old: Doc, new: Doc) -> Doc {
-    Doc(tree::diff_patch(&old.0, &new.0))
+fn jsonb_diff_patch(old: Doc, new: Doc) -> Result<Doc, ErrorReport> {
+    Ok(Doc(tree::diff_patch(&old.0, &new.0)?))
 }
 
 /// Apply an RFC 6902 patch (all six operations, `test` included): all or nothing.
@@ -31,10 +35,10 @@ fn jsonb_patch(doc: Doc, patch: Doc) -> Result<Doc, ErrorReport> {
 
 /// Apply an RFC 7396 merge patch.
 #[pg_extern(immutable, parallel_safe)]
-fn jsonb_merge_patch(doc: Doc, patch: Doc) -> Doc {
-    Doc(tree::merge_patch(&doc.0, &patch.0))
+fn jsonb_merge_patch(doc: Doc, patch: Doc) -> Result<Doc, ErrorReport> {
+    Ok(Doc(tree::merge_patch(&doc.0, &patch.0)?))
 }
 
 #[cfg(any(test, feature = "pg_test"))]
 #[path = "diff_test.rs"]
-mod diff_test;
+pub(crate) mod diff_test;
