@@ -90,3 +90,6 @@ mod audit;
 
 #[path = "security/install.rs"]
 mod install;
+
+#[path = "security/jsonb.rs"]
+mod jsonb;

@@ -34,7 +34,10 @@ use serde_json::{Map, Number, Value};
 //   allocation failure aborts the whole server, so nothing input-driven may grow unbounded.
 
 /// The deepest nesting of containers a document read into Rust or built by it may have.
-pub const MAX_DEPTH: usize = 1000;
+/// (Configuration documents nest a few levels; 256 keeps the recursive serde and json-patch
+/// code far inside PostgreSQL's default 2 MB max_stack_depth even in a debug build, where
+/// 900 levels already reached it.)
+pub const MAX_DEPTH: usize = 256;
 
 /// The largest jsonb document (binary size, or estimated size of a result) handled in Rust.
 pub const MAX_BYTES: usize = 64 * 1024 * 1024;
@@ -92,9 +95,16 @@ impl LimitError {
     }
 
     /// Raise this as a PostgreSQL error (for walkers whose callers take no `Result`).
+    #[cfg(not(test))]
     pub fn raise(self) -> ! {
         pgrx::pg_sys::panic::ErrorReport::from(self).report(PgLogLevel::ERROR);
         unreachable!("an ERROR report does not return")
+    }
+
+    /// Outside a server (unit tests) there is no error machinery to raise into.
+    #[cfg(test)]
+    pub fn raise(self) -> ! {
+        panic!("{self}: {}", self.detail())
     }
 }
 

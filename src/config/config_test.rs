@@ -199,8 +199,8 @@ mod tests {
     /// level would be ~80 MB of paths from 180 kB of input.  Refused with 54000.
     #[pg_test]
     fn provenance_of_a_quadratic_layer_fails_with_54000() {
-        let key = "k".repeat(200);
-        let layer = format!("(repeat('{{\"v\": 1, \"{key}\": ', 900) || '1' || repeat('}}', 900))::jsonb");
+        let key = "k".repeat(4000);
+        let layer = format!("(repeat('{{\"v\": 1, \"{key}\": ', 200) || '1' || repeat('}}', 200))::jsonb");
         fails_with(&format!("SELECT count(*) FROM steward._explain_layers('user_preferences', ARRAY[{layer}], ARRAY['user'], ARRAY[NULL::uuid])"), "54000");
         // A long list of problems stays short per problem: a 1 MB wrong value is described
         // in a few dozen characters.
