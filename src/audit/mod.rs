@@ -218,6 +218,9 @@ fn check_rate(client: &mut pgrx::spi::SpiClient<'_>, user: pgrx::Uuid) -> Result
 }
 
 /// One column of a tuple as a raw datum (None for NULL).
+///
+/// # Safety
+/// `tuple` is null or a live heap tuple described by `desc`, `desc` valid for the call, and `attnum` <= its natts.
 unsafe fn column(tuple: *mut pg_sys::HeapTupleData, desc: pg_sys::TupleDesc, attnum: i32) -> Option<pg_sys::Datum> {
     if tuple.is_null() || attnum <= 0 {
         return None;
@@ -229,6 +232,9 @@ unsafe fn column(tuple: *mut pg_sys::HeapTupleData, desc: pg_sys::TupleDesc, att
 }
 
 /// Whether an UPDATE changed anything but `updated_at` (binary comparison, column by column).
+///
+/// # Safety
+/// `old` and `new` are live, non-null tuples described by `desc`, the trigger relation's descriptor.
 unsafe fn row_changed(old: *mut pg_sys::HeapTupleData, new: *mut pg_sys::HeapTupleData, desc: pg_sys::TupleDesc) -> bool {
     // SAFETY: the caller passes the trigger relation's descriptor, valid for the trigger call.
     let tupdesc = unsafe { PgTupleDesc::from_pg_unchecked(desc) };
@@ -254,6 +260,9 @@ unsafe fn row_changed(old: *mut pg_sys::HeapTupleData, new: *mut pg_sys::HeapTup
 }
 
 /// The xmin of a row version, unless it is frozen (then the writer is no longer known).
+///
+/// # Safety
+/// `tuple` is null or a live HeapTuple whose `t_data` is null or its valid header.
 unsafe fn xmin_of(tuple: *mut pg_sys::HeapTupleData) -> Option<pg_sys::TransactionId> {
     if tuple.is_null() {
         return None;
@@ -358,6 +367,7 @@ fn capture(trigger: &PgTrigger<'_>) -> Result<(), ErrorReport> {
     let relation = data.tg_relation;
     // SAFETY: `tg_relation` is the open relation of this trigger call, valid until it returns.
     let desc = unsafe { (*relation).rd_att };
+    // SAFETY: the same open relation; a plain field read.
     let relid = unsafe { (*relation).rd_id };
     let event = data.tg_event;
     let (old, new) = if pgrx::trigger_support::trigger_fired_by_insert(event) {
@@ -401,6 +411,8 @@ fn capture(trigger: &PgTrigger<'_>) -> Result<(), ErrorReport> {
     // tuples (or null), `desc` their descriptor, `key` a uuid column of it (checked above).
     let starts_row = match (old.is_null(), new.is_null()) {
         (true, false) => true,
+        // SAFETY: both tuples are non-null in this arm; `key` is a uuid column of `desc` (checked above), so each
+        // non-null value is a pointer to the 16 bytes uuid_bytes copies.
         (false, false) => unsafe {
             match (column(old, desc, key), column(new, desc, key)) {
                 (Some(a), Some(b)) => crate::common::catalog::uuid_bytes(a) != crate::common::catalog::uuid_bytes(b),

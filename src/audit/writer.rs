@@ -68,6 +68,9 @@ pub fn entry_hash(f: &HashFields<'_>) -> Vec<u8> {
 }
 
 /// The payload of a (possibly toasted or compressed) varlena, copied.
+///
+/// # Safety
+/// `datum` must be a non-null varlena datum (inline, compressed or a TOAST pointer) readable in this transaction.
 unsafe fn varlena_bytes(datum: pg_sys::Datum) -> Vec<u8> {
     // SAFETY: `datum` is a non-null varlena datum (the caller's contract); detoasting copies it if needed and the payload is copied out before returning.
     unsafe {
@@ -96,6 +99,9 @@ struct Head {
 
 /// The payload of a varlena attribute of a heap tuple compared with `bytes`, without a copy
 /// unless the value is compressed or stored out of line.
+///
+/// # Safety
+/// As `varlena_bytes`: a non-null varlena datum (inline, compressed or a TOAST pointer) readable in this transaction.
 unsafe fn attribute_equals(datum: pg_sys::Datum, bytes: &[u8]) -> bool {
     // SAFETY: `datum` is a non-null varlena datum; the detoasted copy, if one was made, is freed after the comparison.
     unsafe {
@@ -111,6 +117,8 @@ unsafe fn attribute_equals(datum: pg_sys::Datum, bytes: &[u8]) -> bool {
     }
 }
 
+/// # Safety
+/// In a transaction: `rel` the open steward.audit_entries, `index` its open chain index, `config_id` a uuid datum.
 unsafe fn chain_head(
     rel: pg_sys::Relation,
     index: pg_sys::Relation,
@@ -389,6 +397,8 @@ thread_local! {
     static LOG_RELID: std::cell::Cell<pg_sys::Oid> = const { std::cell::Cell::new(pg_sys::Oid::INVALID) };
 }
 
+// SAFETY: a relcache callback (registered in `insert_entry`) run on the backend's thread; it dereferences nothing and
+// only reads and bumps const-initialised thread-local Cells (no destructor, never borrowed), whatever code is running.
 unsafe extern "C-unwind" fn forget_heads(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     let log = LOG_RELID.with(std::cell::Cell::get);
     if relid == pg_sys::Oid::INVALID || log == pg_sys::Oid::INVALID || relid == log {

@@ -24,6 +24,9 @@ impl QuotedName {
 
     /// `schema.table` of a relation OID, from the catalog; None when it does not exist.
     pub fn relation(relid: pg_sys::Oid) -> Option<QuotedName> {
+        // SAFETY: syscache look-ups by OID inside the caller's transaction; get_rel_name and get_namespace_name return
+        // NULL or a palloc'd NUL-terminated copy in the current memory context, checked for NULL and copied into
+        // Strings (quoted) before this returns.
         unsafe {
             let name = pg_sys::get_rel_name(relid);
             let namespace = pg_sys::get_rel_namespace(relid);
@@ -58,12 +61,16 @@ impl std::fmt::Display for QuotedName {
 
 /// The attribute number of a live column, by name.
 pub fn attnum(desc: pg_sys::TupleDesc, name: &str) -> Option<i32> {
+    // SAFETY: NOT enforced by this safe fn's signature: every caller (config/direct.rs, audit/writer.rs) passes the
+    // rd_att of a relation it holds open, valid for this call; from_pg_unchecked neither frees nor releases it.
     let tupdesc = unsafe { pgrx::PgTupleDesc::from_pg_unchecked(desc) };
     tupdesc.iter().position(|a| !a.attisdropped && a.name() == name).map(|i| i as i32 + 1)
 }
 
 /// The relation `name` in `namespace`, if it exists.
 pub fn relid(namespace: pg_sys::Oid, name: &CStr) -> Option<pg_sys::Oid> {
+    // SAFETY: `name` is a &CStr, NUL-terminated and alive for the call; a syscache look-up inside the caller's
+    // transaction that returns InvalidOid when there is no such relation.
     let oid = unsafe { pg_sys::get_relname_relid(name.as_ptr(), namespace) };
     (oid != pg_sys::Oid::INVALID).then_some(oid)
 }
@@ -74,6 +81,8 @@ pub fn relid(namespace: pg_sys::Oid, name: &CStr) -> Option<pg_sys::Oid> {
 /// `d` must be a non-null uuid datum.
 pub unsafe fn uuid_bytes(d: pg_sys::Datum) -> [u8; 16] {
     let mut out = [0u8; 16];
+    // SAFETY: per the contract `d` points at a uuid value: exactly 16 bytes (by reference, fixed length, no varlena
+    // header); `out` is a distinct 16-byte local.
     unsafe { std::ptr::copy_nonoverlapping(d.cast_mut_ptr::<u8>(), out.as_mut_ptr(), 16) };
     out
 }

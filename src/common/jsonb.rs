@@ -204,6 +204,8 @@ pub fn jsonb_depth(v: &Value, stop: usize) -> usize {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Doc(pub Value);
 
+/// # Safety
+/// `v.type_` must be jbvString, `v.val.string` null or `len` readable bytes (a value from PostgreSQL's iterator).
 unsafe fn string_of(v: &pg_sys::JsonbValue) -> String {
     // SAFETY: reading the string arm of a JsonbValue whose type_ the caller checked is jbvString.
     let s = unsafe { v.val.string };
@@ -215,6 +217,8 @@ unsafe fn string_of(v: &pg_sys::JsonbValue) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// # Safety
+/// `v` must be a JsonbValue filled by PostgreSQL's iterator, its pointers valid while the document is.
 unsafe fn scalar(v: &pg_sys::JsonbValue) -> Value {
     match v.type_ {
         // SAFETY: type_ is jbvString.
@@ -249,6 +253,9 @@ fn attach(stack: &mut [(Value, Option<String>)], value: Value, result: &mut Valu
 }
 
 /// Walk a detoasted jsonb (iteratively: PostgreSQL's iterator keeps its own parent chain).
+///
+/// # Safety
+/// `jsonb` must point at a detoasted (4-byte header) jsonb varlena alive for the call.
 unsafe fn walk(jsonb: *mut pg_sys::Jsonb) -> Result<Value, LimitError> {
     // SAFETY: `jsonb` is a detoasted jsonb (the caller's contract); its root container is what the iterator walks.
     let mut iterator = unsafe { pg_sys::JsonbIteratorInit(&mut (*jsonb).root) };
@@ -323,7 +330,12 @@ thread_local! {
 }
 
 /// The bytes of a detoasted varlena after its header.
+///
+/// # Safety
+/// `v` must point at an inline, uncompressed varlena (1- or 4-byte header) that stays alive and unchanged for `'a`.
 unsafe fn payload<'a>(v: *const pg_sys::varlena) -> &'a [u8] {
+    // SAFETY: the contract above: varsize_any_exhdr and vardata_any decode the inline header (short or long), and
+    // the `len` bytes after it belong to the same varlena.
     unsafe {
         let len = pgrx::varlena::varsize_any_exhdr(v);
         let data = pgrx::varlena::vardata_any(v) as *const u8;
@@ -334,6 +346,9 @@ unsafe fn payload<'a>(v: *const pg_sys::varlena) -> &'a [u8] {
 /// A detoasted jsonb as a serde value: natively (`layout`), else with PostgreSQL's iterator.
 /// Refused before any allocation when the document is larger than `MAX_BYTES`, and while
 /// reading when it nests deeper than `MAX_DEPTH`.
+///
+/// # Safety
+/// As `walk`: `jsonb` must point at a detoasted (4-byte header) jsonb varlena alive for the call.
 unsafe fn read(jsonb: *mut pg_sys::Jsonb) -> Result<Value, LimitError> {
     // SAFETY: the caller passes a detoasted jsonb varlena.
     let bytes = unsafe { payload(jsonb as *const pg_sys::varlena) };
@@ -349,6 +364,8 @@ unsafe fn read(jsonb: *mut pg_sys::Jsonb) -> Result<Value, LimitError> {
 }
 
 impl FromDatum for Doc {
+    /// # Safety
+    /// FromDatum's contract: `datum` is a jsonb datum alive for the call, unless `is_null`.
     unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Doc> {
         if is_null {
             return None;
@@ -371,6 +388,8 @@ impl FromDatum for Doc {
 pub struct JsonbBytes(pub Vec<u8>);
 
 impl FromDatum for JsonbBytes {
+    /// # Safety
+    /// FromDatum's contract: `datum` is a jsonb datum alive for the call, unless `is_null`.
     unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<JsonbBytes> {
         if is_null {
             return None;
@@ -401,6 +420,8 @@ fn no_nul(s: &str) {
     }
 }
 
+/// # Safety
+/// In a backend (numeric_in pallocs); for a string the result points into `value`, which must outlive JsonbValueToJsonb.
 unsafe fn scalar_value(value: &Value) -> pg_sys::JsonbValue {
     // SAFETY: JsonbValue is a plain C struct for which all-zero bytes are valid; every field read is set below.
     let mut v: pg_sys::JsonbValue = unsafe { std::mem::zeroed() };
@@ -429,6 +450,8 @@ unsafe fn scalar_value(value: &Value) -> pg_sys::JsonbValue {
     v
 }
 
+/// # Safety
+/// `state` is this conversion's parse state; `value` must outlive the JsonbValueToJsonb call that copies what is pushed.
 unsafe fn push(
     state: &mut *mut pg_sys::JsonbParseState,
     value: &Value,
@@ -494,7 +517,10 @@ impl IntoDatum for Doc {
     }
 }
 
+// SAFETY: box_into hands back a datum built for this call (or the call's NULL) through fcinfo's own methods.
 unsafe impl pgrx::callconv::BoxRet for Doc {
+    /// # Safety
+    /// BoxRet's contract: `fcinfo` is the current call's (pgrx's wrapper passes it).
     unsafe fn box_into<'fcx>(self, fcinfo: &mut pgrx::callconv::FcInfo<'fcx>) -> Datum<'fcx> {
         match self.into_datum() {
             // SAFETY: the datum was built for this call's result.
@@ -512,19 +538,22 @@ pub struct RawJsonb(pub *mut pg_sys::Jsonb);
 impl RawJsonb {
     /// The root container's bytes (header, entries and data).
     pub fn root_bytes(&self) -> &[u8] {
-        // SAFETY: a detoasted jsonb: a 4-byte varlena header, then the root container.
+        // SAFETY: a detoasted jsonb from FromDatum: a 4-byte varlena header, then the root container.  Not enforced by
+        // the type (a pub raw pointer; NULL for a SQL NULL given as a plain RawJsonb): every parameter is Option<RawJsonb>.
         unsafe { payload(self.0 as *const pg_sys::varlena) }
     }
 
     /// The document as a serde value (for error messages and the slow paths), within the
     /// size and depth limits.
     pub fn to_value(&self) -> Result<Value, LimitError> {
-        // SAFETY: a detoasted jsonb (FromDatum below), alive for the whole call.
+        // SAFETY: a detoasted jsonb (FromDatum below), alive for the whole call; the same caveat as `root_bytes`.
         unsafe { read(self.0) }
     }
 }
 
 impl FromDatum for RawJsonb {
+    /// # Safety
+    /// FromDatum's contract: `datum` is a jsonb datum alive for the call, unless `is_null`.
     unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<RawJsonb> {
         if is_null {
             return None;
@@ -548,7 +577,10 @@ impl IntoDatum for JsonbDatum {
     }
 }
 
+// SAFETY: box_into hands back the datum built for this call through fcinfo's own method.
 unsafe impl pgrx::callconv::BoxRet for JsonbDatum {
+    /// # Safety
+    /// BoxRet's contract: `fcinfo` is the current call's (pgrx's wrapper passes it).
     unsafe fn box_into<'fcx>(self, fcinfo: &mut pgrx::callconv::FcInfo<'fcx>) -> Datum<'fcx> {
         // SAFETY: the datum was built for this call's result by JsonbValueToJsonb.
         unsafe { fcinfo.return_raw_datum(self.0) }
@@ -572,20 +604,30 @@ pub fn borrowed_jsonb_string(s: &str) -> pg_sys::JsonbValue {
 /// SQL NULL reaching a non-strict function), and the SQL type name of each of these types.
 macro_rules! jsonb_argument {
     ($t:ident, $null:expr) => {
+        // SAFETY: both methods read the argument only through FromDatum for a jsonb parameter, the SQL type
+        // jsonb_sql_type! declares for $t.
         unsafe impl<'fcx> ArgAbi<'fcx> for $t {
+            /// # Safety
+            /// ArgAbi's contract: `arg` is this call's argument for a parameter of SQL type jsonb.
             unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
                 // SAFETY: pgrx hands the argument of this jsonb parameter; FromDatum reads it as jsonb.
                 unsafe { arg.unbox_arg_using_from_datum().unwrap_or($null) }
             }
 
+            /// # Safety
+            /// As `unbox_arg_unchecked`.
             unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
                 // SAFETY: as above.
                 unsafe { arg.unbox_arg_using_from_datum().into() }
             }
         }
 
+        // SAFETY: `As` is $t itself, read through FromDatum as jsonb: Doc and JsonbBytes own their data; RawJsonb keeps a
+        // raw pointer not tied to 'src (see `root_bytes`).
         unsafe impl UnboxDatum for $t {
             type As<'src> = $t where Self: 'src;
+            /// # Safety
+            /// UnboxDatum's contract: `d` is a non-null jsonb datum alive for `'src`.
             unsafe fn unbox<'src>(d: Datum<'src>) -> Self::As<'src>
             where
                 Self: 'src,
@@ -601,6 +643,7 @@ macro_rules! jsonb_argument {
 
 macro_rules! jsonb_sql_type {
     ($t:ident) => {
+        // SAFETY: the SQL type declared, jsonb, is the one the FromDatum/IntoDatum impls above read and write.
         unsafe impl SqlTranslatable for $t {
             const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!($t);
             const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;

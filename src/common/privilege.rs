@@ -143,6 +143,8 @@ thread_local! {
 }
 
 #[pg_guard]
+// SAFETY: an XactCallback (registered once in `enter`) on the backend's thread; it dereferences nothing (`_arg` is the
+// null it was registered with) and FRAMES is never borrowed across a PostgreSQL call, so borrow_mut cannot conflict.
 unsafe extern "C-unwind" fn forget_frames(event: pg_sys::XactEvent::Type, _arg: *mut std::os::raw::c_void) {
     if matches!(
         event,
@@ -393,6 +395,8 @@ pub fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
     let nest = unsafe { pg_sys::NewGUCNestLevel() };
     pin_search_path();
     PgTryBuilder::new(AssertUnwindSafe(f))
+        // SAFETY: closes exactly the GUC nest level opened above, once, whether `f` returned or raised, putting the
+        // caller's search_path back (as fmgr_security_definer does for a SET clause).
         .finally(|| unsafe { pg_sys::AtEOXact_GUC(false, nest) })
         .execute()
 }

@@ -57,6 +57,7 @@ mod tests {
     #[pg_test]
     fn a_token_names_its_caller_once() {
         let token = Spi::get_one::<i64>("SELECT steward._enter()").ok().flatten().unwrap_or(0);
+        // SAFETY: GetUserId reads a backend global set for the whole session; no pointer is involved.
         let me = unsafe { pg_sys::GetUserId() };
         assert_eq!(caller_of(token, "f").ok(), Some(me));
         // Taken: a second redemption, or a made-up token, is refused.

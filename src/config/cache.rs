@@ -68,6 +68,8 @@ pub fn forget() {
 }
 
 fn usable() -> bool {
+    // SAFETY: XactIsoLevel is a plain int backend global (this transaction's isolation level), read on the
+    // backend's only thread.
     if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
         return false;
     }
@@ -91,12 +93,17 @@ pub fn lookup(user: pgrx::Uuid, keys: bool) -> Lookup {
         return Lookup::Off;
     }
     // Changes other sessions committed since this backend last looked.
+    // SAFETY: inside the transaction of a SQL function; the callbacks it may run (direct.rs, health/catalog.rs,
+    // audit/writer.rs) touch only Cells, and no RefCell of this module is borrowed at this point.
     unsafe { pg_sys::AcceptInvalidationMessages() };
     let generation = GENERATION.with(Cell::get);
     let key = (*user.as_bytes(), keys);
     let found = ENTRIES.with(|e| {
         let map = e.borrow();
         let entry = map.as_ref()?.get(&key)?;
+        // SAFETY: palloc returns `len` writable bytes in the current memory context (the call's, which outlives the
+        // returned datum) or raises; `entry.bytes` is a whole 4-byte-header jsonb varlena (see `store`) and cannot
+        // overlap fresh palloc memory.  Nothing here processes invalidations, so the borrow of ENTRIES is not re-entered.
         (entry.generation == generation).then(|| unsafe {
             let copy = pg_sys::palloc(entry.bytes.len()) as *mut u8;
             std::ptr::copy_nonoverlapping(entry.bytes.as_ptr(), copy, entry.bytes.len());
@@ -126,6 +133,9 @@ pub fn store(ticket: Ticket, datum: pg_sys::Datum) {
         count(false);
         return;
     }
+    // SAFETY: relies on the caller (effective.rs, the only one) passing the non-null jsonb datum it just built with
+    // Doc::into_datum: an in-memory varlena; anything but a plain 4-byte header is refused below, and varsize_4b bytes
+    // from `ptr` are that varlena.  Not enforced by this safe fn's signature.
     let bytes: Box<[u8]> = unsafe {
         let ptr = datum.cast_mut_ptr::<pg_sys::varlena>();
         // Results are built in memory with a plain 4-byte header; refuse anything else.
@@ -168,7 +178,10 @@ fn effective_config_cache_stats() -> pgrx::JsonB {
 fn _effective_config_changed<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
+    // SAFETY: the TriggerData of this call; tg_relation is the open, locked relation the trigger fired on, valid
+    // until the trigger returns.
     let relid = unsafe { (*trigger.trigger_data().tg_relation).rd_id };
+    // SAFETY: inside the firing transaction, on an existing, locked relation; the call only queues an invalidation.
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
     Ok(None)
 }
@@ -177,6 +190,8 @@ fn _effective_config_changed<'a>(
 /// no triggers).  Takes effect for other sessions when the caller's transaction commits.
 #[pg_extern(volatile)]
 fn effective_config_cache_reset() -> bool {
+    // SAFETY: inside a SQL function's transaction; NUL-terminated literals; missing_ok = true and
+    // get_relname_relid both return InvalidOid for a missing object instead of raising.
     let oid = unsafe {
         let ns = pg_sys::get_namespace_oid(c"steward".as_ptr(), true);
         if ns == pg_sys::Oid::INVALID {
@@ -187,6 +202,8 @@ fn effective_config_cache_reset() -> bool {
     if oid == pg_sys::Oid::INVALID {
         return false;
     }
+    // SAFETY: `oid` was just found in pg_class in this transaction; the call only queues an invalidation (a relation
+    // dropped concurrently makes it raise an ERROR, never read freed memory).
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(oid) };
     true
 }

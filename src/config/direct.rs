@@ -46,6 +46,9 @@ thread_local! {
     static CALLBACKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+// SAFETY: a relcache callback (registered in `resolve`) run on the backend's only thread: it dereferences
+// nothing (`_arg` and `relid` are plain values) and touches only const-initialised thread-local Cells (no
+// destructor, never borrowed: RELS here, GENERATION in cache::forget), so it is sound whenever invalidations run.
 unsafe extern "C-unwind" fn forget_relation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     match RELS.with(Cell::get) {
         Some(rels) => {
@@ -61,6 +64,8 @@ unsafe extern "C-unwind" fn forget_relation(_arg: pg_sys::Datum, relid: pg_sys::
     }
 }
 
+// SAFETY: a syscache callback (PROCOID, registered in `resolve`): as `forget_relation`, it dereferences
+// nothing and only sets const-initialised thread-local Cells, so it cannot conflict with running code.
 unsafe extern "C-unwind" fn forget_all(_arg: pg_sys::Datum, _cacheid: std::ffi::c_int, _hash: u32) {
     RELS.with(|r| r.set(None));
     super::cache::forget();
@@ -68,6 +73,9 @@ unsafe extern "C-unwind" fn forget_all(_arg: pg_sys::Datum, _cacheid: std::ffi::
 
 fn resolve() -> Option<Rels> {
     if !CALLBACKS.with(|c| c.replace(true)) {
+        // SAFETY: both callbacks are static `extern "C-unwind"` fns with exactly PostgreSQL's callback
+        // signatures, alive for the whole backend, with a dummy Datum argument; CALLBACKS makes this run once
+        // per backend (running out of callback slots would be a FATAL error, not UB).
         unsafe {
             pg_sys::CacheRegisterRelcacheCallback(Some(forget_relation), pg_sys::Datum::from(0));
             pg_sys::CacheRegisterSyscacheCallback(pg_sys::SysCacheIdentifier::PROCOID as i32, Some(forget_all), pg_sys::Datum::from(0));
@@ -80,7 +88,10 @@ fn resolve() -> Option<Rels> {
         Spi::get_one::<String>("SELECT schema_name::text FROM steward.train_schema").ok().flatten()
     })?;
     let schema = std::ffi::CString::new(schema).ok()?;
+    // SAFETY: a NUL-terminated literal; missing_ok = true returns InvalidOid instead of raising; a syscache
+    // look-up inside the transaction of the SQL function this runs in.
     let steward = unsafe { pg_sys::get_namespace_oid(c"steward".as_ptr(), true) };
+    // SAFETY: as above; `schema` is a CString that lives until the end of this function.
     let ns = unsafe { pg_sys::get_namespace_oid(schema.as_ptr(), true) };
     if ns == pg_sys::Oid::INVALID || steward == pg_sys::Oid::INVALID {
         return None;
@@ -100,17 +111,28 @@ fn resolve() -> Option<Rels> {
 
 /// Open a table the cache names; None when it was dropped since (the invalidation that says
 /// so is processed while its lock is taken — too late for this call, which then uses SPI).
+///
+/// # Safety
+/// Inside a transaction; the caller must `table_close` the relation before the transaction ends and not use it after.
 unsafe fn open(oid: pg_sys::Oid) -> Option<pg_sys::Relation> {
+    // SAFETY: inside a transaction (the contract); try_table_open returns NULL for a relation that is gone, and
+    // raises an ERROR (never UB) for one that is not a table; the lock and reference are released by the caller.
     let rel = unsafe { pg_sys::try_table_open(oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
     (!rel.is_null()).then_some(rel)
 }
 
 /// After the table's lock is held its indexes cannot be dropped (except concurrently).
 fn exists(oid: pg_sys::Oid) -> bool {
+    // SAFETY: a syscache look-up by OID inside the caller's transaction; the result (NULL, or a palloc'd copy
+    // of the name in the current memory context) is only tested for NULL.
     unsafe { !pg_sys::get_rel_name(oid).is_null() }
 }
 
 /// Every visible tuple of `rel` whose `column` equals `value`, through `index`.
+///
+/// # Safety
+/// In a transaction: `rel` open and locked, `index` an index of it on heap column `column`, `proc` the `=` function of
+/// that column's type and `value` a datum of that type, `snapshot` valid; `each` must not keep the tuple past its call.
 unsafe fn scan_eq(
     snapshot: pg_sys::Snapshot,
     rel: pg_sys::Relation,
@@ -120,6 +142,9 @@ unsafe fn scan_eq(
     value: pg_sys::Datum,
     mut each: impl FnMut(*mut pg_sys::HeapTupleData),
 ) {
+    // SAFETY: the contract above.  ScanKeyData is a plain C struct (all-zero is valid) filled by ScanKeyInit; the
+    // scan runs on the open `rel` and is ended before returning (an ERROR in `each` ends it at abort); each tuple
+    // is handed to `each` only until the next systable_getnext, which is as long as it stays valid.
     unsafe {
         let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
         // systable scans take heap attribute numbers and map them to the index's columns.
@@ -140,6 +165,8 @@ unsafe fn scan_eq(
 type Row = (i32, i64, [u8; 16], Value);
 
 fn allowed(rels: &Rels) -> bool {
+    // SAFETY: GetUserId reads a backend global; pg_class_aclcheck is a syscache look-up by OID inside the current
+    // transaction (an OID dropped since `resolve` makes it raise an ERROR, never read freed memory).
     unsafe {
         let user = pg_sys::GetUserId();
         pg_sys::pg_class_aclcheck(rels.ai, user, pg_sys::ACL_SELECT as pg_sys::AclMode) == pg_sys::AclResult::ACLCHECK_OK
@@ -164,6 +191,8 @@ pub fn applies() -> bool {
 
 /// The layers as the statement's snapshot sees them.
 pub fn layers(user: pgrx::Uuid) -> Option<Vec<Value>> {
+    // SAFETY: called from a SQL function, so the executor has an active snapshot pushed (GetActiveSnapshot would
+    // crash without one); it stays on the active stack, hence valid, for the whole call that uses it.
     layers_as_of(user, unsafe { pg_sys::GetActiveSnapshot() })
 }
 
@@ -171,6 +200,8 @@ pub fn layers(user: pgrx::Uuid) -> Option<Vec<Value>> {
 /// change committed before it is in the answer, and every later one sends an invalidation
 /// this backend processes before it answers from the cache again (src/config/cache.rs).
 pub fn layers_fresh(user: pgrx::Uuid) -> Option<Vec<Value>> {
+    // SAFETY: inside a transaction; the latest snapshot is registered (with the current resource owner) before it
+    // is used and unregistered after; if layers_as_of raises, the abort releases the registration.
     unsafe {
         let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
         let out = layers_as_of(user, snapshot);
@@ -184,6 +215,12 @@ fn layers_as_of(user: pgrx::Uuid, snapshot: pg_sys::Snapshot) -> Option<Vec<Valu
     let rels = direct_rels()?;
     let user_datum = user.into_datum()?;
     let mut out = Vec::new();
+    // Assumed, NOT checked: the columns below are found by name only and read as the types install_train_schema
+    // gives them (uuid keys and ids, jsonb documents), with `id` never NULL; an adopted or altered table with other
+    // types would be misread (uuid_bytes, Doc::from_datum, the F_UUID_EQ scan keys): a known gap.
+    // SAFETY: inside a transaction; each relation is opened by `open` and closed on every return path (an ERROR
+    // releases it at abort); `desc` is its rd_att, valid while it is open; the scans keep `scan_eq`'s contract
+    // and heap_getattr reads each tuple only inside its callback, with attribute numbers taken from `desc`.
     unsafe {
         // Database layer.
         let rel = open(rels.overrides)?;

@@ -54,6 +54,8 @@ pub fn resolve(user_id: Option<pgrx::Uuid>) -> Result<serde_json::Value, ErrorRe
             // straight from the jsonb binary form while the SPI tuple is alive.
             while rows.next().is_some() {
                 if let Some(d) = rows.get_datum_by_ordinal(1).ctx("the configuration layers")? {
+                    // SAFETY: `d` is a non-null datum of the SPI row just fetched, alive while `rows` is; the
+                    // column is `configuration`, declared jsonb by steward._ai_config_rows' RETURNS TABLE.
                     if let Some(doc) = unsafe { Doc::from_datum(d, false) } {
                         layers.push(doc.0);
                     }

@@ -161,6 +161,8 @@ fn walk(old: &[u8], new: &[u8], prefix: &str, out: &mut Changes, depth: usize) -
     Ok(Some(()))
 }
 
+/// # Safety
+/// `state` is the parse state of the one result being built; `key` must outlive the JsonbValueToJsonb call that copies it.
 unsafe fn push_key(state: &mut *mut pg_sys::JsonbParseState, key: &str) {
     let mut k = borrowed_jsonb_string(key);
     // SAFETY: `state` is the parse state of the one result being built; `key` outlives the
@@ -168,6 +170,8 @@ unsafe fn push_key(state: &mut *mut pg_sys::JsonbParseState, key: &str) {
     unsafe { pg_sys::pushJsonbValue(state, WJB_KEY, &mut k) };
 }
 
+/// # Safety
+/// As `push_key`; what `value` points at (a string, numeric or container of the argument documents) must too.
 unsafe fn push_field(state: &mut *mut pg_sys::JsonbParseState, key: &str, value: &JsonbValue) {
     let mut v = *value;
     // SAFETY: as in push_key; `value` points into the argument documents, alive for the call.

@@ -105,11 +105,15 @@ impl Catalog {
 /// A sequential scan of one catalog under the catalog snapshot; `each` sees every tuple.
 ///
 /// # Safety
-/// `each` must only read the tuple (it is valid until the next tuple is fetched).
+/// Inside a transaction, `catalog` the OID of an existing catalog; `each` must only read the tuple and keep no
+/// pointer into it (it is valid until the next tuple is fetched).
 unsafe fn scan_catalog(
     catalog: pg_sys::Oid,
     mut each: impl FnMut(pg_sys::HeapTuple, pg_sys::TupleDesc),
 ) {
+    // SAFETY: the contract above: the catalog is opened and closed here with AccessShareLock, a NULL snapshot makes
+    // systable_beginscan use the catalog snapshot, `desc` (the open relation's rd_att) is valid for the whole scan,
+    // and each tuple goes to `each` only until the next systable_getnext.
     unsafe {
         let rel = pg_sys::table_open(catalog, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let desc = (*rel).rd_att;
@@ -129,6 +133,8 @@ unsafe fn scan_catalog(
 /// # Safety
 /// `tuple` must be a tuple of the catalog whose row struct is `T`.
 unsafe fn form<'a, T>(tuple: pg_sys::HeapTuple) -> &'a T {
+    // SAFETY: per the contract `tuple` is a live tuple of the catalog whose row struct is T: its fixed-width part
+    // starts, aligned, at t_data + t_hoff; callers use the reference only inside the scan callback, while it lives.
     unsafe { &*pg_sys::heap_tuple_get_struct::<T>(tuple) }
 }
 
@@ -148,6 +154,8 @@ pub fn fillfactor_option(options: &[String]) -> Option<f64> {
 /// `datum` must be a non-NULL oidvector from a catalog tuple (stored plain: never compressed
 /// or out of line, with a 4-byte header).
 unsafe fn oid_vector(datum: pg_sys::Datum) -> Vec<u32> {
+    // SAFETY: per the contract the datum points at a plain (typstorage 'p': 4-byte header, never toasted), int-aligned
+    // oidvector inside a live tuple; `dim1` values follow its header (a negative dim1 reads none); copied at once.
     unsafe {
         let v = &*(datum.cast_mut_ptr::<pg_sys::oidvector>());
         v.values.as_slice(usize::try_from(v.dim1).unwrap_or(0)).iter().map(|o| o.to_u32()).collect()
@@ -159,6 +167,8 @@ unsafe fn oid_vector(datum: pg_sys::Datum) -> Vec<u32> {
 /// # Safety
 /// As for `oid_vector`, for an int2vector.
 unsafe fn int2_vector(datum: pg_sys::Datum) -> Vec<i16> {
+    // SAFETY: as in `oid_vector`: a plain, int-aligned int2vector inside a live tuple, `dim1` values after its
+    // header, copied at once.
     unsafe {
         let v = &*(datum.cast_mut_ptr::<pg_sys::int2vector>());
         v.values.as_slice(usize::try_from(v.dim1).unwrap_or(0)).to_vec()
@@ -296,10 +306,13 @@ thread_local! {
     static CALLBACKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+// SAFETY: a relcache callback (registered in `generation`) run on the backend's thread; it dereferences nothing
+// and only bumps a const-initialised thread-local Cell (no destructor, never borrowed), whatever code is running.
 unsafe extern "C-unwind" fn relation_changed(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
     GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
 }
 
+// SAFETY: a syscache callback (NAMESPACEOID, AMOID), sound for the same reasons as `relation_changed`.
 unsafe extern "C-unwind" fn catalog_changed(_arg: pg_sys::Datum, _cacheid: std::ffi::c_int, _hash: u32) {
     GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
 }

@@ -124,8 +124,10 @@ fn stat_entries(fd: libc::c_int, names: &[u8], entries: &[Listed]) -> Vec<FileFa
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries {
         let Some(name) = names.get(entry.name_at..) else { continue };
-        // SAFETY: statx writes only into `buf`; `name` is NUL-terminated inside `names`.
+        // SAFETY: libc::statx is plain C data (integers only), for which all-zero bytes are a valid value.
         let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+        // SAFETY: statx writes only into `buf`; `name` starts at a NUL-terminated entry inside `names`; `fd` is the
+        // descriptor of a directory whose Dir the caller keeps open for the whole call.
         let rc = unsafe {
             libc::statx(
                 fd,

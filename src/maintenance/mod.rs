@@ -51,6 +51,9 @@ pub fn maintenance_submit(request: JsonB, wait: bool) -> Result<pgrx::Uuid, Erro
     // SAFETY: the segment is created here, written before the worker exists, read by the
     // worker only after it attaches, and detached here after the worker flagged it.
     let segment = unsafe { pg_sys::dsm_create(HANDOVER_HEADER + text.len(), 0) };
+    // SAFETY: dsm_create raised or returned a segment mapped at dsm_segment_address with HANDOVER_HEADER +
+    // text.len() bytes, page-aligned (Handover needs 4); the header is written there and `text` right after it,
+    // before any worker exists to read it.
     let handle = unsafe {
         let base = pg_sys::dsm_segment_address(segment) as *mut u8;
         let header = base as *mut Handover;
@@ -58,6 +61,8 @@ pub fn maintenance_submit(request: JsonB, wait: bool) -> Result<pgrx::Uuid, Erro
         std::ptr::copy_nonoverlapping(text.as_ptr(), base.add(HANDOVER_HEADER), text.len());
         pg_sys::dsm_segment_handle(segment)
     };
+    // SAFETY: called only while `segment` is attached (each dsm_detach below ends its use); the header was
+    // initialised above and its state word is an AtomicU32 shared with the worker.
     let state = || unsafe { (*(pg_sys::dsm_segment_address(segment) as *const Handover)).state.load(Ordering::Acquire) };
 
     // SAFETY: backend-local globals.
@@ -73,6 +78,7 @@ pub fn maintenance_submit(request: JsonB, wait: bool) -> Result<pgrx::Uuid, Erro
         .set_notify_pid(pid)
         .load_dynamic();
     let Ok(worker) = started else {
+        // SAFETY: `segment` is attached (created above), detached once; `state` is not called after this.
         unsafe { pg_sys::dsm_detach(segment) };
         return Err(MaintenanceError::NoWorkerSlot.into());
     };
@@ -87,11 +93,13 @@ pub fn maintenance_submit(request: JsonB, wait: bool) -> Result<pgrx::Uuid, Erro
             if state() == RECORDED {
                 break;
             }
+            // SAFETY: as above: attached until here, detached once, not used after.
             unsafe { pg_sys::dsm_detach(segment) };
             return Err(MaintenanceError::WorkerVanished.into());
         }
         wait_a_moment(Duration::from_millis(2));
     }
+    // SAFETY: as above: attached until here (the worker has copied the request and flagged it), detached once.
     unsafe { pg_sys::dsm_detach(segment) };
 
     if wait {

@@ -23,6 +23,8 @@ use super::{Handover, HANDOVER_HEADER, RECORDED};
 // utils/timeout.h is not part of pgrx's bindings.  STATEMENT_TIMEOUT is the fourth member of
 // `enum TimeoutId` in every supported major version (13-18).
 const STATEMENT_TIMEOUT: std::os::raw::c_int = 3;
+// SAFETY (declarations): these match utils/timeout.h of PostgreSQL 13-18 (TimeoutId is an int-sized C enum); both
+// report failure only with FATAL (proc_exit), never with an ERROR longjmp across the Rust frames that call them.
 extern "C-unwind" {
     fn enable_timeout_after(id: std::os::raw::c_int, delay_ms: std::os::raw::c_int);
     fn disable_timeout(id: std::os::raw::c_int, keep_indicator: bool);
@@ -110,11 +112,12 @@ fn spi_failure(e: pgrx::spi::SpiError) -> Failure {
 /// REINDEX switch to the table's owner in a security-restricted operation themselves.
 fn run_utility(sql: &str, statement_timeout_ms: i64, role: pg_sys::Oid) -> Result<(), Failure> {
     let text = CString::new(sql).map_err(|_| Failure::new("22023", "statement contains a NUL byte"))?;
-    // SAFETY: between transactions; every path below ends the transaction it starts.
     // The statement's memory lives in a context of its own, not in the transaction's: VACUUM
     // and REINDEX CONCURRENTLY commit the transaction they were called in and start new
     // ones, and the server's utility processing still uses its parse state afterwards (the
     // server itself keeps it in a per-message context for the same reason).
+    // SAFETY: between transactions; every path below ends the transaction it starts.  The new
+    // context is a child of TopMemoryContext (it survives those commits) and is deleted below.
     let statement_context = unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
@@ -128,6 +131,9 @@ fn run_utility(sql: &str, statement_timeout_ms: i64, role: pg_sys::Oid) -> Resul
         pg_sys::MemoryContextSwitchTo(context);
         context
     };
+    // SAFETY: in the transaction started above, with `statement_context` current: the parse tree and the palloc0'd
+    // (zeroed, then filled) PlannedStmt live there until it is deleted below; `text` outlives the call; the user
+    // switch, timeout and active snapshot set here are undone after the try, whichever way it ends.
     let outcome = PgTryBuilder::new(AssertUnwindSafe(|| unsafe {
         let parsed = PgList::<pg_sys::RawStmt>::from_pg(pg_sys::pg_parse_query(text.as_ptr()));
         let Some(raw) = parsed.get_ptr(0) else {
@@ -367,6 +373,8 @@ fn set_lock_timeout(ms: i64) {
 pub extern "C-unwind" fn pg_steward_maintenance_main(arg: pg_sys::Datum) {
     // Default background-worker signal handling: SIGTERM ends the worker (its record is then
     // marked failed by the next look), SIGINT cancels the running statement.
+    // SAFETY: the worker's first step: unblocks the signals the postmaster left blocked, whose handlers
+    // PostgreSQL installed for a worker with a database connection.
     unsafe { pg_sys::BackgroundWorkerUnblockSignals() };
     let Ok(db) = BackgroundWorker::get_extra().trim().parse::<u32>() else {
         pgrx::log!("pg_steward maintenance worker started without a database");
@@ -389,9 +397,14 @@ pub extern "C-unwind" fn pg_steward_maintenance_main(arg: pg_sys::Datum) {
         pgrx::log!("pg_steward maintenance worker: the requesting session is gone");
         return;
     }
+    // SAFETY: `segment` is the non-null mapping just attached; pinning only detaches it from the current resource
+    // owner (if any), so it stays mapped until the dsm_detach below.
     unsafe { pg_sys::dsm_pin_mapping(segment) };
+    // SAFETY: the address of a mapped segment, valid until the dsm_detach below.
     let base = unsafe { pg_sys::dsm_segment_address(segment) as *const u8 };
     let header = base as *const Handover;
+    // SAFETY: the caller wrote a Handover header and then `len` request bytes into a segment of exactly that size
+    // before starting this worker, and keeps it until RECORDED; the page-aligned header is read once, the bytes copied.
     let bytes = unsafe { std::slice::from_raw_parts(base.add(HANDOVER_HEADER), (*header).len as usize).to_vec() };
     let raw: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let request = Request::parse(&raw);
@@ -401,6 +414,8 @@ pub extern "C-unwind" fn pg_steward_maintenance_main(arg: pg_sys::Datum) {
         Err(e) => Err(Failure::new("22023", e.clone())),
     };
     // Let the caller go on: the record is committed (or could not be written at all).
+    // SAFETY: `header` points into the segment, still attached and detached here once (`base` and `header` are not
+    // used after); the state word is an AtomicU32 the caller polls, stored with Release after the record committed.
     unsafe {
         if recorded.is_ok() {
             (*header).state.store(RECORDED, Ordering::Release);

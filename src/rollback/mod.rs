@@ -57,6 +57,8 @@ fn run(
     let missing = PLANS.with(|p| !p.borrow().contains_key(&cache_key));
     let table = if missing { Some(QuotedName::relation(tbl).ok_or(RollbackError::TableGone(tbl.to_u32()))?) } else { None };
     // The caller's memory context: SPI's own is gone when connect_mut returns.
+    // SAFETY: CurrentMemoryContext is a backend global, always a valid context in a backend; the one it names (this
+    // function call's) outlives the SPI connection below.
     let outer = unsafe { pg_sys::CurrentMemoryContext };
     // Planned and run under search_path = pg_catalog, pg_temp: the caller's path never picks
     // an operator or function for these statements (plans are kept per backend).
@@ -87,6 +89,9 @@ fn run(
             if rows.next().is_some() {
                 value = rows.get_datum_by_ordinal(1).ctx("the audited configuration row")?;
                 // Copy into the caller's memory before SPI's goes.
+                // SAFETY: `d` is a non-null datum of the SPI result, alive until SPI finishes; `outer` outlives SPI. NOT
+                // CHECKED: the document column's type; a non-varlena column (e.g. integer) is dereferenced as a pointer
+                // here, and any other type is returned as jsonb: callers (authenticated included) name the column.
                 value = value.map(|d| unsafe {
                     PgMemoryContexts::For(outer).switch_to(|_| pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(d.cast_mut_ptr())))
                 });
