@@ -357,6 +357,10 @@ DECLARE
     v_owner oid;
     v_t name;
 BEGIN
+    -- One installation at a time: a second installer waits here instead of failing on the
+    -- function both would replace ("tuple concurrently updated").
+    LOCK TABLE steward.train_schema IN SHARE ROW EXCLUSIVE MODE;
+    v_current := (SELECT t.schema_name FROM steward.train_schema t);
     IF p_schema IS NULL OR p_schema IN ('pg_catalog', 'information_schema', 'steward', 'pg_toast') OR p_schema ~ '^pg_' THEN
         RAISE EXCEPTION 'the configuration tables cannot go into schema %', coalesce(pg_catalog.quote_ident(p_schema), 'NULL')
             USING ERRCODE = '42501';
@@ -422,11 +426,21 @@ DECLARE
     v_role name;
 BEGIN
     FOREACH v_role IN ARRAY ARRAY['steward_admin', 'service_role', 'authenticated']::name[] LOOP
+        -- Only what is missing: a GRANT rewrites the catalog row even when nothing changes, and
+        -- two installers running at once would then fail with "tuple concurrently updated".
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) v_role) THEN
-            EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA steward TO %I', v_role);
-            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION steward._check_document(text, jsonb),
-                                       steward._vault_api_keys(jsonb, text, uuid), steward._reveal_api_keys(jsonb, uuid),
-                                       steward.caller_uuid(), steward.caller_id() TO %I', v_role);
+            IF NOT pg_catalog.has_schema_privilege(v_role, 'steward', 'USAGE') THEN
+                EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA steward TO %I', v_role);
+            END IF;
+            IF NOT (pg_catalog.has_function_privilege(v_role, 'steward._check_document(text, jsonb)', 'EXECUTE')
+                    AND pg_catalog.has_function_privilege(v_role, 'steward._vault_api_keys(jsonb, text, uuid)', 'EXECUTE')
+                    AND pg_catalog.has_function_privilege(v_role, 'steward._reveal_api_keys(jsonb, uuid)', 'EXECUTE')
+                    AND pg_catalog.has_function_privilege(v_role, 'steward.caller_uuid()', 'EXECUTE')
+                    AND pg_catalog.has_function_privilege(v_role, 'steward.caller_id()', 'EXECUTE')) THEN
+                EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION steward._check_document(text, jsonb),
+                                           steward._vault_api_keys(jsonb, text, uuid), steward._reveal_api_keys(jsonb, uuid),
+                                           steward.caller_uuid(), steward.caller_id() TO %I', v_role);
+            END IF;
         END IF;
     END LOOP;
 END

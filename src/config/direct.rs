@@ -210,14 +210,24 @@ pub fn layers_fresh(user: pgrx::Uuid) -> Option<Vec<Value>> {
     }
 }
 
+/// The attribute number of live column `name` of `desc` when its type is `typid`.
+fn typed(desc: pg_sys::TupleDesc, name: &str, typid: pg_sys::Oid) -> Option<i32> {
+    let n = attnum(desc, name)?;
+    // SAFETY: `desc` is the rd_att of a relation the caller holds open; `n` came from it, so
+    // attribute n - 1 exists.
+    let tupdesc = unsafe { pgrx::PgTupleDesc::from_pg_unchecked(desc) };
+    let att = tupdesc.get((n - 1) as usize)?;
+    (att.atttypid == typid).then_some(n)
+}
+
 /// The layer documents of `user`, lowest first; `None` when the direct path does not apply.
 fn layers_as_of(user: pgrx::Uuid, snapshot: pg_sys::Snapshot) -> Option<Vec<Value>> {
     let rels = direct_rels()?;
     let user_datum = user.into_datum()?;
     let mut out = Vec::new();
-    // Assumed, NOT checked: the columns below are found by name only and read as the types install_train_schema
-    // gives them (uuid keys and ids, jsonb documents), with `id` never NULL; an adopted or altered table with other
-    // types would be misread (uuid_bytes, Doc::from_datum, the F_UUID_EQ scan keys): a known gap.
+    // Every column is found by name AND type (`typed`): a table whose owner altered a column's type is not read
+    // here (the SPI path answers, through SQL's own type checks), so uuid_bytes, Doc::from_datum and the
+    // F_UUID_EQ / F_TEXTEQ scan keys only ever meet datums of their type.  A NULL id skips the row.
     // SAFETY: inside a transaction; each relation is opened by `open` and closed on every return path (an ERROR
     // releases it at abort); `desc` is its rd_att, valid while it is open; the scans keep `scan_eq`'s contract
     // and heap_getattr reads each tuple only inside its callback, with attribute numbers taken from `desc`.
@@ -225,7 +235,7 @@ fn layers_as_of(user: pgrx::Uuid, snapshot: pg_sys::Snapshot) -> Option<Vec<Valu
         // Database layer.
         let rel = open(rels.overrides)?;
         let desc = (*rel).rd_att;
-        let Some((kind, document)) = attnum(desc, "kind").zip(attnum(desc, "document")).filter(|_| exists(rels.overrides_pk)) else {
+        let Some((kind, document)) = typed(desc, "kind", pg_sys::TEXTOID).zip(typed(desc, "document", pg_sys::JSONBOID)).filter(|_| exists(rels.overrides_pk)) else {
             pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
             return None;
         };
@@ -244,7 +254,7 @@ fn layers_as_of(user: pgrx::Uuid, snapshot: pg_sys::Snapshot) -> Option<Vec<Valu
         // The user's organisations.
         let rel = open(rels.members)?;
         let desc = (*rel).rd_att;
-        let Some((m_user, m_org)) = attnum(desc, "user_id").zip(attnum(desc, "organization_id")).filter(|_| exists(rels.members_idx)) else {
+        let Some((m_user, m_org)) = typed(desc, "user_id", pg_sys::UUIDOID).zip(typed(desc, "organization_id", pg_sys::UUIDOID)).filter(|_| exists(rels.members_idx)) else {
             pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
             return None;
         };
@@ -265,8 +275,16 @@ fn layers_as_of(user: pgrx::Uuid, snapshot: pg_sys::Snapshot) -> Option<Vec<Valu
         // Organisation rows and the user's rows.
         let rel = open(rels.ai)?;
         let desc = (*rel).rd_att;
-        let names = ["user_id", "organization_id", "is_active", "priority", "updated_at", "id", "configuration"];
-        let cols = names.iter().map(|n| attnum(desc, n)).collect::<Option<Vec<i32>>>();
+        let names = [
+            ("user_id", pg_sys::UUIDOID),
+            ("organization_id", pg_sys::UUIDOID),
+            ("is_active", pg_sys::BOOLOID),
+            ("priority", pg_sys::INT4OID),
+            ("updated_at", pg_sys::TIMESTAMPTZOID),
+            ("id", pg_sys::UUIDOID),
+            ("configuration", pg_sys::JSONBOID),
+        ];
+        let cols = names.iter().map(|(n, t)| typed(desc, n, *t)).collect::<Option<Vec<i32>>>();
         let Some(cols) = cols.filter(|_| exists(rels.user_idx) && exists(rels.org_idx)) else {
             pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
             return None;
@@ -284,7 +302,11 @@ fn layers_as_of(user: pgrx::Uuid, snapshot: pg_sys::Snapshot) -> Option<Vec<Valu
             }
             let priority = pg_sys::heap_getattr(t, c_priority, desc, &mut isnull).value() as i32;
             let updated = pg_sys::heap_getattr(t, c_updated, desc, &mut isnull).value() as i64;
-            let id = uuid_bytes(pg_sys::heap_getattr(t, c_id, desc, &mut isnull));
+            let id = pg_sys::heap_getattr(t, c_id, desc, &mut isnull);
+            if isnull {
+                return None;
+            }
+            let id = uuid_bytes(id);
             let config = pg_sys::heap_getattr(t, c_config, desc, &mut isnull);
             let doc = if isnull { Value::Null } else { Doc::from_datum(config, false).map(|d| d.0).unwrap_or(Value::Null) };
             Some((priority, updated, id, doc))

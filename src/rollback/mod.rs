@@ -35,6 +35,22 @@ thread_local! {
     static PLANS: RefCell<HashMap<(u32, String, String, Mode), OwnedPreparedStatement>> = RefCell::new(HashMap::new());
 }
 
+/// Refuse (42804) unless `column` of `tbl` exists and has type `expected`.
+fn column_is(tbl: pg_sys::Oid, column: &str, expected: pg_sys::Oid) -> Result<(), ErrorReport> {
+    let name = std::ffi::CString::new(column).map_err(|_| RollbackError::ColumnType(column.to_string()))?;
+    // SAFETY: syscache look-ups by relation OID and a NUL-terminated name; both return
+    // InvalidAttrNumber / InvalidOid for anything missing.
+    let found = unsafe {
+        let attnum = pg_sys::get_attnum(tbl, name.as_ptr());
+        if attnum == pg_sys::InvalidAttrNumber as pg_sys::AttrNumber {
+            pg_sys::Oid::INVALID
+        } else {
+            pg_sys::get_atttype(tbl, attnum)
+        }
+    };
+    if found == expected { Ok(()) } else { Err(RollbackError::ColumnType(column.to_string()).into()) }
+}
+
 fn statement(mode: Mode, table: &QuotedName, key: &QuotedName, doc: &QuotedName) -> String {
     match mode {
         Mode::Read => format!("SELECT t.{doc} FROM {table} t WHERE t.{key} OPERATOR(pg_catalog.=) $1"),
@@ -53,6 +69,11 @@ fn run(
     config_id: pgrx::Uuid,
     doc: Option<RawJsonb>,
 ) -> Result<(usize, Option<pg_sys::Datum>), ErrorReport> {
+    // The columns' types, now (not only when the statement was prepared: an ALTER TYPE re-plans
+    // it): the document is read as jsonb's binary form, so a column of another type must never
+    // reach that reader.
+    column_is(tbl, key_column, pg_sys::UUIDOID)?;
+    column_is(tbl, document_column, pg_sys::JSONBOID)?;
     let cache_key = (tbl.to_u32(), key_column.to_string(), document_column.to_string(), mode);
     let missing = PLANS.with(|p| !p.borrow().contains_key(&cache_key));
     let table = if missing { Some(QuotedName::relation(tbl).ok_or(RollbackError::TableGone(tbl.to_u32()))?) } else { None };
