@@ -180,6 +180,9 @@ DECLARE
     v_functions name[] := ARRAY['steward_default_preferences']::name[];
     v_auth regclass := pg_catalog.to_regclass('auth.users');
 BEGIN
+    -- Installers and grant refreshes one at a time (catalog rows they rewrite would otherwise
+    -- fail with "tuple concurrently updated" or deadlock when two run at once).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_steward installers'));
     IF s IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) s) THEN
         RAISE EXCEPTION 'schema % does not exist', coalesce(pg_catalog.quote_ident(s), 'NULL') USING ERRCODE = '3F000';
     END IF;
@@ -357,6 +360,9 @@ DECLARE
     v_owner oid;
     v_t name;
 BEGIN
+    -- Installers and grant refreshes one at a time (catalog rows they rewrite would otherwise
+    -- fail with "tuple concurrently updated" or deadlock when two run at once).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_steward installers'));
     -- One installation at a time: a second installer waits here instead of failing on the
     -- function both would replace ("tuple concurrently updated").
     LOCK TABLE steward.train_schema IN SHARE ROW EXCLUSIVE MODE;

@@ -165,6 +165,9 @@ DECLARE
     v_functions name[] := ARRAY(SELECT ff.seed_name FROM steward.facade_functions ff);
     v_exists boolean;
 BEGIN
+    -- Installers and grant refreshes one at a time (catalog rows they rewrite would otherwise
+    -- fail with "tuple concurrently updated" or deadlock when two run at once).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_steward installers'));
     IF target_schema IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) target_schema) THEN
         RAISE EXCEPTION 'schema % does not exist', coalesce(pg_catalog.quote_ident(target_schema), 'NULL')
             USING ERRCODE = '3F000', HINT = 'Create the schema first, or call install_rpc_facade() for public.';
@@ -273,6 +276,9 @@ DECLARE
     v_owner oid;
     v_count integer := 0;
 BEGIN
+    -- Installers and grant refreshes one at a time (catalog rows they rewrite would otherwise
+    -- fail with "tuple concurrently updated" or deadlock when two run at once).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_steward installers'));
     FOR o IN SELECT i.*, ff.target FROM steward.facade_installed i
                LEFT JOIN steward.facade_functions ff ON ff.seed_name OPERATOR(pg_catalog.=) i.seed_name AND i.kind OPERATOR(pg_catalog.=) 'function'
               WHERE i.target_schema OPERATOR(pg_catalog.=) drop_rpc_facade.target_schema

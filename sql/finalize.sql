@@ -102,6 +102,9 @@ DECLARE
     v_users boolean := EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated');
     v_to text[];
 BEGIN
+    -- Installers and grant refreshes one at a time (catalog rows they rewrite would otherwise
+    -- fail with "tuple concurrently updated" or deadlock when two run at once).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_steward installers'));
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
         v_roles := v_roles || 'service_role'::text;
         EXECUTE 'GRANT USAGE ON SCHEMA steward TO service_role';

@@ -285,3 +285,46 @@ fn statement_texts_are_shown_only_to_callers_who_may_see_them() {
     root.batch_execute("REVOKE pg_read_all_stats FROM sec_admin").expect("revoke");
     assert_eq!(seen, 1);
 }
+
+/// Found while writing the SAFETY comments: rollback's row reader (granted to end users) read
+/// whatever column it was given as jsonb's binary form, so an integer column made it
+/// dereference the integer; and the direct configuration reads trusted column types that a
+/// table's owner can change.  Both now check the types first.
+#[test]
+fn readers_of_binary_documents_check_column_types_first() {
+    use crate::common::as_role;
+    sec_setup();
+    let mut root = connect_as("postgres");
+    let mut witness = crate::witness();
+    root.batch_execute(&format!(
+        "INSERT INTO public.ai_configurations (user_id, config_name, configuration)
+         VALUES ('{}', 'sec_types', '{{}}') ON CONFLICT DO NOTHING",
+        crate::ALICE
+    ))
+    .expect("alice's configuration");
+    let id: String = root
+        .query_one("SELECT id::text FROM public.ai_configurations WHERE user_id = $1::text::uuid AND config_name = 'sec_types'", &[&crate::ALICE])
+        .expect("id")
+        .get(0);
+    let mut api = connect_as("authenticator");
+    for column in ["priority", "config_name", "is_active"] {
+        let err = as_role(&mut api, "authenticated", crate::ALICE_CLAIMS, |tx| {
+            tx.query(
+                "SELECT steward._rollback_read('public.ai_configurations'::regclass, 'id', $1, $2::text::uuid, false)",
+                &[&column, &id],
+            )
+            .map(|_| ())
+        })
+        .expect_err(column);
+        assert_eq!(sqlstate(&err), "42804", "{column}: {err}");
+    }
+    assert!(crate::survived(&mut witness), "a backend crashed");
+    // The owner changes a column's type: effective configuration still answers (through SQL),
+    // in the same transaction that sees the new type.
+    let mut tx = root.transaction().expect("begin");
+    tx.batch_execute("ALTER TABLE public.ai_configurations ALTER COLUMN priority TYPE bigint").expect("alter");
+    let got = tx.query_one("SELECT steward.effective_ai_config($1::text::uuid)::text", &[&crate::ALICE]);
+    assert!(got.is_ok(), "{got:?}");
+    tx.rollback().expect("rollback");
+    assert!(crate::survived(&mut witness), "a backend crashed");
+}
