@@ -98,6 +98,10 @@ pub fn is_api_role(outer: pg_sys::Oid, api_roles: &[Option<pg_sys::Oid>]) -> boo
 
 /// Whether this session's JWT settings may be believed: its outer role is an API role.
 pub fn claims_trusted() -> bool {
+    // No claims at all (a direct session, a job): nothing to believe, no role look-ups.
+    if setting(c"request.jwt.claims").is_none() && setting(c"request.jwt.claim.sub").is_none() {
+        return false;
+    }
     let roles: Vec<Option<pg_sys::Oid>> = API_ROLES.iter().map(|r| role_oid(r)).collect();
     is_api_role(outer_role(), &roles)
 }
