@@ -93,3 +93,6 @@ mod install;
 
 #[path = "security/jsonb.rs"]
 mod jsonb;
+
+#[path = "security/grants.rs"]
+mod grants;
