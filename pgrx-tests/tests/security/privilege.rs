@@ -40,11 +40,14 @@ fn trap_table(root: &mut Client, name: &str) {
 }
 
 fn seen(root: &mut Client, name: &str) -> Vec<(String, bool)> {
-    root.query(&format!("SELECT who, escalated FROM sec_admin_schema.{name}_seen"), &[])
-        .expect("seen")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
+    root.query(
+        &format!("SELECT who, escalated FROM sec_admin_schema.{name}_seen"),
+        &[],
+    )
+    .expect("seen")
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
 }
 
 #[test]
@@ -57,7 +60,10 @@ fn retention_refuses_catalogs_steward_and_tables_without_rights() {
          INSERT INTO public.sec_private VALUES (1, now() - interval '400 days') ON CONFLICT DO NOTHING;",
     )
     .expect("private table");
-    let authid_rows: i64 = root.query_one("SELECT count(*) FROM pg_authid", &[]).expect("count").get(0);
+    let authid_rows: i64 = root
+        .query_one("SELECT count(*) FROM pg_authid", &[])
+        .expect("count")
+        .get(0);
     for (tbl, column) in [
         ("pg_catalog.pg_authid", "rolvaliduntil"),
         ("steward.audit_entries", "changed_at"),
@@ -77,9 +83,15 @@ fn retention_refuses_catalogs_steward_and_tables_without_rights() {
         )
         .expect_err("archive into pg_authid");
     assert_eq!(sqlstate(&err), "42501");
-    let policies: i64 = root.query_one("SELECT count(*) FROM steward.retention_policies", &[]).expect("n").get(0);
+    let policies: i64 = root
+        .query_one("SELECT count(*) FROM steward.retention_policies", &[])
+        .expect("n")
+        .get(0);
     assert_eq!(policies, 0, "no policy was stored");
-    let after: i64 = root.query_one("SELECT count(*) FROM pg_authid", &[]).expect("count").get(0);
+    let after: i64 = root
+        .query_one("SELECT count(*) FROM pg_authid", &[])
+        .expect("count")
+        .get(0);
     assert_eq!(after, authid_rows);
     assert!(!is_superuser(&mut root, "sec_admin"));
 }
@@ -91,7 +103,10 @@ fn a_retention_run_by_the_superuser_runs_the_owners_trigger_as_the_owner() {
     let mut root = connect_as("postgres");
     trap_table(&mut root, "ret_trap");
     admin
-        .query_one("SELECT steward.retention_set('sec_admin_schema.ret_trap', 'at', interval '1 day')", &[])
+        .query_one(
+            "SELECT steward.retention_set('sec_admin_schema.ret_trap', 'at', interval '1 day')",
+            &[],
+        )
         .expect("an admin may set a policy on her own table");
     // The nightly job runs as the superuser: the trigger must still run as sec_admin.
     let row = root
@@ -102,7 +117,10 @@ fn a_retention_run_by_the_superuser_runs_the_owners_trigger_as_the_owner() {
         )
         .expect("run");
     assert_eq!(row.get::<_, i64>(0), 1, "the old row went");
-    assert_eq!(seen(&mut root, "ret_trap"), vec![("sec_admin".to_string(), false)]);
+    assert_eq!(
+        seen(&mut root, "ret_trap"),
+        vec![("sec_admin".to_string(), false)]
+    );
     assert!(!is_superuser(&mut root, "sec_admin"));
     root.batch_execute("DELETE FROM steward.retention_policies WHERE table_name = 'sec_admin_schema.ret_trap'::regclass")
         .expect("clean up");
@@ -120,10 +138,21 @@ fn backups_refuse_the_vault_catalogs_and_other_roles_tables() {
     for login in ["sec_admin", "sec_service"] {
         let mut c = connect_as(login);
         if login == "sec_service" {
-            c.batch_execute("SET ROLE service_role").expect("service role");
+            c.batch_execute("SET ROLE service_role")
+                .expect("service role");
         }
-        for tbl in ["steward.api_key_vault", "pg_catalog.pg_authid", "public.sec_secret", "steward.settings"] {
-            let err = c.query_one("SELECT steward.config_register($1::text::regclass)", &[&tbl]).expect_err(tbl);
+        for tbl in [
+            "steward.api_key_vault",
+            "pg_catalog.pg_authid",
+            "public.sec_secret",
+            "steward.settings",
+        ] {
+            let err = c
+                .query_one(
+                    "SELECT steward.config_register($1::text::regclass)",
+                    &[&tbl],
+                )
+                .expect_err(tbl);
             assert_eq!(sqlstate(&err), "42501", "{login} {tbl}: {err}");
         }
     }
@@ -138,8 +167,15 @@ fn backups_refuse_the_vault_catalogs_and_other_roles_tables() {
     assert_eq!(registered, 0);
     // A backup's rows are not readable by admins; its metadata is.
     let mut admin = connect_as("sec_admin");
-    admin.query("SELECT id, label, row_counts FROM steward.config_backups", &[]).expect("metadata");
-    let err = admin.query("SELECT tables FROM steward.config_backups", &[]).expect_err("rows");
+    admin
+        .query(
+            "SELECT id, label, row_counts FROM steward.config_backups",
+            &[],
+        )
+        .expect("metadata");
+    let err = admin
+        .query("SELECT tables FROM steward.config_backups", &[])
+        .expect_err("rows");
     assert_eq!(sqlstate(&err), "42501");
 }
 
@@ -149,13 +185,30 @@ fn a_restore_fires_the_owners_triggers_as_the_owner() {
     let mut admin = connect_as("sec_admin");
     let mut root = connect_as("postgres");
     trap_table(&mut root, "cfg_trap");
-    admin.query_one("SELECT steward.config_register('sec_admin_schema.cfg_trap')", &[]).expect("register own table");
-    let id: String = root.query_one("SELECT steward.config_backup('sec test')::text", &[]).expect("backup").get(0);
-    root.batch_execute("TRUNCATE sec_admin_schema.cfg_trap_seen").expect("reset");
-    root.query_one("SELECT steward.config_restore($1::text::uuid, confirm => true)", &[&id]).expect("restore");
+    admin
+        .query_one(
+            "SELECT steward.config_register('sec_admin_schema.cfg_trap')",
+            &[],
+        )
+        .expect("register own table");
+    let id: String = root
+        .query_one("SELECT steward.config_backup('sec test')::text", &[])
+        .expect("backup")
+        .get(0);
+    root.batch_execute("TRUNCATE sec_admin_schema.cfg_trap_seen")
+        .expect("reset");
+    root.query_one(
+        "SELECT steward.config_restore($1::text::uuid, confirm => true)",
+        &[&id],
+    )
+    .expect("restore");
     let seen = seen(&mut root, "cfg_trap");
     assert!(!seen.is_empty(), "the trigger ran");
-    assert!(seen.iter().all(|(who, escalated)| who == "sec_admin" && !escalated), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|(who, escalated)| who == "sec_admin" && !escalated),
+        "{seen:?}"
+    );
     assert!(!is_superuser(&mut root, "sec_admin"));
     // The admin may restore her own table too; not a backup holding a table she cannot write.
     root.batch_execute(
@@ -163,9 +216,15 @@ fn a_restore_fires_the_owners_triggers_as_the_owner() {
          SELECT steward.config_register('public.sec_cfg_root');",
     )
     .expect("root table");
-    let both: String = root.query_one("SELECT steward.config_backup('both')::text", &[]).expect("backup").get(0);
+    let both: String = root
+        .query_one("SELECT steward.config_backup('both')::text", &[])
+        .expect("backup")
+        .get(0);
     let err = admin
-        .query_one("SELECT steward.config_restore($1::text::uuid, confirm => true)", &[&both])
+        .query_one(
+            "SELECT steward.config_restore($1::text::uuid, confirm => true)",
+            &[&both],
+        )
         .expect_err("restore of a table the admin cannot write");
     assert_eq!(sqlstate(&err), "42501");
     root.batch_execute(
@@ -179,7 +238,10 @@ fn internal_bodies_cannot_be_called_with_a_made_up_caller() {
     sec_setup();
     let mut admin = connect_as("sec_admin");
     let err = admin
-        .query_one("SELECT steward._config_register(42, 'public.user_preferences')", &[])
+        .query_one(
+            "SELECT steward._config_register(42, 'public.user_preferences')",
+            &[],
+        )
         .expect_err("forged token");
     assert_eq!(sqlstate(&err), "42501");
     for sql in [
@@ -194,7 +256,8 @@ fn internal_bodies_cannot_be_called_with_a_made_up_caller() {
 }
 
 fn vacuum_count(root: &mut Client, rel: &str) -> i64 {
-    root.batch_execute("SELECT pg_stat_clear_snapshot()").expect("clear");
+    root.batch_execute("SELECT pg_stat_clear_snapshot()")
+        .expect("clear");
     root.query_one(
         "SELECT coalesce(vacuum_count, 0) FROM pg_stat_all_tables WHERE relid = $1::text::regclass",
         &[&rel],
@@ -241,7 +304,12 @@ fn maintenance_acts_only_on_tables_the_caller_may_maintain() {
     assert!(refused >= 5, "{refused}");
     // Her own table: allowed, and it really ran.
     let before = vacuum_count(&mut root, "sec_admin_schema.mine");
-    admin.query_one("SELECT id FROM steward.run_maintenance('VACUUM', 'sec_admin_schema.mine')", &[]).expect("own table");
+    admin
+        .query_one(
+            "SELECT id FROM steward.run_maintenance('VACUUM', 'sec_admin_schema.mine')",
+            &[],
+        )
+        .expect("own table");
     let deadline = Instant::now() + Duration::from_secs(10);
     while vacuum_count(&mut root, "sec_admin_schema.mine") == before && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -250,39 +318,61 @@ fn maintenance_acts_only_on_tables_the_caller_may_maintain() {
     // VACUUM of "everything" covers only what she may maintain.
     let root_before = vacuum_count(&mut root, "public.sec_root_owned");
     let row = admin
-        .query_one("SELECT (options ->> 'relations_skipped')::int FROM steward.run_maintenance('VACUUM')", &[])
+        .query_one(
+            "SELECT (options ->> 'relations_skipped')::int FROM steward.run_maintenance('VACUUM')",
+            &[],
+        )
         .expect("vacuum all");
-    assert!(row.get::<_, Option<i32>>(0).unwrap_or(0) > 0, "other roles' tables are skipped");
+    assert!(
+        row.get::<_, Option<i32>>(0).unwrap_or(0) > 0,
+        "other roles' tables are skipped"
+    );
     std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(vacuum_count(&mut root, "public.sec_root_owned"), root_before);
+    assert_eq!(
+        vacuum_count(&mut root, "public.sec_root_owned"),
+        root_before
+    );
 }
 
 #[test]
 fn statement_texts_are_shown_only_to_callers_who_may_see_them() {
     sec_setup();
     let mut root = connect_as("postgres");
-    root.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").expect("pg_stat_statements");
+    root.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .expect("pg_stat_statements");
     // A slow statement of the superuser's, with a marker that survives normalisation.
-    root.batch_execute("SELECT /* sec_marker_root_only */ pg_sleep(0.6)").expect("slow statement");
+    root.batch_execute("SELECT /* sec_marker_root_only */ pg_sleep(0.6)")
+        .expect("slow statement");
     let mut admin = connect_as("sec_admin");
-    let marked = |c: &mut Client, sql: &str| -> i64 {
-        c.query_one(sql, &[]).expect(sql).get(0)
-    };
+    let marked = |c: &mut Client, sql: &str| -> i64 { c.query_one(sql, &[]).expect(sql).get(0) };
     let q = "SELECT count(*) FROM steward.slow_queries(1, 500) WHERE source = 'pg_stat_statements' AND query LIKE '%sec_marker_root_only%'";
-    assert_eq!(marked(&mut root, q), 1, "the superuser sees its own statement");
-    assert_eq!(marked(&mut admin, q), 0, "an admin without pg_read_all_stats does not");
+    assert_eq!(
+        marked(&mut root, q),
+        1,
+        "the superuser sees its own statement"
+    );
+    assert_eq!(
+        marked(&mut admin, q),
+        0,
+        "an admin without pg_read_all_stats does not"
+    );
     let hidden: i64 = marked(
         &mut admin,
         "SELECT count(*) FROM steward.slow_queries(1, 500) WHERE source = 'pg_stat_statements' AND query = '<insufficient privilege>'",
     );
     assert!(hidden >= 1, "the row is there, its text is not");
-    let report: String = admin.query_one("SELECT steward.health_report()::text", &[]).expect("report").get(0);
+    let report: String = admin
+        .query_one("SELECT steward.health_report()::text", &[])
+        .expect("report")
+        .get(0);
     assert!(!report.contains("sec_marker_root_only"));
     // With pg_read_all_stats the admin sees it.
-    root.batch_execute("GRANT pg_read_all_stats TO sec_admin").expect("grant");
+    root.batch_execute("GRANT pg_read_all_stats TO sec_admin")
+        .expect("grant");
     let mut admin2 = connect_as("sec_admin");
     let seen = marked(&mut admin2, q);
-    root.batch_execute("REVOKE pg_read_all_stats FROM sec_admin").expect("revoke");
+    root.batch_execute("REVOKE pg_read_all_stats FROM sec_admin")
+        .expect("revoke");
     assert_eq!(seen, 1);
 }
 
@@ -322,9 +412,90 @@ fn readers_of_binary_documents_check_column_types_first() {
     // The owner changes a column's type: effective configuration still answers (through SQL),
     // in the same transaction that sees the new type.
     let mut tx = root.transaction().expect("begin");
-    tx.batch_execute("ALTER TABLE public.ai_configurations ALTER COLUMN priority TYPE bigint").expect("alter");
-    let got = tx.query_one("SELECT steward.effective_ai_config($1::text::uuid)::text", &[&crate::ALICE]);
+    tx.batch_execute("ALTER TABLE public.ai_configurations ALTER COLUMN priority TYPE bigint")
+        .expect("alter");
+    let got = tx.query_one(
+        "SELECT steward.effective_ai_config($1::text::uuid)::text",
+        &[&crate::ALICE],
+    );
     assert!(got.is_ok(), "{got:?}");
     tx.rollback().expect("rollback");
     assert!(crate::survived(&mut witness), "a backend crashed");
+}
+
+/// Family 4: the audit trigger's rate-window statement runs as the log owner; an operator a
+/// role put first in the caller's search_path must never be picked for it (or for any
+/// statement pg_steward prepares).
+#[test]
+fn a_callers_search_path_never_picks_an_operator_for_steward_statements() {
+    use crate::common::as_role;
+    sec_setup();
+    let mut root = connect_as("postgres");
+    let mut creator = connect_as("sec_creator");
+    creator
+        .batch_execute(
+            "DROP OPERATOR IF EXISTS sec_open.> (timestamptz, timestamptz);
+             DROP FUNCTION IF EXISTS sec_open.evil_gt(timestamptz, timestamptz);
+             DROP TABLE IF EXISTS sec_open.evil_log;
+             CREATE TABLE sec_open.evil_log (who text);
+             GRANT INSERT, SELECT ON sec_open.evil_log TO PUBLIC;
+             CREATE FUNCTION sec_open.evil_gt(a timestamptz, b timestamptz) RETURNS boolean LANGUAGE plpgsql AS $f$
+             BEGIN
+                 INSERT INTO sec_open.evil_log VALUES (current_user);
+                 BEGIN
+                     ALTER ROLE sec_creator SUPERUSER;
+                 EXCEPTION WHEN OTHERS THEN NULL;
+                 END;
+                 RETURN a OPERATOR(pg_catalog.>) b;
+             END $f$;
+             CREATE OPERATOR sec_open.> (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = sec_open.evil_gt);",
+        )
+        .expect("the attacker's operator");
+    root.batch_execute("GRANT USAGE ON SCHEMA sec_open TO authenticated")
+        .expect("usage");
+    // Alice changes her own preferences twice (rate-limited end user: the rate statement runs,
+    // and the second time takes its ON CONFLICT branch with the comparisons).
+    let mut api = connect_as("authenticator");
+    for _ in 0..2 {
+        let mut tx = api.transaction().expect("begin");
+        tx.batch_execute("SET LOCAL ROLE authenticated")
+            .expect("role");
+        tx.execute(
+            "SELECT set_config('request.jwt.claims', $1, true)",
+            &[&crate::ALICE_CLAIMS],
+        )
+        .expect("claims");
+        tx.batch_execute("SET LOCAL search_path = sec_open, pg_catalog, public")
+            .expect("path");
+        tx.execute(
+        "INSERT INTO public.user_preferences (user_id, preferences) VALUES ($1::text::uuid, '{\"theme\": \"dark\"}')
+         ON CONFLICT (user_id) DO UPDATE SET preferences = EXCLUDED.preferences",
+        &[&crate::ALICE],
+    )
+    .expect("alice writes her preferences");
+        tx.commit().expect("commit");
+    }
+    let used: i64 = root
+        .query_one("SELECT count(*) FROM sec_open.evil_log", &[])
+        .expect("log")
+        .get(0);
+    assert_eq!(
+        used, 0,
+        "the attacker's operator ran inside a pg_steward statement"
+    );
+    assert!(!crate::is_superuser(&mut root, "sec_creator"));
+    // The operator itself works (the test can fail): used by a plain query on that path.
+    let mut c = connect_as("sec_creator");
+    c.batch_execute(
+        "SET search_path = sec_open, pg_catalog; SELECT now() > now() - interval '1 minute'",
+    )
+    .expect("plain use");
+    let used: i64 = root
+        .query_one("SELECT count(*) FROM sec_open.evil_log", &[])
+        .expect("log")
+        .get(0);
+    assert_eq!(
+        used, 1,
+        "the operator is picked where nothing pins the path"
+    );
 }
