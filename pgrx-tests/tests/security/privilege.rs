@@ -456,7 +456,7 @@ fn a_callers_search_path_never_picks_an_operator_for_steward_statements() {
     // Alice changes her own preferences twice (rate-limited end user: the rate statement runs,
     // and the second time takes its ON CONFLICT branch with the comparisons).
     let mut api = connect_as("authenticator");
-    for _ in 0..2 {
+    for rows in [25i32, 50] {
         let mut tx = api.transaction().expect("begin");
         tx.batch_execute("SET LOCAL ROLE authenticated")
             .expect("role");
@@ -468,9 +468,10 @@ fn a_callers_search_path_never_picks_an_operator_for_steward_statements() {
         tx.batch_execute("SET LOCAL search_path = sec_open, pg_catalog, public")
             .expect("path");
         tx.execute(
-        "INSERT INTO public.user_preferences (user_id, preferences) VALUES ($1::text::uuid, '{\"theme\": \"dark\"}')
+        "INSERT INTO public.user_preferences (user_id, preferences)
+         VALUES ($1::text::uuid, pg_catalog.jsonb_build_object('rowsPerPage', $2::int))
          ON CONFLICT (user_id) DO UPDATE SET preferences = EXCLUDED.preferences",
-        &[&crate::ALICE],
+        &[&crate::ALICE, &rows],
     )
     .expect("alice writes her preferences");
         tx.commit().expect("commit");
