@@ -26,8 +26,16 @@ mod audit;
 mod diff;
 mod rollback;
 mod maintenance;
+mod gucs;
 
 pgrx::pg_module_magic!();
+
+/// Runs once per process that loads the library (a backend on first use, the maintenance
+/// worker, or every process with shared_preload_libraries).
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 extension_sql_file!(

@@ -328,7 +328,7 @@ fn write_entry(entry: &Entry, who: &Attribution) -> Result<pgrx::Uuid, ErrorRepo
 /// `SET steward.audit_notify = off` (per session, role or database) silences the
 /// announcements, e.g. for bulk loads nobody listens to.
 fn notifications_on() -> bool {
-    !matches!(setting(c"steward.audit_notify").as_deref(), Some("off" | "false" | "0"))
+    crate::gucs::AUDIT_NOTIFY.get()
 }
 
 /// Announce a change: configuration type, configuration id, audit id and operation — never

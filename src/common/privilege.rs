@@ -216,7 +216,6 @@ pub struct Target {
     pub relid: pg_sys::Oid,
     pub owner: pg_sys::Oid,
     pub namespace: pg_sys::Oid,
-    pub relkind: u8,
     pub display: String,
 }
 
@@ -245,7 +244,6 @@ pub fn target(relid: pg_sys::Oid) -> Result<Target, PrivilegeError> {
             relid,
             owner: (*form).relowner,
             namespace: (*form).relnamespace,
-            relkind: (*form).relkind as u8,
             display: crate::common::catalog::QuotedName::relation(relid)
                 .map(|q| q.as_str().to_string())
                 .unwrap_or_else(|| format!("relation {}", relid.to_u32())),

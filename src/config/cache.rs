@@ -39,7 +39,6 @@ use std::cell::{Cell, RefCell};
 use pgrx::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::common::identity::setting;
 use crate::common::jsonb::JsonbDatum;
 
 /// About 700 bytes per answer: at most ~3 MB per connection.
@@ -73,7 +72,7 @@ fn usable() -> bool {
     if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
         return false;
     }
-    !setting(c"steward.effective_config_cache").is_some_and(|v| matches!(v.as_str(), "off" | "false" | "0"))
+    crate::gucs::EFFECTIVE_CONFIG_CACHE.get()
 }
 
 /// A cached answer, or a ticket to store the one about to be computed.

@@ -210,4 +210,32 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert!(problems[0].chars().count() < 200, "{}", problems[0]);
     }
+
+    /// The switches are registered GUCs with their documented defaults, typed (a non-boolean
+    /// is refused by PostgreSQL) and read by the code (turning one off changes behaviour).
+    #[pg_test]
+    fn switches_are_typed_gucs_with_their_defaults() {
+        for name in ["steward.effective_config_cache", "steward.effective_config_direct", "steward.audit_notify"] {
+            let (setting, vartype) = Spi::get_two_with_args::<String, String>(
+                "SELECT setting, vartype FROM pg_catalog.pg_settings WHERE name = $1",
+                &[name.into()],
+            )
+            .expect("pg_settings");
+            assert_eq!(setting.as_deref(), Some("on"), "{name}");
+            assert_eq!(vartype.as_deref(), Some("bool"), "{name}");
+        }
+        // A non-boolean value is refused (22023); were it accepted, the block would raise P0001.
+        Spi::run(
+            "DO $$ BEGIN
+                 SET steward.audit_notify = 'maybe';
+                 RAISE EXCEPTION 'a non-boolean value was accepted';
+             EXCEPTION WHEN invalid_parameter_value THEN NULL;
+             END $$",
+        )
+        .expect("refused");
+        Spi::run("SET steward.effective_config_cache = off").expect("set");
+        assert!(!crate::gucs::EFFECTIVE_CONFIG_CACHE.get());
+        Spi::run("RESET steward.effective_config_cache").expect("reset");
+        assert!(crate::gucs::EFFECTIVE_CONFIG_CACHE.get());
+    }
 }

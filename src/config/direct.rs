@@ -23,7 +23,6 @@ use pgrx::prelude::*;
 use serde_json::Value;
 
 use crate::common::catalog::{attnum, relid, uuid_bytes};
-use crate::common::identity::setting;
 use crate::common::jsonb::Doc;
 
 #[derive(Clone, Copy)]
@@ -178,7 +177,7 @@ fn allowed(rels: &Rels) -> bool {
 /// The relations, when the direct path answers this caller: not switched off, resolved, and
 /// the caller may read the table.
 fn direct_rels() -> Option<Rels> {
-    if setting(c"steward.effective_config_direct").is_some_and(|v| matches!(v.as_str(), "off" | "false" | "0")) {
+    if !crate::gucs::EFFECTIVE_CONFIG_DIRECT.get() {
         return None;
     }
     resolve().filter(allowed)
