@@ -6,14 +6,15 @@
 
 set -euo pipefail
 
-PG_MAJOR=15
+# 15 on the host; scripts/pg17.sh runs the same scripts with 17 inside a Debian 13 root.
+PG_MAJOR=${PG_STEWARD_PG_MAJOR:-15}
 PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
 PG_CONFIG="${PG_BIN}/pg_config"
 PGRX_VERSION=0.18.0
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+log() { printf '\033[1m==> [PostgreSQL %s] %s\033[0m\n' "$PG_MAJOR" "$*" >&2; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

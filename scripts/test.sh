@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Install whatever is missing, then run every test tier against real PostgreSQL 15:
+# Install whatever is missing, then run every test tier against real PostgreSQL 15, then the
+# same tiers against PostgreSQL 17 (scripts/pg17.sh: in a Debian 13 root, since Debian 12 has no 17):
 #   1. unit tests and #[pg_test]s        (cargo pgrx test, its own throw-away cluster)
-#   2. pg_regress golden files            (test/sql, test/expected)
+#   2. pg_regress golden files            (test/sql, test/expected; NAME_1.out where 17 differs)
 #   3. client integration tests           (pgrx-tests/: connect like PostgREST, switch roles)
-# Idempotent and unattended; .ci/run calls exactly this.
+# PG_STEWARD_SKIP_PG17=1 runs 15 only.  Idempotent and unattended; .ci/run calls exactly this.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_all
 cd "$ROOT"
@@ -11,7 +12,7 @@ cd "$ROOT"
 log "tier 1: unit tests and #[pg_test]s"
 as_root mkdir -p /tmp/pg_steward_pgrx_test && as_root chown postgres:postgres /tmp/pg_steward_pgrx_test
 CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA=/tmp/pg_steward_pgrx_test/data \
-    cargo pgrx test pg15
+    cargo pgrx test "pg${PG_MAJOR}"
 
 install_extension
 DIR=/tmp/pg_steward_test
@@ -37,3 +38,9 @@ fi
 log "tier 3: client integration tests (pgrx-tests/)"
 PG_STEWARD_TEST_HOST=127.0.0.1 PG_STEWARD_TEST_PORT="$PORT" \
     cargo test -p pg_steward_integration -- --test-threads=2
+log "all three tiers passed on $("${PG_CONFIG}" --version)"
+
+if [ "${PG_MAJOR}" = 15 ] && [ "${PG_STEWARD_SKIP_PG17:-0}" != 1 ]; then
+    stop_server "$DIR"
+    bash "$ROOT/scripts/pg17.sh"
+fi
