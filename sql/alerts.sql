@@ -10,6 +10,7 @@ DECLARE
     v_id uuid;
     v_problems text[] := '{}';
 BEGIN
+    PERFORM steward._require_writable();
     IF p_alert_type IS NULL OR p_alert_type !~ '^[a-z][a-z0-9_]{0,62}$' THEN
         v_problems := v_problems || format('alert_type %s is not a lower-case identifier such as slow_query', coalesce(quote_literal(p_alert_type), 'NULL'));
     END IF;
@@ -85,6 +86,7 @@ AS $$
 DECLARE
     v_rows integer;
 BEGIN
+    PERFORM steward._require_writable();
     WITH latest AS (
         SELECT DISTINCT ON (s.schemaname, s.tablename) s.*
           FROM steward.table_bloat_snapshots s

@@ -650,6 +650,7 @@ DECLARE
     v_cutoff timestamptz;
     v_n bigint;
 BEGIN
+    PERFORM steward._require_writable();
     -- Timestamps are compared, not intervals: '-1 year 361 days' compares as more than a
     -- day (a year counts 360 days) yet puts the cutoff days in the future.
     v_cutoff := v_now - v_keep;

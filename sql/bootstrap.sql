@@ -65,6 +65,27 @@ SELECT d.key,
 -- there is none, caller_id() is the session user and caller_uuid() NULL.  They are created
 -- right after this file (src/lib.rs orders them before health_tables.sql).
 
+-- Writers call this first: on a hot standby (or in a read-only transaction) they refuse with
+-- 25006 and a HINT that says where to go, before touching anything.
+CREATE FUNCTION steward._require_writable() RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'pg_steward cannot change anything on a standby server'
+            USING ERRCODE = '25006',
+                  DETAIL = 'This server is a hot standby (in recovery): it only reads.',
+                  HINT = 'Run this on the primary server; read-only functions (health, report, history, effective configuration, diff) work here.';
+    END IF;
+    IF pg_catalog.current_setting('transaction_read_only')::boolean THEN
+        RAISE EXCEPTION 'pg_steward cannot change anything in a read-only transaction'
+            USING ERRCODE = '25006',
+                  HINT = 'Run it in a read-write transaction (default_transaction_read_only is on, or the transaction was started READ ONLY).';
+    END IF;
+END
+$$;
+
 -- A numeric setting (thresholds are all numbers).
 CREATE FUNCTION steward.setting_number(p_key text) RETURNS numeric
 LANGUAGE sql STABLE
@@ -82,6 +103,7 @@ DECLARE
     d steward.setting_defaults;
     v numeric;
 BEGIN
+    PERFORM steward._require_writable();
     SELECT * INTO d FROM steward.setting_defaults WHERE key = p_key;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown setting "%"', p_key
@@ -111,6 +133,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM steward._require_writable();
     IF NOT EXISTS (SELECT 1 FROM steward.setting_defaults WHERE key = p_key) THEN
         RAISE EXCEPTION 'unknown setting "%"', p_key USING ERRCODE = '22023';
     END IF;

@@ -564,6 +564,7 @@ DECLARE
     v_table text := steward._train_table('user_preferences');
     v_old jsonb;
 BEGIN
+    PERFORM steward._require_writable();
     PERFORM steward._change_reason(p_reason);
     EXECUTE format('SELECT preferences FROM %s WHERE user_id = $1 FOR UPDATE', v_table) INTO v_old USING v_user;
     EXECUTE format('INSERT INTO %s AS p (user_id, preferences) VALUES ($1, $2)
@@ -580,6 +581,7 @@ AS $$
 DECLARE
     v_user uuid := steward._require_caller();
 BEGIN
+    PERFORM steward._require_writable();
     PERFORM steward._change_reason(p_reason);
     EXECUTE format('INSERT INTO %s AS p (user_id, preferences) VALUES ($1, $2)
                     ON CONFLICT (user_id) DO UPDATE SET preferences = EXCLUDED.preferences',
@@ -603,6 +605,7 @@ DECLARE
     v_old jsonb;
     v_row jsonb;
 BEGIN
+    PERFORM steward._require_writable();
     PERFORM steward._change_reason(p_reason);
     IF p_config_name IS NULL OR btrim(p_config_name) = '' OR length(p_config_name) > 255 THEN
         RAISE EXCEPTION 'config_name must be 1 to 255 characters' USING ERRCODE = '22023';
@@ -628,6 +631,7 @@ AS $$
 DECLARE
     v_n integer;
 BEGIN
+    PERFORM steward._require_writable();
     PERFORM steward._change_reason(p_reason);
     EXECUTE format('UPDATE %s SET is_active = $3 WHERE user_id = $1 AND config_name = $2', steward._train_table('ai_configurations'))
       USING steward._require_caller(), p_config_name, coalesce(p_active, true);
@@ -646,6 +650,7 @@ AS $$
 DECLARE
     v_n integer;
 BEGIN
+    PERFORM steward._require_writable();
     PERFORM steward._change_reason(p_reason);
     EXECUTE format('DELETE FROM %s WHERE user_id = $1 AND config_name = $2', steward._train_table('ai_configurations'))
       USING steward._require_caller(), p_config_name;
@@ -668,6 +673,7 @@ DECLARE
     v_old jsonb;
     v_keys jsonb;
 BEGIN
+    PERFORM steward._require_writable();
     PERFORM steward._change_reason(p_reason);
     IF p_new_key IS NULL OR length(p_new_key) < 8 THEN
         RAISE EXCEPTION 'the new key must have at least 8 characters' USING ERRCODE = '22023';

@@ -59,7 +59,7 @@ SELECT 'steward.' || f, array_agg(DISTINCT a ORDER BY a), string_agg(DISTINCT r,
       _explain_layers(text,jsonb[],text[],uuid[]); _config_admin();
       _sees_api_keys(); _mask_api_keys(jsonb); _reveal_api_keys(jsonb); _reveal_api_keys(jsonb,uuid);
       _vault_api_keys(jsonb,text,uuid); _check_document(text,jsonb); _apply_update(text,jsonb,jsonb);
-      _train_table(text); _require_caller();
+      _train_table(text); _require_caller(); _require_writable();
       update_user_preferences(jsonb,text); reset_user_preferences(text); _change_reason(text);
       upsert_ai_config(text,jsonb,integer,boolean,text); set_ai_config_active(text,boolean,text);
       delete_ai_config(text,text); rotate_api_key(text,text,text)',

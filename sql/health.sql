@@ -678,6 +678,7 @@ AS $$
 DECLARE
     v_rows integer;
 BEGIN
+    PERFORM steward._require_writable();
     WITH h AS MATERIALIZED (
         SELECT now() AS ts, h.schemaname, h.relname AS tablename, h.indexrelname AS indexname, h.idx_scan,
                h.idx_tup_read, h.idx_tup_fetch, h.index_size, coalesce(t.table_size, 0) AS table_size, h.indexrelid
@@ -716,6 +717,7 @@ AS $$
 DECLARE
     v_rows integer;
 BEGIN
+    PERFORM steward._require_writable();
     INSERT INTO steward.table_bloat_snapshots (schemaname, tablename, actual_size_bytes, estimated_size_bytes,
                                               bloat_bytes, bloat_ratio, dead_tuples, live_tuples, confidence, relid)
     SELECT b.schemaname, b.tablename, b.actual_size_bytes, b.estimated_size_bytes, b.bloat_bytes,

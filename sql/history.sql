@@ -324,6 +324,9 @@ DECLARE
     v_prev_reason text := current_setting('steward.change_reason', true);
     v_ignored text;
 BEGIN
+    IF NOT p_check_only THEN
+        PERFORM steward._require_writable();
+    END IF;
     IF NOT steward._may_roll_back(t.entry) THEN
         RAISE EXCEPTION 'permission denied to roll back configuration %', (t.entry).config_id USING ERRCODE = '42501',
               HINT = 'A user may roll back only their own configuration.';
@@ -359,6 +362,7 @@ RETURNS uuid
 LANGUAGE plpgsql VOLATILE
 AS $$
 BEGIN
+    PERFORM steward._require_writable();
     RETURN steward._rollback_apply(audit_id, reason, expected_version, false);
 END
 $$;
@@ -374,6 +378,7 @@ DECLARE
     v_problems text[] := '{}';
     v_out uuid[] := '{}';
 BEGIN
+    PERFORM steward._require_writable();
     IF audit_ids IS NULL OR cardinality(audit_ids) = 0 THEN
         RAISE EXCEPTION 'audit_ids must list at least one entry' USING ERRCODE = '22023';
     END IF;

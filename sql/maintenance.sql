@@ -60,6 +60,10 @@ AS $$
 DECLARE
     v_count integer;
 BEGIN
+    -- On a standby (or in a read-only transaction) the records are the primary's: nothing to do.
+    IF pg_catalog.pg_is_in_recovery() OR pg_catalog.current_setting('transaction_read_only')::boolean THEN
+        RETURN 0;
+    END IF;
     -- pg_stat_activity is a per-transaction snapshot: look at the backends as they are now,
     -- not as they were at this transaction's first look (a worker started since would be
     -- missing from it and taken for dead).
@@ -180,6 +184,7 @@ DECLARE
     v_id      uuid;
     r         steward.maintenance_operations;
 BEGIN
+    PERFORM steward._require_writable();
     PERFORM steward._reap_maintenance();
 
     v_type := CASE v_op WHEN 'VACUUM' THEN CASE WHEN "full" THEN 'VACUUM FULL' ELSE 'VACUUM' END
@@ -546,6 +551,7 @@ AS $$
 DECLARE
     r steward.maintenance_operations;
 BEGIN
+    PERFORM steward._require_writable();
     r := steward._maintenance_record(operation_id);
     IF r.status NOT IN ('queued', 'running') THEN
         RETURN false;
@@ -566,6 +572,7 @@ DECLARE
     j record;
     v_id bigint;
 BEGIN
+    PERFORM steward._require_writable();
     -- pg_cron keeps its functions in schema cron whatever its extnamespace says: find the
     -- schema of the extension's own schedule(name, schedule, command).
     SELECT n.nspname INTO v_schema

@@ -54,6 +54,7 @@ DECLARE
     v_dst text;
     r steward.retention_policies;
 BEGIN
+    PERFORM steward._require_writable();
     IF tbl IS NULL OR timestamp_column IS NULL OR keep IS NULL THEN
         RAISE EXCEPTION 'tbl, timestamp_column and keep are required' USING ERRCODE = '22023';
     END IF;
@@ -138,6 +139,7 @@ DECLARE
     v_started timestamptz;
     v_dry boolean := coalesce(_retention_run.dry_run, false);
 BEGIN
+    PERFORM steward._require_writable();
     IF policy_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM steward.retention_policies x WHERE x.id = policy_id) THEN
         RAISE EXCEPTION 'retention policy % does not exist', policy_id USING ERRCODE = 'P0002';
     END IF;
@@ -238,6 +240,7 @@ AS $$
 DECLARE
     v_caller oid := steward._caller(tok, 'steward.config_register');
 BEGIN
+    PERFORM steward._require_writable();
     IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl AND c.relkind IN ('r', 'p')) THEN
         RAISE EXCEPTION '% is not a table', tbl USING ERRCODE = '42809';
     END IF;
@@ -272,6 +275,7 @@ DECLARE
     v_counts jsonb := '{}';
     v_id uuid;
 BEGIN
+    PERFORM steward._require_writable();
     IF NOT EXISTS (SELECT 1 FROM steward.config_tables) THEN
         RAISE EXCEPTION 'no configuration table is registered' USING ERRCODE = 'P0002',
               HINT = 'steward.config_register(table) registers one.';
@@ -321,6 +325,7 @@ DECLARE
     v_counts jsonb := '{}';
     v_n bigint;
 BEGIN
+    PERFORM steward._require_writable();
     SELECT * INTO b FROM steward.config_backups x WHERE x.id OPERATOR(pg_catalog.=) _config_restore.backup_id;
     IF b.id IS NULL THEN
         RAISE EXCEPTION 'configuration backup % does not exist', backup_id USING ERRCODE = 'P0002';

@@ -34,6 +34,24 @@ impl<T> SpiContext<T> for Result<T, SpiError> {
     }
 }
 
+/// One value of the first row of a read-only query, or None (no row, or NULL).
+///
+/// pgrx's `Spi::get_one*` run through `connect_mut`/`update`, which assigns the transaction an
+/// ID first: on a hot standby that fails ("cannot assign TransactionIds during recovery"), and
+/// on a primary it makes a read-only call write a commit record.  Read paths use this instead.
+pub fn read_one<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
+    query: &str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> Result<Option<T>, SpiError> {
+    Spi::connect(|client| {
+        let rows = client.select(query, Some(1), args)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        rows.first().get_one::<T>()
+    })
+}
+
 /// Block size of this server (BLCKSZ), as used by every page-based estimate.
 pub fn block_size() -> u64 {
     pg_sys::BLCKSZ as u64

@@ -84,7 +84,7 @@ fn resolve() -> Option<Rels> {
         return Some(r);
     }
     let schema = crate::common::privilege::with_pinned_search_path(|| {
-        Spi::get_one::<String>("SELECT schema_name::text FROM steward.train_schema").ok().flatten()
+        crate::common::read_one::<String>("SELECT schema_name::text FROM steward.train_schema", &[]).ok().flatten()
     })?;
     let schema = std::ffi::CString::new(schema).ok()?;
     // SAFETY: a NUL-terminated literal; missing_ok = true returns InvalidOid instead of raising; a syscache

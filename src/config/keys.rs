@@ -159,7 +159,7 @@ fn lookup(token: &str, user: pgrx::Uuid) -> Result<Option<(String, bool)>, Error
 }
 
 fn lookup_pinned(token: &str, user: pgrx::Uuid) -> Result<Option<(String, bool)>, ErrorReport> {
-    let own = optional(Spi::get_one_with_args::<String>(
+    let own = optional(crate::common::read_one::<String>(
         "SELECT v.secret FROM steward.api_key_vault v
           WHERE v.token OPERATOR(pg_catalog.=) $1 AND v.owner_kind OPERATOR(pg_catalog.=) 'user'
             AND v.owner_id OPERATOR(pg_catalog.=) $2",
@@ -171,8 +171,9 @@ fn lookup_pinned(token: &str, user: pgrx::Uuid) -> Result<Option<(String, bool)>
     }
     // Organisation keys: the membership is read from the installed tables (schema name from
     // steward.train_schema, quoted by quote_ident; the values are bound parameters).
-    let members = optional(Spi::get_one::<String>(
+    let members = optional(crate::common::read_one::<String>(
         "SELECT pg_catalog.quote_ident(t.schema_name) OPERATOR(pg_catalog.||) '.organization_members' FROM steward.train_schema t",
+        &[],
     ))
     .ctx("the API key vault")?;
     let Some(members) = members else { return Ok(None) };
@@ -183,7 +184,7 @@ fn lookup_pinned(token: &str, user: pgrx::Uuid) -> Result<Option<(String, bool)>
                                                       WHERE m.user_id OPERATOR(pg_catalog.=) $2)
           LIMIT 1"
     );
-    let org = optional(Spi::get_one_with_args::<String>(&query, &[token.into(), user.into()])).ctx("the API key vault")?;
+    let org = optional(crate::common::read_one::<String>(&query, &[token.into(), user.into()])).ctx("the API key vault")?;
     Ok(org.map(|secret| (secret, false)))
 }
 

@@ -68,7 +68,7 @@ pub struct BtreeFacts {
 /// service where the extension owner is not a superuser), `pg_stats` is used instead, which
 /// only shows columns the role may read: the others count as "no statistics".
 fn statistic_readable() -> Result<bool, ErrorReport> {
-    Spi::get_one::<bool>("SELECT pg_catalog.has_table_privilege('pg_catalog.pg_statistic', 'SELECT')")
+    crate::common::read_one::<bool>("SELECT pg_catalog.has_table_privilege('pg_catalog.pg_statistic', 'SELECT')", &[])
         .ctx("privileges on pg_statistic")
         .map(|b| b.unwrap_or(false))
 }

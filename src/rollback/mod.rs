@@ -90,7 +90,13 @@ fn run(
                 Mode::Write => vec![PgOid::BuiltIn(PgBuiltInOids::UUIDOID), PgOid::BuiltIn(PgBuiltInOids::JSONBOID)],
                 _ => vec![PgOid::BuiltIn(PgBuiltInOids::UUIDOID)],
             };
-            let plan = client.prepare_mut(sql.as_str(), &types).ctx("the audited configuration row")?.keep();
+            // A plain read is prepared and run read-only: it must answer on a hot standby, and
+            // must not assign a transaction ID on a primary.
+            let plan = if mode == Mode::Read {
+                client.prepare(sql.as_str(), &types).ctx("the audited configuration row")?.keep()
+            } else {
+                client.prepare_mut(sql.as_str(), &types).ctx("the audited configuration row")?.keep()
+            };
             PLANS.with(|p| p.borrow_mut().insert(cache_key.clone(), plan));
         }
         PLANS.with(|p| {
@@ -104,15 +110,15 @@ fn run(
                 let status = client.update(plan, None, &args).ctx("the audited configuration row")?;
                 return Ok((status.len(), None));
             }
-            let mut rows = client.update(plan, None, &args).ctx("the audited configuration row")?;
+            let rows = if mode == Mode::Read { client.select(plan, None, &args) } else { client.update(plan, None, &args) };
+            let mut rows = rows.ctx("the audited configuration row")?;
             let count = rows.len();
             let mut value = None;
             if rows.next().is_some() {
                 value = rows.get_datum_by_ordinal(1).ctx("the audited configuration row")?;
                 // Copy into the caller's memory before SPI's goes.
-                // SAFETY: `d` is a non-null datum of the SPI result, alive until SPI finishes; `outer` outlives SPI. NOT
-                // CHECKED: the document column's type; a non-varlena column (e.g. integer) is dereferenced as a pointer
-                // here, and any other type is returned as jsonb: callers (authenticated included) name the column.
+                // SAFETY: `d` is a non-null datum of the SPI result, alive until SPI finishes; `outer` outlives SPI; the
+                // column is jsonb (a varlena), checked by `column_is` at the top of this call.
                 value = value.map(|d| unsafe {
                     PgMemoryContexts::For(outer).switch_to(|_| pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(d.cast_mut_ptr())))
                 });
