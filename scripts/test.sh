@@ -35,9 +35,22 @@ if ! "$REGRESS" --use-existing --host=127.0.0.1 --port="$PORT" --user=postgres \
     exit 1
 fi
 
+# A streaming replica of the test server (pgrx-tests/tests/standby.rs): every read-only
+# function must answer on a hot standby, every writer refuse with 25006.
+SDIR=/tmp/pg_steward_test_standby
+SPORT=$((PORT + 1))
+log "starting a hot standby of it on 127.0.0.1:${SPORT} (pg_basebackup -R)"
+stop_server "$SDIR"
+as_root rm -rf "$SDIR" && as_root mkdir -p "$SDIR" && as_root chown postgres:postgres "$SDIR"
+sudo -u postgres "${PG_BIN}/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres -D "$SDIR/data" -R -X stream
+printf "port = %s\nunix_socket_directories = '%s'\n" "$SPORT" "$SDIR" | sudo -u postgres tee -a "$SDIR/data/postgresql.conf" >/dev/null
+sudo -u postgres "${PG_BIN}/pg_ctl" -D "$SDIR/data" -l "$SDIR/server.log" -w -t 60 start >/dev/null
+trap 'stop_server "$SDIR"; stop_server "$DIR"' EXIT
+
 log "tier 3: client integration tests (pgrx-tests/)"
-PG_STEWARD_TEST_HOST=127.0.0.1 PG_STEWARD_TEST_PORT="$PORT" \
+PG_STEWARD_TEST_HOST=127.0.0.1 PG_STEWARD_TEST_PORT="$PORT" PG_STEWARD_STANDBY_PORT="$SPORT" \
     cargo test -p pg_steward_integration -- --test-threads=2
+stop_server "$SDIR"
 log "all three tiers passed on $("${PG_CONFIG}" --version)"
 
 if [ "${PG_MAJOR}" = 15 ] && [ "${PG_STEWARD_SKIP_PG17:-0}" != 1 ]; then
