@@ -42,6 +42,38 @@ mod tests {
         assert_eq!(check(role("priv_owner"), t, &[], "x").map(|x| x.owner).ok(), Some(role("priv_owner")));
     }
 
+    /// PostgreSQL 17's MAINTAIN privilege and pg_maintain role give what ownership gives for
+    /// maintenance, on the tables they cover, and nothing else (before 17: ownership only, above).
+    #[cfg(any(feature = "pg17", feature = "pg18"))]
+    #[pg_test]
+    fn maintain_grants_and_pg_maintain_count_on_17() {
+        setup();
+        Spi::run(
+            "CREATE ROLE priv_maintainer; CREATE ROLE priv_maintain_all;
+             GRANT MAINTAIN ON public.priv_t TO priv_maintainer;
+             GRANT pg_maintain TO priv_maintain_all;
+             CREATE TABLE public.priv_other (id int);",
+        )
+        .expect("grants");
+        let (t, other) = (rel("public.priv_t"), rel("public.priv_other"));
+        assert!(check(role("priv_maintainer"), t, &[Privilege::Maintain], "x").is_ok());
+        // MAINTAIN is only MAINTAIN, and only on the table it was granted on.
+        assert!(matches!(check(role("priv_maintainer"), t, &[Privilege::Select], "x"), Err(PrivilegeError::Denied { .. })));
+        assert!(matches!(check(role("priv_maintainer"), other, &[Privilege::Maintain], "x"), Err(PrivilegeError::Denied { .. })));
+        // pg_maintain covers every table, but not steward's own or the catalogs.
+        for r in [t, other] {
+            assert!(check(role("priv_maintain_all"), r, &[Privilege::Maintain], "x").is_ok());
+            assert!(matches!(check(role("priv_maintain_all"), r, &[Privilege::Select], "x"), Err(PrivilegeError::Denied { .. })));
+        }
+        for name in ["pg_catalog.pg_authid", "steward.settings"] {
+            let got = check(role("priv_maintain_all"), rel(name), &[Privilege::Maintain], "x");
+            assert!(matches!(got, Err(PrivilegeError::Protected { .. })), "{name}: {got:?}");
+        }
+        // Revoked: gone at once (callers check again at run time).
+        Spi::run("REVOKE MAINTAIN ON public.priv_t FROM priv_maintainer").expect("revoke");
+        assert!(matches!(check(role("priv_maintainer"), t, &[Privilege::Maintain], "x"), Err(PrivilegeError::Denied { .. })));
+    }
+
     #[pg_test]
     fn catalogs_and_steward_are_refused_to_non_superusers_even_with_grants() {
         setup();

@@ -500,3 +500,93 @@ fn a_callers_search_path_never_picks_an_operator_for_steward_statements() {
         "the operator is picked where nothing pins the path"
     );
 }
+
+/// The server's major version (15, 17, ...).
+fn server_major(root: &mut Client) -> i32 {
+    root.query_one("SELECT current_setting('server_version_num')::int / 10000", &[])
+        .expect("server_version_num")
+        .get(0)
+}
+
+/// Waits for a maintenance request to finish: (status, SQLSTATE, message).
+fn finished(root: &mut Client, id: &str) -> (String, Option<String>, Option<String>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = root
+            .query_one(
+                "SELECT status, error_sqlstate, error_message FROM steward.maintenance_operations WHERE id = $1::text::uuid",
+                &[&id],
+            )
+            .expect("operation");
+        let status: String = row.get(0);
+        if status != "queued" && status != "running" {
+            return (status, row.get(1), row.get(2));
+        }
+        assert!(Instant::now() < deadline, "operation {id} still {status} after 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// PostgreSQL 17+: MAINTAIN on a table, or membership in pg_maintain, lets a caller who does
+/// not own the table have pg_steward VACUUM, ANALYZE and REINDEX it — as PostgreSQL itself
+/// would let that caller — and nothing more: other tables, the catalogs and steward's own
+/// tables stay refused.  Before 17 there is no such privilege (ownership only, tested above).
+#[test]
+fn maintain_and_pg_maintain_let_non_owners_maintain_on_17() {
+    sec_setup();
+    let mut root = connect_as("postgres");
+    let major = server_major(&mut root);
+    if major < 17 {
+        eprintln!("PostgreSQL {major} has no MAINTAIN privilege; skipped");
+        return;
+    }
+    root.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sec_maintainer') THEN CREATE ROLE sec_maintainer LOGIN; END IF;
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sec_maintain_all') THEN CREATE ROLE sec_maintain_all LOGIN; END IF;
+         END $$;
+         GRANT steward_admin TO sec_maintainer, sec_maintain_all;
+         GRANT pg_maintain TO sec_maintain_all;
+         CREATE TABLE IF NOT EXISTS public.sec_maint_granted (id int PRIMARY KEY);
+         CREATE TABLE IF NOT EXISTS public.sec_maint_other (id int PRIMARY KEY);
+         INSERT INTO public.sec_maint_granted SELECT g FROM generate_series(1, 100) g ON CONFLICT DO NOTHING;
+         GRANT MAINTAIN ON public.sec_maint_granted TO sec_maintainer;",
+    )
+    .expect("roles, grants and tables");
+    let run = |who: &str, op: &str, table: &str| -> Result<String, postgres::Error> {
+        connect_as(who)
+            .query_one("SELECT id::text FROM steward.run_maintenance($1, $2)", &[&op, &table])
+            .map(|r| r.get(0))
+    };
+
+    // MAINTAIN on one table: every operation on it runs, as the caller, and really ran.
+    let before = vacuum_count(&mut root, "public.sec_maint_granted");
+    for op in ["VACUUM", "ANALYZE", "REINDEX"] {
+        let id = run("sec_maintainer", op, "public.sec_maint_granted").unwrap_or_else(|e| panic!("{op}: {e}"));
+        let (status, state, message) = finished(&mut root, &id);
+        assert_eq!(status, "completed", "{op}: {state:?} {message:?}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while vacuum_count(&mut root, "public.sec_maint_granted") == before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(vacuum_count(&mut root, "public.sec_maint_granted") > before);
+    // Not on a table it was not granted on.
+    let err = run("sec_maintainer", "VACUUM", "public.sec_maint_other").expect_err("no MAINTAIN on it");
+    assert_eq!(sqlstate(&err), "42501", "{err}");
+
+    // pg_maintain: any application table, never a catalog or steward's own tables.
+    let id = run("sec_maintain_all", "VACUUM", "public.sec_maint_other").expect("pg_maintain");
+    let (status, state, message) = finished(&mut root, &id);
+    assert_eq!(status, "completed", "{state:?} {message:?}");
+    for table in ["pg_catalog.pg_authid", "steward.audit_entries"] {
+        let err = run("sec_maintain_all", "VACUUM", table).expect_err("protected");
+        assert_eq!(sqlstate(&err), "42501", "{table}: {err}");
+    }
+
+    // Revoked: refused from then on.
+    root.batch_execute("REVOKE MAINTAIN ON public.sec_maint_granted FROM sec_maintainer")
+        .expect("revoke");
+    let err = run("sec_maintainer", "VACUUM", "public.sec_maint_granted").expect_err("revoked");
+    assert_eq!(sqlstate(&err), "42501", "{err}");
+}
