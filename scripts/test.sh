@@ -48,7 +48,7 @@ sudo -u postgres "${PG_BIN}/pg_ctl" -D "$SDIR/data" -l "$SDIR/server.log" -w -t 
 trap 'stop_server "$SDIR"; stop_server "$DIR"' EXIT
 
 log "tier 3: client integration tests (pgrx-tests/)"
-PG_STEWARD_TEST_HOST=127.0.0.1 PG_STEWARD_TEST_PORT="$PORT" PG_STEWARD_STANDBY_PORT="$SPORT" \
+PG_STEWARD_TEST_HOST=127.0.0.1 PG_STEWARD_TEST_PORT="$PORT" PG_STEWARD_STANDBY_PORT="$SPORT" PG_STEWARD_PG_BIN="${PG_BIN}" \
     cargo test -p pg_steward_integration -- --test-threads=2
 stop_server "$SDIR"
 log "all three tiers passed on $("${PG_CONFIG}" --version)"

@@ -484,11 +484,33 @@ fn _audit_truncate<'a>(
 fn _audit_log_guard<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
-    if !WRITING.with(Cell::get) {
+    if !WRITING.with(Cell::get) && !restoring(trigger) {
         let operation = trigger.op().map(|o| o.to_string()).unwrap_or_else(|_| "a change".into());
         ErrorReport::from(AuditError::AppendOnly { operation }).report(PgLogLevel::ERROR);
     }
     Ok(None)
+}
+
+/// A restore of the log (`pg_restore`, or `psql` replaying `pg_dump`'s output): a superuser's
+/// `COPY … FROM` into the log's tables.  pg_dump writes the extension's configuration tables'
+/// rows that way, and the append-only guard (part of the extension, so present while the data
+/// loads) would otherwise refuse them and lose the whole log.  Only INSERT, only by a
+/// superuser (who could disable the guard anyway), only from a COPY statement; the restored
+/// chains verify because the hashes cover the documents, not the storage.
+fn restoring(trigger: &PgTrigger<'_>) -> bool {
+    if !matches!(trigger.op(), Ok(pgrx::PgTriggerOperation::Insert)) {
+        return false;
+    }
+    // SAFETY: superuser() reads the current user's catalog entry; debug_query_string is the
+    // backend's current top-level statement text (NULL outside a client statement), only read.
+    unsafe {
+        if !pg_sys::superuser() || pg_sys::debug_query_string.is_null() {
+            return false;
+        }
+        let text = std::ffi::CStr::from_ptr(pg_sys::debug_query_string).to_string_lossy();
+        let text = text.trim_start();
+        text.len() >= 5 && text[..5].eq_ignore_ascii_case("COPY ")
+    }
 }
 
 /// The hash of one entry: SHA-256 over every recorded field, each length-prefixed (NULL is
