@@ -35,7 +35,10 @@ INSERT INTO steward.setting_defaults (key, value, min_value, max_value, descript
     ('bloatMinimumBytes',             '1048576', 0, NULL, 'Tables and indexes smaller than this are never reported as bloated (percentages of a few pages mean little)'),
     ('reportTableLimit',              '50',   1, NULL, 'The report lists this many of the largest tables'),
     ('reportListLimit',               '100',  1, NULL, 'Each list of findings in the report is capped at this many entries (counts stay exact)'),
-    ('auditPurgeMinimumDays',         '1',    1, NULL, 'steward.audit_purge() refuses to remove audit entries younger than this many days');
+    ('auditPurgeMinimumDays',         '1',    1, NULL, 'steward.audit_purge() refuses to remove audit entries younger than this many days'),
+    ('replicationSlotRetainedBytes',  '1073741824', 0, NULL, 'A replication slot keeping more WAL than this many bytes is reported (slots that retain WAL are a common cause of a full disk)'),
+    ('replicationLagBytes',           '67108864', 0, NULL, 'A standby whose replay is behind the primary by more than this many bytes of WAL is reported'),
+    ('replicationLagSeconds',         '60',   0, NULL, 'A standby whose replay is behind by more than this many seconds is reported');
 
 -- Values an administrator changed.  Dumped with the database (pg_extension_config_dump).
 CREATE TABLE steward.settings (

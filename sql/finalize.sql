@@ -33,7 +33,7 @@ SELECT 'steward.' || f, array_agg(DISTINCT a ORDER BY a), string_agg(DISTINCT r,
       invalid_indexes(); table_bloat(); index_bloat(); slow_queries(integer,integer); connection_pool_metrics();
       long_running_sessions(); blocking_chains(); database_wraparound(); table_wraparound(integer);
       table_exists(text); index_exists(text); capabilities(); health_report(); health_report_text();
-      pg_stat_statements_schema(); caller_id(); caller_uuid(); setting_number(text)',
+      pg_stat_statements_schema(); caller_id(); caller_uuid(); setting_number(text); replication_health()',
      '{admins,monitor}', 'read-only health'),
     -- Entry points that show statement texts hand the caller to their bodies
     -- (src/common/privilege.rs): the bodies are called with the caller's rights.

@@ -288,6 +288,57 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM steward._table_bloat_exact(steward._enter(), tbl) $$;
 
 -- ---------------------------------------------------------------------------------------
+-- Replication: on a primary its WAL senders (lag in bytes and time) and replication slots
+-- (active, WAL retained, wal_status, safe_wal_size); on a standby its receive and replay
+-- positions and the replay delay.  Read-only, so it answers on a standby too.
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION steward.replication_health() RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH cfg AS (
+        SELECT steward.setting_number('replicationSlotRetainedBytes') AS slot_bytes,
+               steward.setting_number('replicationLagBytes') AS lag_bytes,
+               steward.setting_number('replicationLagSeconds') AS lag_seconds
+    ), here AS (
+        SELECT pg_is_in_recovery() AS standby,
+               CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END AS lsn
+    )
+    SELECT jsonb_build_object(
+        'role', CASE WHEN h.standby THEN 'standby' ELSE 'primary' END,
+        'senders', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                        'application_name', r.application_name, 'client_addr', r.client_addr, 'state', r.state,
+                        'sync_state', r.sync_state,
+                        'write_lag_bytes', pg_wal_lsn_diff(h.lsn, r.write_lsn)::bigint,
+                        'flush_lag_bytes', pg_wal_lsn_diff(h.lsn, r.flush_lsn)::bigint,
+                        'replay_lag_bytes', pg_wal_lsn_diff(h.lsn, r.replay_lsn)::bigint,
+                        'write_lag_seconds', round(extract(epoch FROM r.write_lag)::numeric, 3),
+                        'flush_lag_seconds', round(extract(epoch FROM r.flush_lag)::numeric, 3),
+                        'replay_lag_seconds', round(extract(epoch FROM r.replay_lag)::numeric, 3),
+                        'lagging', coalesce(pg_wal_lsn_diff(h.lsn, r.replay_lsn) > c.lag_bytes, false)
+                                   OR coalesce(extract(epoch FROM r.replay_lag) > c.lag_seconds, false))
+                        ORDER BY r.application_name), '[]')
+                      FROM pg_stat_replication r WHERE NOT h.standby),
+        'slots', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                      'slot_name', s.slot_name, 'slot_type', s.slot_type, 'database', s.database, 'active', s.active,
+                      'retained_wal_bytes', CASE WHEN h.standby OR s.restart_lsn IS NULL THEN NULL
+                                                 ELSE pg_wal_lsn_diff(h.lsn, s.restart_lsn)::bigint END,
+                      'wal_status', s.wal_status, 'safe_wal_size', s.safe_wal_size,
+                      'retains_too_much', NOT h.standby AND s.restart_lsn IS NOT NULL
+                                          AND pg_wal_lsn_diff(h.lsn, s.restart_lsn) > c.slot_bytes)
+                      ORDER BY s.slot_name), '[]')
+                    FROM pg_replication_slots s),
+        'standby', CASE WHEN h.standby THEN jsonb_build_object(
+                      'receive_lsn', pg_last_wal_receive_lsn(), 'replay_lsn', pg_last_wal_replay_lsn(),
+                      'replay_lag_bytes', pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint,
+                      'last_replayed_transaction_at', pg_last_xact_replay_timestamp(),
+                      'replay_delay_seconds', round(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::numeric, 3),
+                      'lagging', coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) > c.lag_bytes, false))
+                   END)
+      FROM here h, cfg c
+$$;
+
+-- ---------------------------------------------------------------------------------------
 -- Slow queries: pg_stat_statements (when loaded and installed) merged with the application's
 -- query_performance_logs.  Every row carries both generations' fields.
 -- ---------------------------------------------------------------------------------------

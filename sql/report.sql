@@ -104,6 +104,7 @@ BEGIN
         'longRunning', (SELECT coalesce(jsonb_agg(to_jsonb(l)), '[]') FROM (SELECT * FROM lr WHERE kind = 'long_running' LIMIT v_list) l),
         'idleInTransaction', (SELECT coalesce(jsonb_agg(to_jsonb(l)), '[]') FROM (SELECT * FROM lr WHERE kind = 'idle_in_transaction' LIMIT v_list) l),
         'blocking', (SELECT coalesce(jsonb_agg(to_jsonb(b)), '[]') FROM (SELECT * FROM steward._blocking_chains_for(caller) LIMIT v_list) b),
+        'replication', steward.replication_health(),
         'wraparound', jsonb_build_object(
             'databases', (SELECT coalesce(jsonb_agg(to_jsonb(d)), '[]') FROM steward.database_wraparound() d),
             'tables', (SELECT coalesce(jsonb_agg(jsonb_build_object('table', format('%I.%I', schemaname, tablename),

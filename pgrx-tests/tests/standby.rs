@@ -130,3 +130,48 @@ fn a_read_only_transaction_on_the_primary_reads_and_refuses_writes() {
         tx.batch_execute("ROLLBACK TO w").expect("rollback to");
     }
 }
+
+/// Replication health joins the report on both sides: the primary lists its standby as a
+/// streaming sender and its slots (an inactive one, and one above the retained-WAL threshold,
+/// are recommendations); the standby reports its role and replay position.
+#[test]
+fn replication_health_is_in_the_report_on_primary_and_standby() {
+    let mut primary = primary_with_data_replayed();
+    primary
+        .batch_execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'steward_idle_slot';
+             SELECT pg_create_physical_replication_slot('steward_idle_slot', true);",
+        )
+        .expect("slot");
+    let mut tx = primary.transaction().expect("begin");
+    // Any retained WAL is "too much" for this request only.
+    tx.batch_execute("SET LOCAL ROLE postgres; SELECT steward.set_setting('replicationSlotRetainedBytes', '0')").expect("threshold");
+    let report: String = tx.query_one("SELECT steward.health_report()::text", &[]).expect("report").get(0);
+    let text: String = tx.query_one("SELECT steward.health_report_text()", &[]).expect("text").get(0);
+    tx.rollback().expect("rollback");
+    primary.batch_execute("SELECT pg_drop_replication_slot('steward_idle_slot')").expect("drop slot");
+    let report: serde_json::Value = serde_json::from_str(&report).expect("json");
+    let rep = &report["replication"];
+    assert_eq!(rep["role"], "primary", "{rep}");
+    assert!(
+        rep["senders"].as_array().map(|s| s.iter().any(|x| x["state"] == "streaming")).unwrap_or(false),
+        "the standby streams from the primary: {rep}"
+    );
+    let slot = rep["slots"].as_array().and_then(|s| s.iter().find(|x| x["slot_name"] == "steward_idle_slot")).cloned();
+    let slot = slot.unwrap_or_else(|| panic!("the slot is listed: {rep}"));
+    assert_eq!(slot["active"], false);
+    assert_eq!(slot["retains_too_much"], true, "{slot}");
+    let titles: Vec<String> = report["recommendations"]
+        .as_array()
+        .map(|r| r.iter().map(|x| x["title"].as_str().unwrap_or_default().to_string()).collect())
+        .unwrap_or_default();
+    assert!(titles.iter().any(|t| t.contains("inactive replication slot")), "{titles:?}");
+    assert!(titles.iter().any(|t| t.contains("too much WAL")), "{titles:?}");
+    assert!(text.contains("Replication") && text.contains("steward_idle_slot"), "{text}");
+
+    let mut s = standby();
+    let rep: String = s.query_one("SELECT steward.replication_health()::text", &[]).expect("standby").get(0);
+    let rep: serde_json::Value = serde_json::from_str(&rep).expect("json");
+    assert_eq!(rep["role"], "standby", "{rep}");
+    assert!(rep["standby"]["replay_lsn"].is_string(), "{rep}");
+}

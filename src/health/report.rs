@@ -207,6 +207,66 @@ pub fn recommendations(report: &Value) -> Result<Value, HealthError> {
         });
     }
 
+    // Replication (absent from reports of older pg_steward versions: nothing to say then).
+    let replication = report.get("replication").unwrap_or(&Value::Null);
+    let retaining: Vec<Value> = list(replication, "slots")
+        .iter()
+        .filter(|s| s.get("retains_too_much").and_then(Value::as_bool).unwrap_or(false))
+        .cloned()
+        .collect();
+    if !retaining.is_empty() {
+        recs.push(Rec {
+            priority: Priority::High,
+            category: "capacity",
+            title: plural(retaining.len(), "replication slot retains too much WAL", "replication slots retain too much WAL"),
+            description: format!(
+                "WAL is kept for {} (above replicationSlotRetainedBytes); a slot nobody consumes fills the disk.",
+                names(&retaining, "slot_name")
+            ),
+            action: "Reconnect the consumer, or drop the slot if it is abandoned (SELECT pg_drop_replication_slot(name)); consider max_slot_wal_keep_size.".into(),
+            impact: "Prevents a full disk and a stopped server",
+            effort: "low",
+        });
+    }
+    let inactive: Vec<Value> = list(replication, "slots")
+        .iter()
+        .filter(|s| s.get("active").and_then(Value::as_bool) == Some(false))
+        .cloned()
+        .collect();
+    if !inactive.is_empty() {
+        recs.push(Rec {
+            priority: Priority::Medium,
+            category: "capacity",
+            title: plural(inactive.len(), "inactive replication slot", "inactive replication slots"),
+            description: format!("No consumer is connected to {}; the WAL they hold back keeps growing.", names(&inactive, "slot_name")),
+            action: "Reconnect the consumer or drop the slot.".into(),
+            impact: "Stops WAL accumulating",
+            effort: "low",
+        });
+    }
+    let mut lagging: Vec<Value> = list(replication, "senders")
+        .iter()
+        .filter(|s| s.get("lagging").and_then(Value::as_bool).unwrap_or(false))
+        .cloned()
+        .collect();
+    if replication.get("standby").and_then(|s| s.get("lagging")).and_then(Value::as_bool).unwrap_or(false) {
+        lagging.push(serde_json::json!({"application_name": "this standby"}));
+    }
+    if !lagging.is_empty() {
+        recs.push(Rec {
+            priority: Priority::High,
+            category: "capacity",
+            title: plural(lagging.len(), "standby lags behind", "standbys lag behind"),
+            description: format!(
+                "Replay is behind by more than replicationLagBytes / replicationLagSeconds: {}.",
+                names(&lagging, "application_name")
+            ),
+            action: "Check the standby's I/O and network, long queries on it (hot_standby_feedback, max_standby_streaming_delay) and its WAL apply rate.".into(),
+            impact: "Keeps reads on standbys fresh and failover fast",
+            effort: "medium",
+        });
+    }
+
     let vacuum = count(report, "tablesNeedingVacuum");
     if vacuum > 0 {
         recs.push(Rec {
@@ -551,6 +611,47 @@ pub fn render_text(report: &Value) -> Result<String, HealthError> {
         format!("{:.1}", num(pool, &["longest_query_seconds"]).unwrap_or(0.0)),
     ]];
     section(&mut out, "Connections", &aligned(&["total", "active", "idle", "idle in xact", "waiting", "longest query s"], &pool_rows));
+
+    let replication = report.get("replication").unwrap_or(&Value::Null);
+    if !replication.is_null() {
+        let sender_rows: Vec<Vec<String>> = list(replication, "senders")
+            .iter()
+            .map(|r| {
+                vec![
+                    text(r, "application_name"),
+                    text(r, "state"),
+                    bytes(num(r, &["replay_lag_bytes"])),
+                    num(r, &["replay_lag_seconds"]).map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        let slot_rows: Vec<Vec<String>> = list(replication, "slots")
+            .iter()
+            .map(|r| {
+                vec![
+                    text(r, "slot_name"),
+                    if r.get("active").and_then(Value::as_bool).unwrap_or(false) { "yes".into() } else { "no".into() },
+                    bytes(num(r, &["retained_wal_bytes"])),
+                    text(r, "wal_status"),
+                ]
+            })
+            .collect();
+        let mut body = format!("  role: {}\n", text(replication, "role"));
+        if let Some(sb) = replication.get("standby").filter(|v| !v.is_null()) {
+            body.push_str(&format!(
+                "  replay behind receive: {}, last replayed transaction: {}\n",
+                bytes(num(sb, &["replay_lag_bytes"])),
+                when(sb, "last_replayed_transaction_at")
+            ));
+        }
+        if !sender_rows.is_empty() {
+            body.push_str(&aligned(&["standby", "state", "replay lag", "replay lag s"], &sender_rows));
+        }
+        if !slot_rows.is_empty() {
+            body.push_str(&aligned(&["slot", "active", "WAL retained", "wal_status"], &slot_rows));
+        }
+        section(&mut out, "Replication", &body);
+    }
 
     let wrap = list(report.get("wraparound").unwrap_or(&Value::Null), "databases");
     let wrap_rows: Vec<Vec<String>> = wrap
