@@ -6,6 +6,18 @@
 #   3. client integration tests           (pgrx-tests/: connect like PostgREST, switch roles)
 # PG_STEWARD_SKIP_PG17=1 runs 15 only.  Idempotent and unattended; .ci/run calls exactly this.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# One run of the tiers at a time: runs share the test servers' ports and directories, pgrx's
+# test cluster and the server's extension directory.  flock(1) holds the lock (-o: the servers
+# started here do not, so a server left behind by a killed run never blocks the next run).
+# The PostgreSQL 17 part runs after the lock is released; scripts/pg17.sh has a lock of its own.
+if [ -z "${PG_STEWARD_TEST_LOCKED:-}" ]; then
+    flock -n /tmp/pg_steward_test.lock true || log "waiting for another run of scripts/test.sh to finish"
+    PG_STEWARD_TEST_LOCKED=1 flock -o /tmp/pg_steward_test.lock bash "$ROOT/scripts/test.sh"
+    if [ "${PG_MAJOR}" = 15 ] && [ "${PG_STEWARD_SKIP_PG17:-0}" != 1 ]; then
+        bash "$ROOT/scripts/pg17.sh"
+    fi
+    exit 0
+fi
 ensure_all
 cd "$ROOT"
 
@@ -52,8 +64,3 @@ PG_STEWARD_TEST_HOST=127.0.0.1 PG_STEWARD_TEST_PORT="$PORT" PG_STEWARD_STANDBY_P
     cargo test -p pg_steward_integration -- --test-threads=2
 stop_server "$SDIR"
 log "all three tiers passed on $("${PG_CONFIG}" --version)"
-
-if [ "${PG_MAJOR}" = 15 ] && [ "${PG_STEWARD_SKIP_PG17:-0}" != 1 ]; then
-    stop_server "$DIR"
-    bash "$ROOT/scripts/pg17.sh"
-fi
