@@ -54,7 +54,8 @@ SPORT=$((PORT + 1))
 log "starting a hot standby of it on 127.0.0.1:${SPORT} (pg_basebackup -R)"
 stop_server "$SDIR"
 as_root rm -rf "$SDIR" && as_root mkdir -p "$SDIR" && as_root chown postgres:postgres "$SDIR"
-sudo -u postgres "${PG_BIN}/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres -D "$SDIR/data" -R -X stream
+sudo -u postgres "${PG_BIN}/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres -D "$SDIR/data" -R -X stream \
+    --checkpoint=fast  # the default spread checkpoint made this wait 2-3 minutes
 printf "port = %s\nunix_socket_directories = '%s'\n" "$SPORT" "$SDIR" | sudo -u postgres tee -a "$SDIR/data/postgresql.conf" >/dev/null
 sudo -u postgres "${PG_BIN}/pg_ctl" -D "$SDIR/data" -l "$SDIR/server.log" -w -t 60 start >/dev/null
 trap 'stop_server "$SDIR"; stop_server "$DIR"' EXIT
