@@ -8,15 +8,18 @@
 # PG_STEWARD_PG_MAJOR=17: the same tiers and the same test list as on 15, with
 #   - pgrx's own configuration in the root's /root/.pgrx (the host's ~/.pgrx stays for 15),
 #   - its own target directory (target-pg17/), so the PostgreSQL 15 build is never rebuilt,
-#   - the test server on 127.0.0.1:54339 (servers next to it on the ports after it), pgrx's test
-#     server on 17's own port: the root shares the host's network, and 15 uses 54329 and up.
+#   - the test server on 127.0.0.1:25439 (the standby on the next port; pgrx's test server on a
+#     free port it picks itself): the root shares the host's network, and 15 uses 54329/54330.
+#     The ports are below the ephemeral range (32768-60999) on purpose: on this machine kind a
+#     client connection's TIME_WAIT on a port blocks a server from listening there for 60 s,
+#     SO_REUSEADDR notwithstanding (it once made the 17 standby fail to start on 54340).
 # Idempotent and unattended: the root, its packages and pgrx's configuration are made only
 # when missing; the mounts are undone on exit.  scripts/test.sh calls this after the 15 tiers.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CHROOT="${PG_STEWARD_PG17_ROOT:-/var/lib/pg_steward/trixie}"
-PORT="${PG_STEWARD_PG17_PORT:-54339}"
+PORT="${PG_STEWARD_PG17_PORT:-25439}"
 SUITE=trixie
 PACKAGES=(postgresql-17 postgresql-server-dev-17 postgresql-17-cron libclang-dev sudo
           gcc libc6-dev pkg-config ca-certificates)
