@@ -15,6 +15,8 @@
 #     SO_REUSEADDR notwithstanding (it once made the 17 standby fail to start on 54340).
 # Idempotent and unattended: the root, its packages and pgrx's configuration are made only
 # when missing; the mounts are undone on exit.  scripts/test.sh calls this after the 15 tiers.
+# To delete the root, check first that nothing is mounted under it (findmnt | grep trixie): an
+# rm -rf through a leftover bind mount would delete the project and ~/.cargo with it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -88,8 +90,27 @@ bind() { # bind SOURCE TARGET-INSIDE-THE-ROOT
     MOUNTED+=("$CHROOT$2")
 }
 
+# Processes still running in the root (servers of a run that was interrupted or killed: pgrx's
+# test cluster outlives a Ctrl-C) are stopped: SIGINT (a fast shutdown for a postmaster), then
+# SIGKILL for whatever is left after 10 s.  Only this script starts processes in the root.
+stop_root_processes() {
+    local p pids=() i
+    for p in /proc/[0-9]*; do
+        [ "$(readlink "$p/root" 2>/dev/null)" = "$CHROOT" ] && pids+=("${p#/proc/}")
+    done
+    [ "${#pids[@]}" -gt 0 ] || return 0
+    log "stopping ${#pids[@]} processes left running in the root"
+    kill -INT "${pids[@]}" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "${pids[@]}" 2>/dev/null || return 0
+        sleep 0.2
+    done
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+}
+
 cleanup() {
     local i
+    stop_root_processes
     for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do
         umount -R "${MOUNTED[$i]}" 2>/dev/null || umount -R -l "${MOUNTED[$i]}" 2>/dev/null || true
     done
@@ -105,7 +126,8 @@ ensure_root
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-# Whatever a killed earlier run left mounted is unmounted first (the root itself never is a mount).
+# Whatever a killed earlier run left running or mounted goes first (the root itself is never a mount).
+stop_root_processes
 unmount_below "$CHROOT"
 
 mkdir -p "$CHROOT/proc"
