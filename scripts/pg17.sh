@@ -17,9 +17,8 @@
 # when missing; the mounts are undone on exit.  scripts/test.sh calls this after the 15 tiers.
 # To delete the root, check first that nothing is mounted under it (findmnt | grep trixie): an
 # rm -rf through a leftover bind mount would delete the project and ~/.cargo with it.
-set -euo pipefail
+PG_STEWARD_PG_MAJOR=17 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # ROOT, PGRX_VERSION, log
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CHROOT="${PG_STEWARD_PG17_ROOT:-/var/lib/pg_steward/trixie}"
 PORT="${PG_STEWARD_PG17_PORT:-25439}"
 SUITE=trixie
@@ -28,7 +27,6 @@ PACKAGES=(postgresql-17 postgresql-server-dev-17 postgresql-17-cron libclang-dev
 CARGO_DIR="${CARGO_HOME:-$HOME/.cargo}"
 RUSTUP_DIR="${RUSTUP_HOME:-$HOME/.rustup}"
 
-log() { printf '\033[1m==> [PostgreSQL 17] %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[1;31m==> [PostgreSQL 17] %s\033[0m\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot and bind mounts)"
@@ -149,6 +147,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     chroot "$CHROOT" apt-get update -qq
     chroot "$CHROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
+fi
+
+# The root runs the host's cargo-pgrx: installed from inside, it would be linked against
+# Debian 13's C library and no longer run on the host.
+if ! cargo pgrx --version 2>/dev/null | grep -q "${PGRX_VERSION}"; then
+    log "installing cargo-pgrx ${PGRX_VERSION} on the host (takes a few minutes once)"
+    cargo install cargo-pgrx --version "${PGRX_VERSION}" --locked
 fi
 
 bind "$CARGO_DIR" /root/.cargo
