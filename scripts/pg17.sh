@@ -9,7 +9,7 @@
 #   - pgrx's own configuration in the root's /root/.pgrx (the host's ~/.pgrx stays for 15),
 #   - its own target directory (target-pg17/), so the PostgreSQL 15 build is never rebuilt,
 #   - the test server on 127.0.0.1:25439 (the standby on the next port; pgrx's test server on a
-#     free port it picks itself): the root shares the host's network, and 15 uses 54329/54330.
+#     free port it picks itself): the root shares the host's network, and 15 uses 25429/25430.
 #     The ports are below the ephemeral range (32768-60999) on purpose: on this machine kind a
 #     client connection's TIME_WAIT on a port blocks a server from listening there for 60 s,
 #     SO_REUSEADDR notwithstanding (it once made the 17 standby fail to start on 54340).

@@ -28,7 +28,7 @@ CARGO_PGRX_TEST_RUNAS=postgres CARGO_PGRX_TEST_PGDATA=/tmp/pg_steward_pgrx_test/
 
 install_extension
 DIR=/tmp/pg_steward_test
-PORT=${PG_STEWARD_TEST_PORT:-54329}
+PORT=${PG_STEWARD_TEST_PORT:-25429}
 log "starting a test server on 127.0.0.1:${PORT}"
 # pg_cron runs its scheduler in the regress database (created below), so schedule_jobs() is
 # tested with pg_cron present; the other databases show the "not installed" path.

@@ -14,7 +14,7 @@ fn bin(name: &str) -> String {
 }
 
 fn port() -> String {
-    std::env::var("PG_STEWARD_TEST_PORT").unwrap_or_else(|_| "54329".into())
+    std::env::var("PG_STEWARD_TEST_PORT").unwrap_or_else(|_| "25429".into())
 }
 
 fn counts(db: &mut postgres::Client) -> (i64, i64, i64, i64) {

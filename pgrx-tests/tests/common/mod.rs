@@ -10,7 +10,7 @@ pub const DB: &str = "steward_it";
 /// The server `scripts/test.sh` started (host, port) — or whatever PG_STEWARD_TEST_* says.
 fn base() -> String {
     let host = std::env::var("PG_STEWARD_TEST_HOST").unwrap_or_else(|_| "127.0.0.1".into());
-    let port = std::env::var("PG_STEWARD_TEST_PORT").unwrap_or_else(|_| "54329".into());
+    let port = std::env::var("PG_STEWARD_TEST_PORT").unwrap_or_else(|_| "25429".into());
     format!("host={host} port={port}")
 }
 
