@@ -46,6 +46,11 @@ fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
     v.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
 }
 
+/// The items of list `key` whose boolean `flag` is `value` (missing flags never match).
+fn flagged(v: &Value, key: &str, flag: &str, value: bool) -> Vec<Value> {
+    list(v, key).iter().filter(|item| item.get(flag).and_then(Value::as_bool) == Some(value)).cloned().collect()
+}
+
 fn text(v: &Value, key: &str) -> String {
     match v.get(key) {
         Some(Value::String(s)) => s.clone(),
@@ -209,11 +214,7 @@ pub fn recommendations(report: &Value) -> Result<Value, HealthError> {
 
     // Replication (absent from reports of older pg_steward versions: nothing to say then).
     let replication = report.get("replication").unwrap_or(&Value::Null);
-    let retaining: Vec<Value> = list(replication, "slots")
-        .iter()
-        .filter(|s| s.get("retains_too_much").and_then(Value::as_bool).unwrap_or(false))
-        .cloned()
-        .collect();
+    let retaining = flagged(replication, "slots", "retains_too_much", true);
     if !retaining.is_empty() {
         recs.push(Rec {
             priority: Priority::High,
@@ -228,11 +229,7 @@ pub fn recommendations(report: &Value) -> Result<Value, HealthError> {
             effort: "low",
         });
     }
-    let inactive: Vec<Value> = list(replication, "slots")
-        .iter()
-        .filter(|s| s.get("active").and_then(Value::as_bool) == Some(false))
-        .cloned()
-        .collect();
+    let inactive = flagged(replication, "slots", "active", false);
     if !inactive.is_empty() {
         recs.push(Rec {
             priority: Priority::Medium,
@@ -244,11 +241,7 @@ pub fn recommendations(report: &Value) -> Result<Value, HealthError> {
             effort: "low",
         });
     }
-    let mut lagging: Vec<Value> = list(replication, "senders")
-        .iter()
-        .filter(|s| s.get("lagging").and_then(Value::as_bool).unwrap_or(false))
-        .cloned()
-        .collect();
+    let mut lagging = flagged(replication, "senders", "lagging", true);
     if replication.get("standby").and_then(|s| s.get("lagging")).and_then(Value::as_bool).unwrap_or(false) {
         lagging.push(serde_json::json!({"application_name": "this standby"}));
     }
