@@ -81,3 +81,30 @@ fn every_security_definer_function_pins_its_search_path() {
         .collect();
     assert!(unpinned.is_empty(), "SECURITY DEFINER without search_path = pg_catalog, pg_temp: {unpinned:?}");
 }
+
+/// The entry points this stop added or changed that are for admins only are not executable by
+/// end users or anonymous callers (through PostgREST they would get 42501).
+#[test]
+fn end_users_cannot_call_admin_entry_points() {
+    sec_setup();
+    let mut root = connect_as("postgres");
+    for f in [
+        "steward.replication_health()",
+        "steward.audit_checkpoint()",
+        "steward.audit_verify(jsonb)",
+        "steward.run_maintenance(text,text,text,boolean,boolean,boolean,boolean,boolean,boolean,boolean)",
+        "steward.retention_set(regclass,name,interval,text,regclass,integer)",
+        "steward.config_restore(uuid,boolean)",
+        "steward.table_bloat_exact(regclass)",
+        "steward.slow_queries(integer,integer)",
+        "steward._enter()",
+    ] {
+        for role in ["authenticated", "anon", "sec_creator"] {
+            let can: bool = root
+                .query_one("SELECT has_function_privilege($1, $2, 'EXECUTE')", &[&role, &f])
+                .expect("privilege")
+                .get(0);
+            assert!(!can, "{role} may execute {f}");
+        }
+    }
+}
