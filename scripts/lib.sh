@@ -49,9 +49,21 @@ ensure_all() {
 }
 
 # Build and install the extension into the Debian server (release with PROFILE=release).
+# cargo pgrx installs the current version's generated script and the upgrade scripts
+# (sql/pg_steward--A--B.sql); the install scripts of released versions (sql/pg_steward--A.sql,
+# frozen by scripts/release.sh) are copied here, so `CREATE EXTENSION pg_steward VERSION 'A'`
+# works as it does on a server that was upgraded in place.
 install_extension() {
     log "building and installing pg_steward into PostgreSQL ${PG_MAJOR}"
     (cd "$ROOT" && cargo pgrx install --pg-config "${PG_CONFIG}" $([ "${PROFILE:-dev}" = release ] && echo --release) >/dev/null)
+    local f ext
+    ext="$("${PG_CONFIG}" --sharedir)/extension"
+    for f in "$ROOT"/sql/pg_steward--*.sql; do
+        case "$(basename "$f")" in
+            pg_steward--*--*) ;;                      # upgrade scripts: cargo pgrx copied them
+            *) as_root install -m 0644 "$f" "$ext/" ;;
+        esac
+    done
 }
 
 # start_server DIR PORT [extra postgresql.conf lines...]

@@ -37,7 +37,7 @@ check() {
     # 2. A tag agrees with the manifest (when the checkout has tags; CI may not).
     local v
     for v in $(released_versions); do
-        if git rev-parse -q --verify "refs/tags/v$v" >/dev/null 2>&1; then
+        if command -v git >/dev/null && git rev-parse -q --verify "refs/tags/v$v" >/dev/null 2>&1; then
             git diff --quiet "v$v" -- "sql/pg_steward--$v.sql" \
                 || die "sql/pg_steward--$v.sql differs from tag v$v"
         fi

@@ -11,6 +11,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # started here do not, so a server left behind by a killed run never blocks the next run).
 # The PostgreSQL 17 part runs after the lock is released; scripts/pg17.sh has a lock of its own.
 if [ -z "${PG_STEWARD_TEST_LOCKED:-}" ]; then
+    # Released SQL scripts never change, and the version under development has an upgrade path.
+    bash "$ROOT/scripts/release.sh" check
     flock -n /tmp/pg_steward_test.lock true || log "waiting for another run of scripts/test.sh to finish"
     PG_STEWARD_TEST_LOCKED=1 flock -o /tmp/pg_steward_test.lock bash "$ROOT/scripts/test.sh"
     if [ "${PG_MAJOR}" = 15 ] && [ "${PG_STEWARD_SKIP_PG17:-0}" != 1 ]; then
