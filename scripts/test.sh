@@ -60,10 +60,15 @@ sudo -u postgres "${PG_BIN}/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres -
     --checkpoint=fast  # the default spread checkpoint made this wait 2-3 minutes
 printf "port = %s\nunix_socket_directories = '%s'\n" "$SPORT" "$SDIR" | sudo -u postgres tee -a "$SDIR/data/postgresql.conf" >/dev/null
 sudo -u postgres "${PG_BIN}/pg_ctl" -D "$SDIR/data" -l "$SDIR/server.log" -w -t 60 start >/dev/null
-trap 'stop_server "$SDIR"; stop_server "$DIR"' EXIT
+# pgrx-tests/tests/crash.rs stops, kills and restarts a server of its own (PORT+2), made fresh.
+CDIR=/tmp/pg_steward_test_crash
+CPORT=$((PORT + 2))
+trap 'stop_server "$SDIR"; stop_server "$CDIR"; stop_server "$DIR"' EXIT
 
 log "tier 3: client integration tests (pgrx-tests/)"
 PG_STEWARD_TEST_HOST=127.0.0.1 PG_STEWARD_TEST_PORT="$PORT" PG_STEWARD_STANDBY_PORT="$SPORT" PG_STEWARD_PG_BIN="${PG_BIN}" \
+    PG_STEWARD_CRASH_DIR="$CDIR" PG_STEWARD_CRASH_PORT="$CPORT" \
     cargo test -p pg_steward_integration -- --test-threads=2
 stop_server "$SDIR"
+stop_server "$CDIR"
 log "all three tiers passed on $("${PG_CONFIG}" --version)"
