@@ -83,7 +83,12 @@ SELECT 'steward.' || f, array_agg(DISTINCT a ORDER BY a), string_agg(DISTINCT r,
       _rollback_errors(text,jsonb); _may_roll_back(steward.configuration_audit_log);
       _rollback_apply(uuid,text,uuid,boolean);
       _rollback_read(oid,text,text,uuid,boolean); _rollback_write(oid,text,text,uuid,jsonb)',
-     '{admins,users}', 'history, diff and rollback with the caller''s rights')
+     '{admins,users}', 'history, diff and rollback with the caller''s rights'),
+    -- Migrations: the SECURITY DEFINER bodies of entry points that take the caller, and the
+    -- trial run, which runs the scripts with the caller's own rights.
+    ('_migration_apply(bigint,bigint,boolean,boolean); _migration_rollback(bigint,bigint,boolean);
+      _migration_scripts(bigint); _migration_trial(text,text,bigint)',
+     '{admins}', 'migrations with the caller''s rights')
   ) AS v(fs, aud, r),
   LATERAL pg_catalog.regexp_split_to_table(pg_catalog.btrim(v.fs), '\s*;\s*') AS f,
   LATERAL pg_catalog.unnest(v.aud::text[]) AS a
@@ -144,6 +149,9 @@ BEGIN
                     steward.query_performance_logs TO %s, pg_monitor',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     EXECUTE format('GRANT INSERT, UPDATE, DELETE ON steward.performance_alerts, steward.query_performance_logs TO %s',
+                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
+    -- Migrations: the registry, its runs, and the seed's view of it (the facade's schema_migrations).
+    EXECUTE format('GRANT SELECT ON steward.schema_migrations, steward.migration_runs, steward.applied_migrations TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     -- The seed's clients insert, update and list maintenance records themselves.
     EXECUTE format('GRANT SELECT, INSERT, UPDATE ON steward.maintenance_operations TO %s',

@@ -15,7 +15,8 @@
 //! 10. `audit.sql`       — the audit log, audit_enable/verify/purge (trigger in `src/audit`)
 //! 11. `history.sql`     — history, statistics, CSV, rollback (diff/patch in `src/diff`,
 //!                          the row access of rollback in `src/rollback`)
-//! 12. `finalize.sql`    — grants: EXECUTE revoked from PUBLIC and granted explicitly
+//! 12. `migrate.sql`     — schema migrations (registry, apply/rollback through the executor, checks)
+//! 13. `finalize.sql`    — grants: EXECUTE revoked from PUBLIC and granted explicitly
 
 use pgrx::prelude::*;
 
@@ -26,6 +27,7 @@ mod audit;
 mod diff;
 mod rollback;
 mod maintenance;
+mod migrate;
 mod gucs;
 
 pgrx::pg_module_magic!();
@@ -141,6 +143,17 @@ extension_sql_file!(
         audit::export::_csv,
         rollback::rollback_read,
         rollback::rollback_write,
+    ]
+);
+extension_sql_file!(
+    "../sql/migrate.sql",
+    name = "migrate",
+    requires = [
+        "history",
+        migrate::migration_check,
+        migrate::migration_lint,
+        migrate::migration_submit,
+        migrate::trial::migration_trial,
     ]
 );
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);

@@ -23,17 +23,23 @@ fn current_version(db: &mut postgres::Client) -> String {
         .get(0)
 }
 
-/// Every table in steward and public: its column list (as of now) and a fingerprint of its rows
-/// over those columns, so a column added by the upgrade does not change the fingerprint.
+/// The tables whose rows are data (the application's tables in public, the extension's
+/// configuration tables that pg_dump keeps, and its runtime state): their column lists (as of
+/// now) for a fingerprint of their rows over those columns, so a column added by the upgrade
+/// does not change it.  The extension's reference tables (setting defaults, grant rules) are
+/// the upgrade's to change; they are compared with a fresh install's instead (catalog()).
 fn table_columns(db: &mut postgres::Client) -> BTreeMap<String, Vec<String>> {
     let rows = db
         .query(
             "SELECT c.oid::regclass::text, array_agg(quote_ident(a.attname) ORDER BY a.attnum)
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-              WHERE n.nspname IN ('steward', 'public') AND c.relkind IN ('r', 'p')
+              WHERE c.relkind IN ('r', 'p')
+                AND (n.nspname = 'public'
+                     OR c.oid = ANY ((SELECT extconfig FROM pg_extension WHERE extname = 'pg_steward')::oid[])
+                     OR c.oid::regclass::text = ANY ($1))
               GROUP BY 1",
-            &[],
+            &[&RUNTIME_TABLES.iter().map(|s| s.to_string()).collect::<Vec<String>>()],
         )
         .expect("tables");
     rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, Vec<String>>(1))).collect()

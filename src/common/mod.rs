@@ -2,6 +2,7 @@
 //! typed values out of SPI rows without `unwrap()`.
 
 pub mod catalog;
+pub mod executor;
 pub mod identity;
 pub mod jsonb;
 pub mod layout;

@@ -1,6 +1,7 @@
 //! Errors of the maintenance capability, each with its SQLSTATE, DETAIL and HINT.
 //!
-//! These are the caller-side failures of handing a request to the worker.  Failures of the
+//! A request the worker cannot read; failures of handing it over are the executor's
+//! (`common::executor::ExecutorError`).  Failures of the
 //! operation itself are recorded by the worker in `maintenance_operations` and raised by
 //! `steward.run_maintenance` with the operation's own SQLSTATE.
 
@@ -12,15 +13,6 @@ pub enum MaintenanceError {
     /// The request document is not what `run_maintenance` builds.
     #[error("invalid maintenance request: {0}")]
     BadRequest(String),
-
-    /// No background-worker slot was free.
-    #[error("could not start a maintenance worker")]
-    NoWorkerSlot,
-
-    /// The worker stopped before it recorded the request (it could not connect, or was
-    /// terminated at once).
-    #[error("the maintenance worker stopped before recording the request")]
-    WorkerVanished,
 }
 
 impl From<MaintenanceError> for ErrorReport {
@@ -31,16 +23,6 @@ impl From<MaintenanceError> for ErrorReport {
                 ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, "pg_steward.maintenance")
                     .set_detail(detail)
                     .set_hint("Call steward.run_maintenance() (or the seed functions) instead of the internal function.")
-            }
-            MaintenanceError::NoWorkerSlot => {
-                ErrorReport::new(PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED, message, "pg_steward.maintenance")
-                    .set_detail("Every max_worker_processes slot is in use.")
-                    .set_hint("Raise max_worker_processes (needs a restart) or retry when other workers have finished.")
-            }
-            MaintenanceError::WorkerVanished => {
-                ErrorReport::new(PgSqlErrorCode::ERRCODE_SYSTEM_ERROR, message, "pg_steward.maintenance")
-                    .set_detail("No record was written, so the operation did not run.")
-                    .set_hint("See the server log for the worker's message, then retry.")
             }
         }
     }

@@ -1,207 +1,16 @@
-//! The maintenance worker: one dynamic background worker per request.
-//!
-//! It runs the operation as a top-level utility statement in its own transaction, outside
-//! any transaction block, the way the server runs a statement typed at psql: parse, wrap the
-//! raw statement in a utility `PlannedStmt`, push a snapshot and call `ProcessUtility` with
-//! `PROCESS_UTILITY_TOPLEVEL`.  (Through SPI the statement would not be top level, and
-//! VACUUM would refuse to run.)  VACUUM of many tables runs one table per transaction.
+//! The maintenance side of the executor (src/common/executor.rs): recording a request in
+//! `maintenance_operations` and running VACUUM, ANALYZE or REINDEX as the caller.  VACUUM of
+//! many tables runs one table per transaction.
 
-use std::ffi::CString;
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use pgrx::bgworkers::BackgroundWorker;
-use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
-use pgrx::{JsonB, PgList, PgTryBuilder};
+use pgrx::JsonB;
 use serde_json::{json, Value};
 
 use super::request::{drop_index_concurrently, statement, Operation, QuotedName, Request};
-use super::{Handover, HANDOVER_HEADER, RECORDED};
+use crate::common::executor::{in_transaction, run_utility, set_lock_timeout, spi_failure, Failure};
 
-// utils/timeout.h is not part of pgrx's bindings.  STATEMENT_TIMEOUT is the fourth member of
-// `enum TimeoutId` in every supported major version (13-18).
-const STATEMENT_TIMEOUT: std::os::raw::c_int = 3;
-// SAFETY (declarations): these match utils/timeout.h of PostgreSQL 13-18 (TimeoutId is an int-sized C enum); both
-// report failure only with FATAL (proc_exit), never with an ERROR longjmp across the Rust frames that call them.
-extern "C-unwind" {
-    fn enable_timeout_after(id: std::os::raw::c_int, delay_ms: std::os::raw::c_int);
-    fn disable_timeout(id: std::os::raw::c_int, keep_indicator: bool);
-}
-
-/// An error of one step, as PostgreSQL reported it.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub sqlstate: String,
-    pub message: String,
-    pub detail: Option<String>,
-    pub hint: Option<String>,
-}
-
-impl Failure {
-    fn new(sqlstate: &str, message: impl Into<String>) -> Self {
-        Failure { sqlstate: sqlstate.into(), message: message.into(), detail: None, hint: None }
-    }
-
-    fn from_caught(err: CaughtError) -> Self {
-        let report = match &err {
-            CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
-            CaughtError::RustPanic { ereport, .. } => ereport,
-        };
-        // SAFETY: unpack_sql_state returns a pointer to a static buffer of 5 characters.
-        let sqlstate = unsafe {
-            std::ffi::CStr::from_ptr(pg_sys::unpack_sql_state(report.sql_error_code() as i32))
-                .to_string_lossy()
-                .into_owned()
-        };
-        pgrx::log!(
-            "pg_steward maintenance worker: {} ({}, {}:{} {})",
-            report.message(),
-            sqlstate,
-            report.file(),
-            report.line_number(),
-            report.function_name().unwrap_or("")
-        );
-        Failure {
-            sqlstate,
-            message: report.message().to_string(),
-            detail: report.detail().map(str::to_string),
-            hint: report.hint().map(str::to_string),
-        }
-    }
-
-    fn to_json(&self) -> Value {
-        json!({"sqlstate": self.sqlstate, "message": self.message, "detail": self.detail, "hint": self.hint})
-    }
-}
-
-/// Run `body` in a transaction of its own; on error the transaction is rolled back and the
-/// error returned (the worker goes on).
-fn in_transaction<R>(body: impl FnOnce() -> Result<R, Failure>) -> Result<R, Failure> {
-    // SAFETY: the worker is between transactions whenever this is called.
-    unsafe {
-        pg_sys::SetCurrentStatementStartTimestamp();
-        pg_sys::StartTransactionCommand();
-        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-    }
-    let outcome = PgTryBuilder::new(AssertUnwindSafe(body))
-        .catch_others(|e| Err(Failure::from_caught(e)))
-        .execute();
-    // SAFETY: ends the transaction started above, either way.
-    unsafe {
-        match outcome {
-            Ok(_) => {
-                if pg_sys::ActiveSnapshotSet() {
-                    pg_sys::PopActiveSnapshot();
-                }
-                pg_sys::CommitTransactionCommand();
-            }
-            Err(_) => pg_sys::AbortCurrentTransaction(),
-        }
-    }
-    outcome
-}
-
-fn spi_failure(e: pgrx::spi::SpiError) -> Failure {
-    Failure::new("XX000", format!("pg_steward maintenance worker: {e}"))
-}
-
-/// Run one utility statement as a top-level command in its own transaction, as `role` (the
-/// requesting caller): PostgreSQL's own privilege checks apply to it, and VACUUM, ANALYZE and
-/// REINDEX switch to the table's owner in a security-restricted operation themselves.
-fn run_utility(sql: &str, statement_timeout_ms: i64, role: pg_sys::Oid) -> Result<(), Failure> {
-    let text = CString::new(sql).map_err(|_| Failure::new("22023", "statement contains a NUL byte"))?;
-    // The statement's memory lives in a context of its own, not in the transaction's: VACUUM
-    // and REINDEX CONCURRENTLY commit the transaction they were called in and start new
-    // ones, and the server's utility processing still uses its parse state afterwards (the
-    // server itself keeps it in a per-message context for the same reason).
-    // SAFETY: between transactions; every path below ends the transaction it starts.  The new
-    // context is a child of TopMemoryContext (it survives those commits) and is deleted below.
-    let statement_context = unsafe {
-        pg_sys::SetCurrentStatementStartTimestamp();
-        pg_sys::StartTransactionCommand();
-        let context = pg_sys::AllocSetContextCreateExtended(
-            pg_sys::TopMemoryContext,
-            c"pg_steward maintenance statement".as_ptr(),
-            pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
-            pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
-            pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
-        );
-        pg_sys::MemoryContextSwitchTo(context);
-        context
-    };
-    // SAFETY: in the transaction started above, with `statement_context` current: the parse tree and the palloc0'd
-    // (zeroed, then filled) PlannedStmt live there until it is deleted below; `text` outlives the call; the user
-    // switch, timeout and active snapshot set here are undone after the try, whichever way it ends.
-    let outcome = PgTryBuilder::new(AssertUnwindSafe(|| unsafe {
-        let parsed = PgList::<pg_sys::RawStmt>::from_pg(pg_sys::pg_parse_query(text.as_ptr()));
-        let Some(raw) = parsed.get_ptr(0) else {
-            return Err(Failure::new("42601", "empty maintenance statement"));
-        };
-        let planned = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlannedStmt>()) as *mut pg_sys::PlannedStmt;
-        (*planned).type_ = pg_sys::NodeTag::T_PlannedStmt;
-        (*planned).commandType = pg_sys::CmdType::CMD_UTILITY;
-        (*planned).canSetTag = true;
-        (*planned).utilityStmt = (*raw).stmt;
-        (*planned).stmt_location = (*raw).stmt_location;
-        (*planned).stmt_len = (*raw).stmt_len;
-
-        // The caller's identity for the statement (the worker itself is connected as the
-        // bootstrap superuser, for its records only).  VACUUM and REINDEX CONCURRENTLY keep the
-        // current user across the transactions they start.
-        pg_sys::SetUserIdAndSecContext(role, pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
-
-        // As the server does for a utility statement typed by a client: an active snapshot,
-        // which VACUUM and REINDEX CONCURRENTLY pop when they start their own transactions.
-        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        if statement_timeout_ms > 0 {
-            enable_timeout_after(STATEMENT_TIMEOUT, statement_timeout_ms.min(i32::MAX as i64) as i32);
-        }
-        #[cfg(feature = "pg13")]
-        pg_sys::ProcessUtility(
-            planned,
-            text.as_ptr(),
-            pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            pg_sys::None_Receiver,
-            std::ptr::null_mut(),
-        );
-        #[cfg(not(feature = "pg13"))]
-        pg_sys::ProcessUtility(
-            planned,
-            text.as_ptr(),
-            false,
-            pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            pg_sys::None_Receiver,
-            std::ptr::null_mut(),
-        );
-        disable_timeout(STATEMENT_TIMEOUT, false);
-        if pg_sys::ActiveSnapshotSet() {
-            pg_sys::PopActiveSnapshot();
-        }
-        Ok(())
-    }))
-    .catch_others(|e| Err(Failure::from_caught(e)))
-    .execute();
-    // SAFETY: ends the transaction (the utility command may have replaced it with its own),
-    // then frees the statement's memory; the worker is itself again for its records.
-    unsafe {
-        disable_timeout(STATEMENT_TIMEOUT, false);
-        pg_sys::SetUserIdAndSecContext(pg_sys::GetSessionUserId(), 0);
-        pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
-        match outcome {
-            Ok(()) => pg_sys::CommitTransactionCommand(),
-            Err(_) => pg_sys::AbortCurrentTransaction(),
-        }
-        pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
-        pg_sys::MemoryContextDelete(statement_context);
-    }
-    outcome
-}
 
 const RECORD_SQL: &str = "
     INSERT INTO steward.maintenance_operations
@@ -360,74 +169,14 @@ fn clean_up_ccnew(relid: u32, timeout_ms: i64, role: pg_sys::Oid) -> Vec<Value> 
         .collect()
 }
 
-fn set_lock_timeout(ms: i64) {
-    let _ = in_transaction(|| {
-        Spi::run_with_args("SELECT pg_catalog.set_config('lock_timeout', $1, false)", &[format!("{}ms", ms.max(0)).into()])
-            .map_err(spi_failure)
-    });
-}
 
-/// Entry point of the dynamic worker (see `maintenance_submit`).
-#[pg_guard]
-#[no_mangle]
-pub extern "C-unwind" fn pg_steward_maintenance_main(arg: pg_sys::Datum) {
-    // Default background-worker signal handling: SIGTERM ends the worker (its record is then
-    // marked failed by the next look), SIGINT cancels the running statement.
-    // SAFETY: the worker's first step: unblocks the signals the postmaster left blocked, whose handlers
-    // PostgreSQL installed for a worker with a database connection.
-    unsafe { pg_sys::BackgroundWorkerUnblockSignals() };
-    let Ok(db) = BackgroundWorker::get_extra().trim().parse::<u32>() else {
-        pgrx::log!("pg_steward maintenance worker started without a database");
-        return;
-    };
-    BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from_u32(db)), None);
-    // Every statement of this session resolves names in pg_catalog first and never in a
-    // schema some role could create objects in.
-    if let Err(f) = in_transaction(|| Spi::run("SET search_path = pg_catalog, pg_temp").map_err(spi_failure)) {
-        pgrx::log!("pg_steward maintenance worker: could not pin search_path: {}", f.message);
-        return;
-    }
-
-    // Copy the request out of the caller's segment.
-    let handle = arg.value() as u32;
-    // SAFETY: the caller keeps the segment until we flag it RECORDED (or until it sees
-    // this worker stopped); the layout is `Handover` followed by `len` bytes.
-    let segment = unsafe { pg_sys::dsm_attach(handle) };
-    if segment.is_null() {
-        pgrx::log!("pg_steward maintenance worker: the requesting session is gone");
-        return;
-    }
-    // SAFETY: `segment` is the non-null mapping just attached; pinning only detaches it from the current resource
-    // owner (if any), so it stays mapped until the dsm_detach below.
-    unsafe { pg_sys::dsm_pin_mapping(segment) };
-    // SAFETY: the address of a mapped segment, valid until the dsm_detach below.
-    let base = unsafe { pg_sys::dsm_segment_address(segment) as *const u8 };
-    let header = base as *const Handover;
-    // SAFETY: the caller wrote a Handover header and then `len` request bytes into a segment of exactly that size
-    // before starting this worker, and keeps it until RECORDED; the page-aligned header is read once, the bytes copied.
-    let bytes = unsafe { std::slice::from_raw_parts(base.add(HANDOVER_HEADER), (*header).len as usize).to_vec() };
-    let raw: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let request = Request::parse(&raw);
-
-    let recorded = match &request {
-        Ok(_) => record(&raw),
-        Err(e) => Err(Failure::new("22023", e.clone())),
-    };
-    // Let the caller go on: the record is committed (or could not be written at all).
-    // SAFETY: `header` points into the segment, still attached and detached here once (`base` and `header` are not
-    // used after); the state word is an AtomicU32 the caller polls, stored with Release after the record committed.
-    unsafe {
-        if recorded.is_ok() {
-            (*header).state.store(RECORDED, Ordering::Release);
-        }
-        pg_sys::dsm_detach(segment);
-    }
-    let (Ok(request), Ok(())) = (request, recorded) else {
-        pgrx::log!("pg_steward maintenance worker: request not recorded");
-        return;
-    };
+/// The executor's maintenance side: record the request, then (unless it was refused) the
+/// operation to run.
+pub fn accept(raw: &Value) -> crate::common::executor::Accepted {
+    let request = Request::parse(raw).map_err(|e| Failure::new("22023", e))?;
+    record(raw)?;
     if request.refusal.is_some() {
-        return;
+        return Ok(None);
     }
     // Recorded but refused by the arbiter (a concurrent operation)?
     let live = in_transaction(|| {
@@ -438,9 +187,9 @@ pub extern "C-unwind" fn pg_steward_maintenance_main(arg: pg_sys::Datum) {
         .map_err(spi_failure)
     });
     if !matches!(live, Ok(Some(true))) {
-        return;
+        return Ok(None);
     }
-    execute(&request);
+    Ok(Some(Box::new(move || execute(&request))))
 }
 
 fn execute(request: &Request) {
