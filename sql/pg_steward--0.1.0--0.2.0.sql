@@ -302,6 +302,14 @@ DECLARE
     v_id uuid := pg_catalog.gen_random_uuid();
     r steward.migration_runs;
 BEGIN
+    -- The worker's transaction sees only committed migrations.
+    IF p_refusal IS NULL AND EXISTS (SELECT 1 FROM steward.schema_migrations x
+                                      WHERE x.version OPERATOR(pg_catalog.=) p_version
+                                        AND x.xmin::text OPERATOR(pg_catalog.=) pg_catalog.xid(pg_catalog.pg_current_xact_id_if_assigned())::text) THEN
+        RAISE EXCEPTION 'migration % was added or changed in this transaction', p_version USING ERRCODE = '55000',
+              DETAIL = 'Migrations run in a transaction of their own, which sees only committed migrations.',
+              HINT = 'Commit first, then apply.';
+    END IF;
     PERFORM steward._migration_submit(pg_catalog.jsonb_build_object(
         'run_id', v_id, 'version', p_version, 'direction', p_direction, 'caller_oid', p_caller::bigint,
         'run_by', steward.caller_id(),

@@ -527,7 +527,7 @@ impl Walker<'_> {
     fn unbounded(&mut self, s: &RawStatement, rule: &'static str, verb: &str, rv: *mut pg_sys::RangeVar, where_clause: *mut pg_sys::Node) {
         let (rel, shown) = self.existing(rv);
         let Some(r) = rel.as_ref() else { return };
-        if where_clause.is_null() || always_true(where_clause) {
+        if where_clause.is_null() || always_true(where_clause, 0) {
             let how = if where_clause.is_null() { "without a WHERE clause" } else { "with a WHERE clause that is always true" };
             self.add(s, rule, "high", Some(r), shown, Some(3), false, true,
                      format!("{verb} {how} touches every row of {} ({})", r.display,
@@ -1067,9 +1067,13 @@ fn const_is_zero(args: *mut pg_sys::List) -> bool {
     }
 }
 
-/// `true`, `1 = 1`, `'a' = 'a'`, `true = true`, `NOT false`: a WHERE that keeps every row.
-fn always_true(node: *mut pg_sys::Node) -> bool {
+/// `true`, `1 = 1`, `'a' = 'a'`, `true = true`, `x OR true`: a WHERE that keeps every row.
+/// (Nesting deeper than 64 levels is not looked into: the parser allows thousands.)
+fn always_true(node: *mut pg_sys::Node, depth: usize) -> bool {
     use pg_sys::NodeTag::*;
+    if depth > 64 {
+        return false;
+    }
     match tag(node) {
         Some(T_A_Const) => {
             // SAFETY: tag checked.
@@ -1084,7 +1088,7 @@ fn always_true(node: *mut pg_sys::Node) -> bool {
             let (arg, t) = unsafe { ((*(node as *mut pg_sys::TypeCast)).arg, (*(node as *mut pg_sys::TypeCast)).typeName) };
             let is_bool = type_of(t).map(|(n, _)| n == "bool" || n == "boolean").unwrap_or(false);
             is_bool && matches!(const_text(arg).as_deref().map(str::to_ascii_lowercase).as_deref(), Some("true" | "t" | "yes" | "on" | "1"))
-                || always_true(arg) && is_bool
+                || always_true(arg, depth + 1) && is_bool
         }
         Some(T_A_Expr) => {
             // SAFETY: tag checked.
@@ -1102,8 +1106,8 @@ fn always_true(node: *mut pg_sys::Node) -> bool {
             let (op, args) = unsafe { ((*(node as *mut pg_sys::BoolExpr)).boolop, (*(node as *mut pg_sys::BoolExpr)).args) };
             let args = nodes(args);
             match op {
-                pg_sys::BoolExprType::OR_EXPR => args.into_iter().any(always_true),
-                pg_sys::BoolExprType::AND_EXPR => !args.is_empty() && args.into_iter().all(always_true),
+                pg_sys::BoolExprType::OR_EXPR => args.into_iter().any(|a| always_true(a, depth + 1)),
+                pg_sys::BoolExprType::AND_EXPR => !args.is_empty() && args.into_iter().all(|a| always_true(a, depth + 1)),
                 _ => false,
             }
         }

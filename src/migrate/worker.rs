@@ -78,7 +78,7 @@ pub fn accept(raw: &Value) -> Accepted {
         return Ok(None);
     }
     let script = in_transaction(|| {
-        let script = Spi::get_one_with_args::<String>(
+        let script = crate::common::read_one::<String>(
             if req.direction == "up" {
                 "SELECT up_script FROM steward.schema_migrations WHERE version = $1"
             } else {
