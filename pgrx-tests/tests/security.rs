@@ -96,3 +96,6 @@ mod jsonb;
 
 #[path = "security/grants.rs"]
 mod grants;
+
+#[path = "security/migrate.rs"]
+mod migrate;
