@@ -86,4 +86,21 @@ SELECT seq, action, change_reason, rollback_of IS NOT NULL AS is_rollback
   FROM steward.configuration_audit_log WHERE config_id = (SELECT id FROM public.ai_configurations WHERE config_name = 'mine')
  ORDER BY seq;
 SQL
+log "migrations: PostgreSQL's own parser and the live catalog judge a migration before it runs, then it is applied and rolled back"
+psql_at "$DIR" "$PORT" -c "SELECT statement_no AS n, rule, risk, relation, pg_size_pretty(relation_bytes) AS size, lock_level, rewrites
+                             FROM steward.migration_check(\$m\$
+ALTER TABLE public.messages ADD COLUMN message_uuid uuid DEFAULT gen_random_uuid();
+CREATE INDEX messages_created ON public.messages (created_at);
+ALTER TABLE public.conversations ALTER COLUMN body SET NOT NULL;
+DELETE FROM public.conversations WHERE 1 = 1;
+\$m\$)"
+psql_at "$DIR" "$PORT" -q <<'SQL'
+SELECT steward.migration_add(20261202001, 'conversations: archived flag',
+    $up$SET lock_timeout = '2s'; ALTER TABLE public.conversations ADD COLUMN IF NOT EXISTS archived boolean NOT NULL DEFAULT false$up$,
+    $down$ALTER TABLE public.conversations DROP COLUMN archived$down$) ->> 'checksum' AS "migration added, md5";
+SELECT phase, statement_no AS n, outcome, locks FROM steward.migration_dry_run(20261202001);
+SELECT steward.migration_apply() AS applied;
+SELECT version, description, applied_by, execution_time_ms FROM steward.applied_migrations;
+SELECT steward.migration_rollback(20261202001) - 'run' AS rolled_back;
+SQL
 log "the demo server is still running: psql -h 127.0.0.1 -p ${PORT} -U postgres   (stop: scripts/demo.sh stop)"

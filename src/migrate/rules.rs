@@ -917,10 +917,13 @@ pub fn rewrite_verdict(old: pg_sys::Oid, old_mod: i32, new: pg_sys::Oid, new_mod
     Some("the types are not binary-compatible: every value is converted".into())
 }
 
-/// Whether a validated CHECK (col IS NOT NULL) exists, which SET NOT NULL uses instead of a scan.
+/// Whether the column is NOT NULL already or a validated CHECK (col IS NOT NULL) exists: then
+/// SET NOT NULL reads nothing.
 fn has_valid_not_null_check(rel: pg_sys::Oid, column: &str) -> bool {
     crate::common::read_one::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                         WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2 AND a.attnotnull)
+             OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c
                          WHERE c.conrelid OPERATOR(pg_catalog.=) $1 AND c.contype OPERATOR(pg_catalog.=) 'c' AND c.convalidated
                            AND pg_catalog.pg_get_constraintdef(c.oid) OPERATOR(pg_catalog.=)
                                pg_catalog.format('CHECK ((%s IS NOT NULL))', pg_catalog.quote_ident($2)))",
