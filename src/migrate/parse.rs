@@ -38,6 +38,20 @@ impl RawStatement {
     }
 }
 
+/// `s` from its first token on (leading whitespace and comments skipped), end kept as it is.
+pub fn strip_leading_comments_keep_end(mut s: &str) -> &str {
+    loop {
+        s = s.trim_start();
+        if let Some(rest) = s.strip_prefix("--") {
+            s = rest.split_once('\n').map(|(_, r)| r).unwrap_or("");
+        } else if let Some(rest) = s.strip_prefix("/*") {
+            s = rest.split_once("*/").map(|(_, r)| r).unwrap_or("");
+        } else {
+            return s;
+        }
+    }
+}
+
 fn strip_leading_comments(mut s: &str) -> &str {
     loop {
         s = s.trim_start();

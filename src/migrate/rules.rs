@@ -169,10 +169,14 @@ pub fn analyse(script: &str, statements: &[RawStatement], thresholds: Thresholds
 /// comment after its `;`).
 fn annotation_text(script: &str, s: &RawStatement) -> String {
     let span = s.span(script);
-    let own = if s.start > 0 && !script[..s.start].ends_with('\n') {
-        span.split_once('\n').map(|(_, rest)| rest).unwrap_or("")
-    } else {
-        span
+    // Where the statement's first token is (after leading whitespace and comments).
+    let first_token = span.len() - parse::strip_leading_comments_keep_end(span).len();
+    let before_token = &span[..first_token];
+    let own = match before_token.find('\n') {
+        // The span begins with the rest of the previous statement's line: that comment is the
+        // previous statement's.
+        Some(nl) if s.start > 0 && !script[..s.start].ends_with('\n') => &span[nl + 1..],
+        _ => span,
     };
     let trailing = script.get(s.end..).unwrap_or("").split('\n').next().unwrap_or("");
     format!("{own}\n{trailing}")
