@@ -170,7 +170,9 @@ psql_at "$DIR" "$PORT" -d app -f "$SETUP" >/dev/null
 psql_at "$DIR" "$PORT" -d app -c "CREATE EXTENSION IF NOT EXISTS pg_steward" >/dev/null 2>"$WORK/ext.err" || true
 HAVE_STEWARD=$(psql_at "$DIR" "$PORT" -d app -At -c "SELECT to_regprocedure('steward.migration_check(text)') IS NOT NULL")
 if [ "$HAVE_STEWARD" != t ]; then
-    fail "steward.migration_check(text) does not exist in this build: the steward side cannot run ($(head -1 "$WORK/ext.err"))"
+    why=$(head -1 "$WORK/ext.err")
+    [ -n "$why" ] || why="pg_steward $(psql_at "$DIR" "$PORT" -d app -At -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_steward'") is installed, without it"
+    fail "steward.migration_check(text) does not exist: the steward side cannot run (${why})"
 fi
 psql_at "$DIR" "$PORT" -d app -At -F' ' -c \
     "SELECT relname, pg_size_pretty(pg_relation_size(oid)), reltuples::bigint FROM pg_class
