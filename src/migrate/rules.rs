@@ -126,6 +126,8 @@ struct Walker<'a> {
     lock_timeout_reported: bool,
     in_block: bool,
     strong_locks: Vec<String>,
+    /// Constraints added NOT VALID in the current transaction: (table, name) -> rule.
+    not_valid: HashMap<(String, String), &'static str>,
     findings: Vec<Finding>,
     shape: Shape,
 }
@@ -142,6 +144,7 @@ pub fn analyse(script: &str, statements: &[RawStatement], thresholds: Thresholds
         lock_timeout_reported: false,
         in_block: false,
         strong_locks: Vec::new(),
+        not_valid: HashMap::new(),
         findings: Vec::new(),
         shape: Shape { statements: statements.len() as i32, ..Shape::default() },
     };
@@ -391,6 +394,7 @@ impl Walker<'_> {
             | TRANS_STMT_ROLLBACK_PREPARED => {
                 self.in_block = false;
                 self.strong_locks.clear();
+                self.not_valid.clear();
             }
             _ => {}
         }
@@ -517,13 +521,27 @@ impl Walker<'_> {
 
     fn truncate(&mut self, s: &RawStatement) {
         // SAFETY: tag checked by the caller.
-        let rels = unsafe { (*(s.node as *mut pg_sys::TruncateStmt)).relations };
+        let (rels, behavior) = unsafe {
+            let t = s.node as *mut pg_sys::TruncateStmt;
+            ((*t).relations, (*t).behavior)
+        };
+        let cascade = behavior == pg_sys::DropBehavior::DROP_CASCADE;
         for rv in nodes(rels) {
             let (rel, shown) = self.existing(rv as *const pg_sys::RangeVar);
             if let Some(r) = rel.as_ref() {
                 self.add(s, "truncate", "high", Some(r), shown, Some(ACCESS_EXCLUSIVE), false, false,
                          format!("TRUNCATE removes every row of {} ({}) and cannot be undone once committed", r.display, pretty_bytes(r.bytes)));
                 self.took_lock(s, Some(r), ACCESS_EXCLUSIVE);
+                if cascade {
+                    // CASCADE empties every table that references it, and theirs in turn.
+                    for oid in referencing_tables(r.oid) {
+                        if let Some(t) = relation_facts(oid) {
+                            self.add(s, "truncate", "high", Some(&t), None, Some(ACCESS_EXCLUSIVE), false, false,
+                                     format!("TRUNCATE ... CASCADE of {} also removes every row of {} ({}), which references it", r.display, t.display, pretty_bytes(t.bytes)));
+                            self.took_lock(s, Some(&t), ACCESS_EXCLUSIVE);
+                        }
+                    }
+                }
             }
         }
     }
@@ -572,6 +590,29 @@ impl Walker<'_> {
         };
         let Some((schema, name)) = range_var(rv) else { return };
         self.created.insert((schema, name.clone()));
+        // Foreign keys take SHARE ROW EXCLUSIVE on the tables they reference.
+        let mut fks: Vec<*mut pg_sys::RangeVar> = Vec::new();
+        for e in nodes(elts) {
+            let constraints = match tag(e) {
+                Some(pg_sys::NodeTag::T_Constraint) => vec![e],
+                // SAFETY: tag checked.
+                Some(pg_sys::NodeTag::T_ColumnDef) => nodes(unsafe { (*(e as *mut pg_sys::ColumnDef)).constraints }),
+                _ => vec![],
+            };
+            for c in constraints {
+                if tag(c) == Some(pg_sys::NodeTag::T_Constraint) {
+                    // SAFETY: tag checked.
+                    let (contype, pktable) = unsafe { ((*(c as *mut pg_sys::Constraint)).contype, (*(c as *mut pg_sys::Constraint)).pktable) };
+                    if contype == pg_sys::ConstrType::CONSTR_FOREIGN {
+                        fks.push(pktable);
+                    }
+                }
+            }
+        }
+        for pk in fks {
+            let (referenced, _) = self.existing(pk);
+            self.took_lock(s, referenced.as_ref(), SHARE_ROW_EXCLUSIVE);
+        }
         // Table-level PRIMARY KEY (a, b): the key columns.
         let mut pk_columns: Vec<String> = Vec::new();
         for e in nodes(elts) {
@@ -675,6 +716,15 @@ impl Walker<'_> {
                         self.constraint(s, r, def as *mut pg_sys::Constraint);
                     }
                 }
+                AT_ValidateConstraint => {
+                    if let (Some(r), Some(n)) = (rel.as_ref(), name.as_ref()) {
+                        if let Some(rule) = self.not_valid.get(&(r.display.clone(), n.clone())).copied() {
+                            let risk = self.risk_by_size(Some(r));
+                            self.add(s, rule, risk, Some(r), None, Some(ACCESS_EXCLUSIVE), false, true,
+                                     format!("{n} is validated in the same transaction that added it NOT VALID: the ADD's lock on {} is held while VALIDATE reads all {} of it", r.display, pretty_bytes(r.bytes)));
+                        }
+                    }
+                }
                 AT_AlterColumnType if tag(def) == Some(pg_sys::NodeTag::T_ColumnDef) => {
                     if let Some(r) = rel.as_ref() {
                         self.alter_type(s, r, &name.unwrap_or_default(), def as *mut pg_sys::ColumnDef);
@@ -737,8 +787,32 @@ impl Walker<'_> {
         let (contype, skip_validation, indexname, pktable, conname) = unsafe {
             ((*c).contype, (*c).skip_validation, cstr((*c).indexname), (*c).pktable, cstr((*c).conname))
         };
-        let label = conname.map(|n| format!(" {n}")).unwrap_or_default();
+        let label = conname.clone().map(|n| format!(" {n}")).unwrap_or_default();
         use pg_sys::ConstrType::*;
+        if skip_validation {
+            if let Some(n) = &conname {
+                let rule = if contype == CONSTR_FOREIGN { "foreign_key_validated" } else { "check_validated" };
+                self.not_valid.insert((r.display.clone(), n.clone()), rule);
+            }
+        }
+        if contype == CONSTR_PRIMARY {
+            // SAFETY: a Constraint of the parse tree.
+            let keys = names(unsafe { (*c).keys });
+            let columns = match &indexname {
+                Some(index) => index_columns(r.oid, index),
+                None => keys,
+            };
+            for col in columns {
+                if let Some((ty, _)) = column_type(r.oid, &col) {
+                    if ty == pg_sys::INT4OID || ty == pg_sys::INT2OID {
+                        let at = format!("{}.{col}", r.display);
+                        self.add(s, "int_primary_key", "low", Some(r), None, None, false, false,
+                                 format!("primary key {at} is {}: it runs out at {}", format_type(ty, -1),
+                                         if ty == pg_sys::INT2OID { "32 767" } else { "2 147 483 647" }));
+                    }
+                }
+            }
+        }
         match contype {
             CONSTR_FOREIGN if !skip_validation => {
                 let referenced = range_var(pktable).map(|(sch, n)| sch.map(|x| format!("{x}.{n}")).unwrap_or(n)).unwrap_or_default();
@@ -853,6 +927,54 @@ fn relation_facts(oid: pg_sys::Oid) -> Option<Relation> {
     Some(Relation { oid, display, bytes, rows, scans })
 }
 
+/// Every table that references `rel` through a foreign key, transitively (what TRUNCATE ... CASCADE empties).
+fn referencing_tables(rel: pg_sys::Oid) -> Vec<pg_sys::Oid> {
+    Spi::connect(|c| {
+        let rows = c.select(
+            "WITH RECURSIVE r(oid) AS (
+                 SELECT co.conrelid FROM pg_catalog.pg_constraint co
+                  WHERE co.confrelid OPERATOR(pg_catalog.=) $1 AND co.contype OPERATOR(pg_catalog.=) 'f'
+                 UNION
+                 SELECT co.conrelid FROM pg_catalog.pg_constraint co JOIN r ON co.confrelid OPERATOR(pg_catalog.=) r.oid
+                  WHERE co.contype OPERATOR(pg_catalog.=) 'f')
+             SELECT oid FROM r WHERE oid OPERATOR(pg_catalog.<>) $1 ORDER BY oid LIMIT 1000",
+            None,
+            &[rel.into()],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            if let Some(o) = r.get::<pg_sys::Oid>(1)? {
+                out.push(o);
+            }
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })
+    .unwrap_or_default()
+}
+
+/// The key column names of an index of `table`, by the index's name in the table's schema.
+fn index_columns(table: pg_sys::Oid, index: &str) -> Vec<String> {
+    Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT a.attname::text FROM pg_catalog.pg_class t
+               JOIN pg_catalog.pg_class ic ON ic.relnamespace OPERATOR(pg_catalog.=) t.relnamespace AND ic.relname OPERATOR(pg_catalog.=) $2
+               JOIN pg_catalog.pg_index i ON i.indexrelid OPERATOR(pg_catalog.=) ic.oid AND i.indrelid OPERATOR(pg_catalog.=) t.oid
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.oid AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::int2[])
+              WHERE t.oid OPERATOR(pg_catalog.=) $1",
+            None,
+            &[table.into(), index.into()],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            if let Some(n) = r.get::<String>(1)? {
+                out.push(n);
+            }
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })
+    .unwrap_or_default()
+}
+
 fn index_table(index: pg_sys::Oid) -> Option<pg_sys::Oid> {
     // SAFETY: syscache look-up by OID of pg_index.
     unsafe {
@@ -916,7 +1038,15 @@ pub fn rewrite_verdict(old: pg_sys::Oid, old_mod: i32, new: pg_sys::Oid, new_mod
         return None;
     }
     if old == pg_sys::TIMESTAMPOID && new == pg_sys::TIMESTAMPTZOID {
-        return Some("timestamp to timestamptz converts every value (no rewrite only when the session TimeZone is UTC)".into());
+        // PostgreSQL skips the rewrite when the session's TimeZone is UTC (the values stay the same).
+        let utc = crate::common::read_one::<bool>(
+            "SELECT pg_catalog.current_setting('TimeZone') OPERATOR(pg_catalog.=) ANY (ARRAY['UTC', 'Etc/UTC', 'UCT', 'Etc/UCT', 'Zulu', 'Etc/Zulu', 'GMT', 'Etc/GMT', 'Universal', 'Etc/Universal'])",
+            &[],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        return (!utc).then(|| "timestamp to timestamptz converts every value (no rewrite when TimeZone is UTC; it is not here)".into());
     }
     Some("the types are not binary-compatible: every value is converted".into())
 }

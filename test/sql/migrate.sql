@@ -53,6 +53,17 @@ SELECT * FROM rm_check($$ALTER TABLE rm_big ADD COLUMN extra int$$);
 SELECT * FROM rm_check($$SET lock_timeout = '5s'; ALTER TABLE rm_big ADD COLUMN a int; ALTER TABLE rm_small ADD COLUMN b int$$);
 SELECT * FROM rm_check($$BEGIN; CREATE INDEX CONCURRENTLY rm_big_note2 ON rm_big (note); COMMIT$$);
 
+-- NOT VALID then VALIDATE in one transaction: the ADD's lock is held through the scan.
+SELECT * FROM rm_check($$SET lock_timeout = '5s'; ALTER TABLE rm_big ADD CONSTRAINT rm_pos CHECK (total > 0) NOT VALID; ALTER TABLE rm_big VALIDATE CONSTRAINT rm_pos$$);
+-- TRUNCATE ... CASCADE empties the tables that reference it too.
+CREATE TABLE rm_child (id int, small_id int REFERENCES rm_small (id));
+SELECT * FROM rm_check($$SET lock_timeout = '5s'; TRUNCATE rm_small CASCADE$$);
+-- A primary key on an int column, through USING INDEX.
+CREATE UNIQUE INDEX rm_small_id2 ON rm_small (id);
+SELECT * FROM rm_check($$SET lock_timeout = '5s'; ALTER TABLE rm_small ADD CONSTRAINT rm_small_pk PRIMARY KEY USING INDEX rm_small_id2$$);
+-- A new table's foreign key locks the table it references (before any lock_timeout here).
+SELECT * FROM rm_check($$CREATE TABLE rm_new3 (id bigint PRIMARY KEY, small_id int REFERENCES rm_small (id))$$);
+
 -- The same statements on a table of 10 rows: low risk; destructive rules stay high.
 SELECT * FROM rm_check($$SET lock_timeout = '5s'; CREATE INDEX ON rm_small (code); ALTER TABLE rm_small ALTER COLUMN code SET NOT NULL; TRUNCATE rm_small$$);
 
@@ -135,6 +146,6 @@ SELECT unnest(steward.safe_drop_table('"Rm Mixed"'));
 SELECT steward.safe_add_column('rm_big', 'x', 'no_such_type');
 
 DROP FUNCTION rm_check(text);
-DROP TABLE rm_big, rm_small, rm_app.rm_big, "Rm Mixed";
+DROP TABLE rm_child, rm_big, rm_small, rm_app.rm_big, "Rm Mixed";
 DROP SCHEMA rm_app;
 SELECT steward.reset_setting('migrationRiskMediumBytes') IS NOT NULL AS reset_medium, steward.reset_setting('migrationRiskHighBytes') IS NOT NULL AS reset_high;
