@@ -57,7 +57,11 @@ mod tests {
         // Shorter, int -> bigint, timestamp -> timestamptz: rewrites.
         assert!(v(pg_sys::VARCHAROID, 104, pg_sys::VARCHAROID, 54));
         assert!(v(pg_sys::INT4OID, -1, pg_sys::INT8OID, -1));
+        // timestamp -> timestamptz rewrites unless the session's TimeZone is UTC.
+        Spi::run("SET LOCAL TimeZone = 'Europe/Berlin'").expect("zone");
         assert!(v(pg_sys::TIMESTAMPOID, -1, pg_sys::TIMESTAMPTZOID, -1));
+        Spi::run("SET LOCAL TimeZone = 'UTC'").expect("zone");
+        assert!(!v(pg_sys::TIMESTAMPOID, -1, pg_sys::TIMESTAMPTZOID, -1));
         // numeric(10,2) -> numeric(12,2): catalog only; numeric(10,2) -> numeric(10,3): rewrite.
         let nm = |p: i32, s: i32| ((p << 16) | s) + 4;
         assert!(!v(pg_sys::NUMERICOID, nm(10, 2), pg_sys::NUMERICOID, nm(12, 2)));
