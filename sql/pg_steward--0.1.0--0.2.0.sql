@@ -563,6 +563,18 @@ AS $$
      WHERE c.oid OPERATOR(pg_catalog.=) tbl
 $$;
 
+-- RPC (supabase.rpc) for the admins through the facade, under the same names.
+INSERT INTO steward.facade_functions (seed_name, target, volatility, grant_to) VALUES
+    ('migration_add',             'steward.migration_add(bigint,text,text,text)',     'volatile', '{steward_admin,service_role}'),
+    ('migration_status',          'steward.migration_status()',                       'volatile', '{steward_admin,service_role}'),
+    ('migration_current_version', 'steward.migration_current_version()',              'stable',   '{steward_admin,service_role}'),
+    ('migration_is_applied',      'steward.migration_is_applied(bigint)',             'stable',   '{steward_admin,service_role}'),
+    ('migration_apply',           'steward.migration_apply(bigint,boolean,boolean)',  'volatile', '{steward_admin,service_role}'),
+    ('migration_rollback',        'steward.migration_rollback(bigint,boolean)',       'volatile', '{steward_admin,service_role}'),
+    ('migration_check',           'steward.migration_check(text)',                    'stable',   '{steward_admin,service_role}'),
+    ('migration_dry_run',         'steward.migration_dry_run(bigint)',                'volatile', '{steward_admin,service_role}'),
+    ('migration_history',         'steward.migration_history(integer)',               'volatile', '{steward_admin,service_role}');
+
 -- 3. Grants (sql/finalize.sql): the migration bodies that take the caller and the trial run
 --    are for the admins, and the admins read the registry, its runs and the seed's view.
 INSERT INTO steward.function_grants (signature, audience, reason)
