@@ -126,8 +126,10 @@ struct Walker<'a> {
     lock_timeout_reported: bool,
     in_block: bool,
     strong_locks: Vec<String>,
-    /// Constraints added NOT VALID in the current transaction: (table, name) -> rule.
-    not_valid: HashMap<(String, String), &'static str>,
+    /// Constraints added NOT VALID in the current transaction: (table, name) -> (rule, lock mode of the ADD).
+    not_valid: HashMap<(String, String), (&'static str, i32)>,
+    /// Lock mode of the ALTER TABLE being read.
+    alter_mode: i32,
     findings: Vec<Finding>,
     shape: Shape,
 }
@@ -145,6 +147,7 @@ pub fn analyse(script: &str, statements: &[RawStatement], thresholds: Thresholds
         in_block: false,
         strong_locks: Vec::new(),
         not_valid: HashMap::new(),
+        alter_mode: 0,
         findings: Vec::new(),
         shape: Shape { statements: statements.len() as i32, ..Shape::default() },
     };
@@ -678,6 +681,7 @@ impl Walker<'_> {
         // SAFETY: the statement's own command list; PostgreSQL decides its lock from it exactly
         // as ALTER TABLE will (it reads only the subcommand types and constraint kinds).
         let mode = unsafe { pg_sys::AlterTableGetLockLevel(cmds) };
+        self.alter_mode = mode;
         for c in nodes(cmds) {
             if tag(c) != Some(pg_sys::NodeTag::T_AlterTableCmd) {
                 continue;
@@ -718,9 +722,9 @@ impl Walker<'_> {
                 }
                 AT_ValidateConstraint => {
                     if let (Some(r), Some(n)) = (rel.as_ref(), name.as_ref()) {
-                        if let Some(rule) = self.not_valid.get(&(r.display.clone(), n.clone())).copied() {
+                        if let Some((rule, held)) = self.not_valid.get(&(r.display.clone(), n.clone())).copied() {
                             let risk = self.risk_by_size(Some(r));
-                            self.add(s, rule, risk, Some(r), None, Some(ACCESS_EXCLUSIVE), false, true,
+                            self.add(s, rule, risk, Some(r), None, Some(held.max(SHARE_UPDATE_EXCLUSIVE)), false, true,
                                      format!("{n} is validated in the same transaction that added it NOT VALID: the ADD's lock on {} is held while VALIDATE reads all {} of it", r.display, pretty_bytes(r.bytes)));
                         }
                     }
@@ -792,7 +796,7 @@ impl Walker<'_> {
         if skip_validation {
             if let Some(n) = &conname {
                 let rule = if contype == CONSTR_FOREIGN { "foreign_key_validated" } else { "check_validated" };
-                self.not_valid.insert((r.display.clone(), n.clone()), rule);
+                self.not_valid.insert((r.display.clone(), n.clone()), (rule, self.alter_mode));
             }
         }
         if contype == CONSTR_PRIMARY {
