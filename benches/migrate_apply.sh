@@ -37,18 +37,24 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 
 psql_ms=(); exec_ms=()
 tmp=$(mktemp -d)
-for i in $(seq 1 "$RUNS"); do
-    # psql: the script in one transaction
-    { echo "BEGIN;"; script "bench_psql_$i"; echo "COMMIT;"; } >"$tmp/psql.sql"
+run_psql() { # i: the script in one transaction
+    { echo "BEGIN;"; script "bench_psql_$1"; echo "COMMIT;"; } >"$tmp/psql.sql"
     psql_ms+=("$(latency "$tmp/psql.sql")")
-    psql_at "$DIR" "$PORT" -c "DROP TABLE public.bench_psql_$i" >/dev/null
-    # executor: the same script as migration $i
-    psql_at "$DIR" "$PORT" -v up="$(script "bench_mig_$i")" -v down="DROP TABLE public.bench_mig_$i" -v v="$i" \
-        -c "SELECT steward.migration_add(:v, 'bench', :'up', :'down') IS NOT NULL" >/dev/null
+    psql_at "$DIR" "$PORT" -c "DROP TABLE public.bench_psql_$1" >/dev/null
+}
+run_executor() { # i: the same script as migration i
+    local i=$1
+    # psql variables are interpolated in scripts, not in -c: the statement comes on stdin.
+    echo "SELECT steward.migration_add(:v, 'bench', :'up', :'down') IS NOT NULL;" \
+        | psql_at "$DIR" "$PORT" -v up="$(script "bench_mig_$i")" -v down="DROP TABLE public.bench_mig_$i" -v v="$i" >/dev/null
     echo "SELECT steward.migration_apply($i);" >"$tmp/apply.sql"
     exec_ms+=("$(latency "$tmp/apply.sql")")
     psql_at "$DIR" "$PORT" -c "SELECT steward.migration_rollback($i)" >/dev/null
     psql_at "$DIR" "$PORT" -c "DELETE FROM steward.schema_migrations WHERE version = $i" >/dev/null
+}
+for i in $(seq 1 "$RUNS"); do
+    # Alternate which goes first, so neither always runs on a warmer cache.
+    if [ $((i % 2)) = 1 ]; then run_psql "$i"; run_executor "$i"; else run_executor "$i"; run_psql "$i"; fi
 done
 rm -rf "$tmp"
 for x in "${psql_ms[@]}" "${exec_ms[@]}"; do
