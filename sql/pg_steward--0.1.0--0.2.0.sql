@@ -316,6 +316,10 @@ BEGIN
         'lock_timeout_ms', steward.setting_number('migrationLockTimeoutMs')::bigint,
         'statement_timeout_ms', steward.setting_number('migrationStatementTimeoutMs')::bigint,
         'refusal', p_refusal), NOT p_background);
+    -- A worker that was terminated or crashed left its run 'running': it is failed (57P01) now.
+    IF NOT p_background THEN
+        PERFORM steward._reap_migrations();
+    END IF;
     SELECT * INTO r FROM steward.migration_runs x WHERE x.id OPERATOR(pg_catalog.=) v_id;
     IF r.id IS NULL THEN
         RAISE EXCEPTION 'the migration worker did not record run %', v_id USING ERRCODE = '58000',

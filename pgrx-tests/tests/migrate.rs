@@ -323,3 +323,52 @@ fn one_migration_at_a_time_and_bad_input_gets_clear_errors() {
     assert_eq!(sqlstate(&err), "55000", "{err:?}");
     drop(tx);
 }
+
+#[test]
+fn a_terminated_worker_fails_the_run_and_nothing_stays_running() {
+    let _l = db_lock();
+    let mut a = admin();
+    a.batch_execute(
+        "SELECT steward.migration_add(601, 'slow', 'CREATE TABLE mig_app.slow (id int); SELECT pg_sleep(60)', 'DROP TABLE mig_app.slow')",
+    )
+    .expect("add");
+    let apply = thread::spawn(|| admin().batch_execute("SELECT steward.migration_apply(601)"));
+    // The worker shows its running statement in pg_stat_activity.
+    let mut r = root();
+    let start = Instant::now();
+    let pid: i32 = loop {
+        let found = r
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_steward migration' AND query LIKE '%pg_sleep(60)%'",
+                &[],
+            )
+            .expect("activity");
+        if let Some(row) = found {
+            break row.get(0);
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the worker never showed its statement");
+        thread::sleep(Duration::from_millis(50));
+    };
+    r.batch_execute(&format!("SELECT pg_terminate_backend({pid})")).expect("terminate");
+    let err = apply.join().expect("thread").expect_err("the run failed");
+    assert_eq!(sqlstate(&err), "57P01", "{err:?}");
+    // The caller's error rolled back its own transaction; the next look (any reader of the
+    // history) marks the dead worker's run failed for good.
+    let (status, run_status): (Option<String>, String) = {
+        let row = a
+            .query_one(
+                "SELECT (SELECT status FROM steward.schema_migrations WHERE version = 601),
+                        (SELECT status FROM steward.migration_history() WHERE version = 601 ORDER BY started_at DESC LIMIT 1)",
+                &[],
+            )
+            .expect("status");
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(run_status, "failed");
+    assert_ne!(status.as_deref(), Some("applied"));
+    let t: Option<String> = a.query_one("SELECT to_regclass('mig_app.slow')::text", &[]).unwrap().get(0);
+    assert_eq!(t, None, "the migration's transaction died with its worker");
+    let running: i64 = a.query_one("SELECT count(*) FROM steward.migration_runs WHERE status = 'running'", &[]).unwrap().get(0);
+    assert_eq!(running, 0, "no run stays running");
+    root().batch_execute("DELETE FROM steward.schema_migrations WHERE version = 601").unwrap();
+}
