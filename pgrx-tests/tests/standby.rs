@@ -84,6 +84,11 @@ const READERS: &[&str] = &[
     "SELECT steward.rollback_preview((SELECT id FROM steward.configuration_audit_log ORDER BY changed_at DESC LIMIT 1))",
     "SELECT * FROM steward.table_bloat_exact('public.standby_t')",
     "SELECT steward.table_exists('standby_t')",
+    "SELECT steward.migration_status()",
+    "SELECT steward.migration_current_version()",
+    "SELECT steward.migration_is_applied(1)",
+    "SELECT * FROM steward.migration_history()",
+    "SELECT * FROM steward.migration_check('CREATE INDEX ON public.standby_t (id); TRUNCATE public.standby_t')",
 ];
 
 const WRITERS: &[&str] = &[
@@ -93,6 +98,9 @@ const WRITERS: &[&str] = &[
     "SELECT * FROM steward.retention_run()",
     "SELECT steward.audit_purge()",
     "SELECT steward.capture_table_bloat_snapshot()",
+    "SELECT steward.migration_add(7001, 'standby', 'SELECT 1', 'SELECT 1')",
+    "SELECT steward.migration_apply()",
+    "SELECT steward.migration_rollback(7001)",
     "SELECT steward.rollback((SELECT id FROM steward.configuration_audit_log ORDER BY changed_at DESC LIMIT 1))",
 ];
 
