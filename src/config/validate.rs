@@ -321,7 +321,10 @@ fn ai_defaults() -> &'static Value {
 pub fn user_preferences(doc: &Value) -> Vec<String> {
     let mut out = Vec::new();
     check_root(doc, &USER_PREFERENCES, &mut out);
-    if doc.is_object() && !out.iter().any(|e| !e.starts_with("warning:")) {
+    // Cross-field rules are reported with every other problem (a client fixing one error at a
+    // time must not meet a new one after each save); they compare only numbers, so a field of
+    // the wrong type is reported once, by its own rule.
+    if doc.is_object() {
         ordered(doc, user_defaults(), "/qualityThresholds/flagging", "/qualityThresholds/autoApproval", &mut out,
                 "qualityThresholds.autoApproval must be at least qualityThresholds.flagging");
     }
@@ -334,7 +337,8 @@ pub fn ai_config(doc: &Value) -> Vec<String> {
     let normalized: &Value = &normalized;
     let mut out = Vec::new();
     check_root(normalized, &AI_CONFIG, &mut out);
-    if normalized.is_object() && !out.iter().any(|e| !e.starts_with("warning:")) {
+    // As for user preferences: the cross-field rules with every other problem.
+    if normalized.is_object() {
         let d = ai_defaults();
         ordered(normalized, d, "/retryStrategy/baseDelay", "/retryStrategy/maxDelay", &mut out,
                 "retryStrategy.maxDelay must be at least retryStrategy.baseDelay");
@@ -355,6 +359,21 @@ pub fn errors(problems: &[String]) -> Vec<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn cross_field_rules_are_reported_with_every_other_problem() {
+        let p = user_preferences(&json!({"theme": "neon", "qualityThresholds": {"autoApproval": 5, "flagging": 7}}));
+        assert!(p.iter().any(|e| e.contains("theme")), "{p:?}");
+        assert!(p.iter().any(|e| e.contains("autoApproval must be at least qualityThresholds.flagging")), "{p:?}");
+        let p = ai_config(&json!({"model": {"temperature": 9}, "retryStrategy": {"baseDelay": 5000, "maxDelay": 100},
+                                  "costBudget": {"dailyBudget": 10, "weeklyBudget": 5}}));
+        assert!(p.iter().any(|e| e.contains("temperature")), "{p:?}");
+        assert!(p.iter().any(|e| e.contains("maxDelay must be at least")), "{p:?}");
+        assert!(p.iter().any(|e| e.contains("weeklyBudget must be at least")), "{p:?}");
+        // A field of the wrong type is reported once, by its own rule, not by the comparison.
+        let p = ai_config(&json!({"retryStrategy": {"baseDelay": "soon", "maxDelay": 100}}));
+        assert_eq!(p.iter().filter(|e| e.contains("baseDelay")).count(), 1, "{p:?}");
+    }
 
     #[test]
     fn defaults_are_valid() {
