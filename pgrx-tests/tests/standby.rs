@@ -47,6 +47,20 @@ fn primary_with_data_replayed() -> Client {
         assert!(Instant::now() < deadline, "the standby did not replay {lsn} in 30 s");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The database was dropped and created again by this test process (common::setup()): a
+    // session opened while the standby still replayed that may have reached the old one. A new
+    // session must see the extension before the tests go on.
+    loop {
+        let ready = standby()
+            .query_one("SELECT to_regnamespace('steward') IS NOT NULL AND to_regclass('public.standby_t') IS NOT NULL", &[])
+            .map(|r| r.get::<_, bool>(0))
+            .unwrap_or(false);
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the standby's {DB} has no steward schema after 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     primary
 }
 
@@ -109,7 +123,7 @@ fn every_reader_answers_on_the_standby_and_every_writer_refuses_with_25006() {
     let _primary = primary_with_data_replayed();
     let mut s = standby();
     for sql in READERS {
-        s.batch_execute(sql).unwrap_or_else(|e| panic!("on the standby, {sql}: {e}"));
+        s.batch_execute(sql).unwrap_or_else(|e| panic!("on the standby, {sql}: {e:?}"));
     }
     // The report says where it ran.
     for sql in WRITERS {
