@@ -8,7 +8,9 @@ set -euo pipefail
 
 # 15 on the host; scripts/pg17.sh runs the same scripts with 17 inside a Debian 13 root.
 PG_MAJOR=${PG_STEWARD_PG_MAJOR:-15}
-PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
+# PG_STEWARD_PG_BIN_DIR points the scripts at another installation of the same major version
+# (a relocated copy, with its own pg_config and extension directory); by default Debian's.
+PG_BIN="${PG_STEWARD_PG_BIN_DIR:-/usr/lib/postgresql/${PG_MAJOR}/bin}"
 PG_CONFIG="${PG_BIN}/pg_config"
 PGRX_VERSION=0.18.0
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,8 +22,10 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages: the server, its headers, pg_cron, libclang for bindgen, sudo.
 ensure_packages() {
-    local missing=()
-    for p in postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} postgresql-${PG_MAJOR}-cron libclang-dev sudo; do
+    local missing=() wanted=(libclang-dev sudo)
+    # Another installation was named (PG_STEWARD_PG_BIN_DIR): the server packages are not needed.
+    [ -n "${PG_STEWARD_PG_BIN_DIR:-}" ] || wanted+=(postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} postgresql-${PG_MAJOR}-cron)
+    for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     if [ "${#missing[@]}" -gt 0 ]; then
@@ -37,7 +41,8 @@ ensure_cargo_pgrx() {
         log "installing cargo-pgrx ${PGRX_VERSION} (takes a few minutes once)"
         cargo install cargo-pgrx --version "${PGRX_VERSION}" --locked
     fi
-    if ! grep -qs "pg${PG_MAJOR}" "$HOME/.pgrx/config.toml"; then
+    # With PG_STEWARD_PG_BIN_DIR, `cargo pgrx install --pg-config` needs no init entry.
+    if [ -z "${PG_STEWARD_PG_BIN_DIR:-}" ] && ! grep -qs "pg${PG_MAJOR}" "$HOME/.pgrx/config.toml"; then
         log "cargo pgrx init --pg${PG_MAJOR} ${PG_CONFIG}"
         cargo pgrx init --pg${PG_MAJOR} "${PG_CONFIG}"
     fi
@@ -48,7 +53,8 @@ ensure_all() {
     ensure_cargo_pgrx
 }
 
-# Build and install the extension into the Debian server (release with PROFILE=release).
+# Build and install the extension into the Debian server (release with PROFILE=release), or
+# into the installation PG_STEWARD_PG_BIN_DIR names.  CARGO_TARGET_DIR, when set, is cargo's.
 # cargo pgrx installs the current version's generated script and the upgrade scripts
 # (sql/pg_steward--A--B.sql); the install scripts of released versions (sql/pg_steward--A.sql,
 # frozen by scripts/release.sh) are copied here, so `CREATE EXTENSION pg_steward VERSION 'A'`
