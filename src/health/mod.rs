@@ -241,7 +241,7 @@ fn compute_index_estimates(overdue_days: f64) -> Result<Vec<BloatRow>, ErrorRepo
     let block = block_size() as f64;
     let no_table = stats::TableFacts { reltuples: -1.0, ..stats::TableFacts::default() };
     let mut out = Vec::new();
-    for idx in btrees {
+    for idx in btrees.iter() {
         let actual = snapshot.by_oid.get(&idx.oid).map(|s| s.main_bytes).unwrap_or(0);
         let table = tables.get(&idx.table).unwrap_or(&no_table);
         // The index's own count (partial indexes hold fewer rows), scaled by the table's

@@ -49,7 +49,8 @@ pub struct TableFacts {
     /// Days since the last ANALYZE (manual or auto); `None` when never analysed.
     pub analyze_age_days: Option<f64>,
     pub fillfactor: f64,
-    pub columns: ColumnSet,
+    /// Shared with the per-backend cache of column sets (see `column_sets`).
+    pub columns: Rc<ColumnSet>,
 }
 
 /// One B-tree on a user table.
@@ -231,20 +232,8 @@ fn days_since(ts: i64) -> f64 {
 /// The tables read from the catalog structs and the statistics snapshot (no SQL).
 fn load_tables_direct() -> Result<catalog::OidMap<TableFacts>, ErrorReport> {
     let cat = catalog::catalog()?;
-    let user_tables: Vec<&catalog::Rel> = cat
-        .rels
-        .iter()
-        .filter(|r| matches!(r.kind, b'r' | b'm') && r.persistence != b't' && cat.is_user_persistent_namespace(r.namespace))
-        .collect();
-    // Expression B-trees' own attributes come from the same pg_attribute scan (a second
-    // full scan for a handful of indexes cost as much as the first).
-    let expression_indexes = expression_btrees(&cat);
-    let mut wanted: catalog::OidSet = user_tables.iter().map(|r| r.oid).collect();
-    wanted.extend(expression_indexes.iter().copied());
-    let mut sets = direct_column_sets(&wanted);
-    let expression_sets: catalog::OidMap<ColumnSet> =
-        expression_indexes.iter().filter_map(|oid| sets.remove(oid).map(|s| (*oid, s))).collect();
-    EXPRESSION_SETS.with(|c| *c.borrow_mut() = Some((statement_stamp(), Rc::new(expression_sets))));
+    let user_tables = user_tables(&cat);
+    let (sets, _) = column_sets(&cat, &user_tables);
     let stats = all_counters()?;
     let mut tables = catalog::OidMap::default();
     for rel in user_tables {
@@ -259,11 +248,45 @@ fn load_tables_direct() -> Result<catalog::OidMap<TableFacts>, ErrorReport> {
                 analyze_age_days: c.last_analyze.max(c.last_autoanalyze).map(days_since),
                 fillfactor: rel.fillfactor.unwrap_or(100.0),
                 // A table without columns has nothing to lack statistics for.
-                columns: sets.remove(&rel.oid).unwrap_or(ColumnSet { complete: true, ..ColumnSet::default() }),
+                columns: sets.get(&rel.oid).cloned().unwrap_or_else(|| Rc::new(ColumnSet { complete: true, ..ColumnSet::default() })),
             },
         );
     }
     Ok(tables)
+}
+
+/// Column sets of user tables and of expression B-trees, keyed by relation.
+type ColumnSets = (Rc<catalog::OidMap<Rc<ColumnSet>>>, Rc<catalog::OidMap<ColumnSet>>);
+
+/// The column sets of `user_tables` and of the expression B-trees, kept per backend until the
+/// next catalog invalidation: they are read from `pg_attribute` and `pg_statistic` only, and
+/// any change of either (DDL, ANALYZE, a statistics restore) bumps the generation
+/// (`catalog::generation`).  On 100 000 tables building them was a tenth of every call.
+fn column_sets(cat: &catalog::Catalog, user_tables: &[&catalog::Rel]) -> ColumnSets {
+    let current = catalog::generation();
+    if let Some(hit) = COLUMN_SETS.with(|c| c.borrow().as_ref().filter(|(g, _)| *g == current).map(|(_, v)| v.clone())) {
+        return hit;
+    }
+    // Expression B-trees' own attributes come from the same pg_attribute scan (a second
+    // full scan for a handful of indexes cost as much as the first).
+    let expression_indexes = expression_btrees(cat);
+    let mut wanted: catalog::OidSet = user_tables.iter().map(|r| r.oid).collect();
+    wanted.extend(expression_indexes.iter().copied());
+    let mut sets = direct_column_sets(&wanted);
+    let expression_sets: catalog::OidMap<ColumnSet> =
+        expression_indexes.iter().filter_map(|oid| sets.remove(oid).map(|s| (*oid, s))).collect();
+    let tables: catalog::OidMap<Rc<ColumnSet>> = sets.into_iter().map(|(oid, set)| (oid, Rc::new(set))).collect();
+    let fresh: ColumnSets = (Rc::new(tables), Rc::new(expression_sets));
+    COLUMN_SETS.with(|c| *c.borrow_mut() = Some((current, fresh.clone())));
+    fresh
+}
+
+/// The tables the estimators look at: plain tables and materialized views, not temporary.
+fn user_tables(cat: &catalog::Catalog) -> Vec<&catalog::Rel> {
+    cat.rels
+        .iter()
+        .filter(|r| matches!(r.kind, b'r' | b'm') && r.persistence != b't' && cat.is_user_persistent_namespace(r.namespace))
+        .collect()
 }
 
 /// B-trees on user tables, as the estimators choose them: (index, its relation entry).
@@ -305,7 +328,7 @@ fn load_tables() -> Result<catalog::OidMap<TableFacts>, ErrorReport> {
                 analyze_age_days: row.get::<f64>(6)?,
                 fillfactor: row.get::<f64>(7)?.unwrap_or(100.0),
                 // A table without columns has nothing to lack statistics for.
-                columns: sets.remove(&oid).unwrap_or(ColumnSet { complete: true, ..ColumnSet::default() }),
+                columns: Rc::new(sets.remove(&oid).unwrap_or(ColumnSet { complete: true, ..ColumnSet::default() })),
             };
             tables.insert(oid, facts);
         }
@@ -315,8 +338,11 @@ fn load_tables() -> Result<catalog::OidMap<TableFacts>, ErrorReport> {
 }
 
 thread_local! {
-    /// Column sets of expression B-trees, read with the tables' (see `load_tables_direct`).
-    static EXPRESSION_SETS: RefCell<Option<(super::storage::CacheKey, Rc<catalog::OidMap<ColumnSet>>)>> = const { RefCell::new(None) };
+    /// Column sets of user tables and expression B-trees, with the catalog generation they
+    /// were read in (see `column_sets`).
+    static COLUMN_SETS: RefCell<Option<(u64, ColumnSets)>> = const { RefCell::new(None) };
+    /// The B-trees as `btrees_direct` resolved them, with the catalog generation.
+    static BTREES: RefCell<Option<(u64, Rc<Vec<BtreeFacts>>)>> = const { RefCell::new(None) };
     static TABLES: RefCell<Option<(super::storage::CacheKey, Rc<catalog::OidMap<TableFacts>>)>> = const { RefCell::new(None) };
 }
 
@@ -332,10 +358,10 @@ pub fn tables() -> Result<Rc<catalog::OidMap<TableFacts>>, ErrorReport> {
 }
 
 /// Every B-tree on a user table, its columns resolved through the table's statistics.
-pub fn btrees(tables: &catalog::OidMap<TableFacts>) -> Result<Vec<BtreeFacts>, ErrorReport> {
+pub fn btrees(tables: &catalog::OidMap<TableFacts>) -> Result<Rc<Vec<BtreeFacts>>, ErrorReport> {
     let direct = statistic_readable()?;
     if direct {
-        return btrees_direct(tables);
+        return btrees_direct();
     }
     let expr_query = expression_columns_query(direct);
     Spi::connect(|client| {
@@ -350,10 +376,10 @@ pub fn btrees(tables: &catalog::OidMap<TableFacts>) -> Result<Vec<BtreeFacts>, E
                 table,
                 reltuples: row.get::<f64>(4)?.unwrap_or(-1.0),
                 fillfactor: row.get::<f64>(5)?.unwrap_or(90.0),
-                columns: index_columns(&keys, expression_sets.get(&oid), tables.get(&table).map(|t| &t.columns)),
+                columns: index_columns(&keys, expression_sets.get(&oid), tables.get(&table).map(|t| &*t.columns)),
             });
         }
-        Ok(out)
+        Ok(Rc::new(out))
     })
     .ctx("index statistics")
 }
@@ -376,28 +402,30 @@ fn index_columns(keys: &[i16], own: Option<&ColumnSet>, table_columns: Option<&C
     set
 }
 
-/// The B-trees read from the catalog structs (no SQL); expression indexes' own attributes
-/// and statistics are read only when there are any.
-fn btrees_direct(tables: &catalog::OidMap<TableFacts>) -> Result<Vec<BtreeFacts>, ErrorReport> {
+/// The B-trees read from the catalog structs (no SQL), their columns resolved through the
+/// column sets of `column_sets`.  Everything here comes from catalog rows, so the result is
+/// kept per backend until the next invalidation, like the column sets.
+fn btrees_direct() -> Result<Rc<Vec<BtreeFacts>>, ErrorReport> {
+    let current = catalog::generation();
+    if let Some(hit) = BTREES.with(|c| c.borrow().as_ref().filter(|(g, _)| *g == current).map(|(_, v)| Rc::clone(v))) {
+        return Ok(hit);
+    }
     let cat = catalog::catalog()?;
+    let user_tables = user_tables(&cat);
+    let (table_sets, expression_sets) = column_sets(&cat, &user_tables);
     let chosen = user_btrees(&cat);
-    let stamp = statement_stamp();
-    let cached = EXPRESSION_SETS.with(|c| c.borrow().as_ref().filter(|(s, _)| *s == stamp).map(|(_, v)| Rc::clone(v)));
-    let expression_sets = match cached {
-        Some(sets) => sets,
-        None => {
-            let wanted = expression_btrees(&cat);
-            Rc::new(if wanted.is_empty() { catalog::OidMap::default() } else { direct_column_sets(&wanted) })
-        }
-    };
-    Ok(chosen
-        .into_iter()
-        .map(|(i, own)| BtreeFacts {
-            oid: i.oid,
-            table: i.table,
-            reltuples: own.reltuples,
-            fillfactor: own.fillfactor.unwrap_or(90.0),
-            columns: index_columns(&i.keys, expression_sets.get(&i.oid), tables.get(&i.table).map(|t| &t.columns)),
-        })
-        .collect())
+    let fresh = Rc::new(
+        chosen
+            .into_iter()
+            .map(|(i, own)| BtreeFacts {
+                oid: i.oid,
+                table: i.table,
+                reltuples: own.reltuples,
+                fillfactor: own.fillfactor.unwrap_or(90.0),
+                columns: index_columns(&i.keys, expression_sets.get(&i.oid), table_sets.get(&i.table).map(|s| &**s)),
+            })
+            .collect::<Vec<_>>(),
+    );
+    BTREES.with(|c| *c.borrow_mut() = Some((current, Rc::clone(&fresh))));
+    Ok(fresh)
 }
