@@ -93,7 +93,7 @@ type BloatRow = (
     Option<i64>,
     Option<i64>,
     Option<f64>,
-    String,
+    &'static str,
     Option<f64>,
 );
 
@@ -150,7 +150,7 @@ fn to_row(oid: u32, live: Option<f64>, actual: i64, est: Option<bloat::Estimate>
         known.map(|e| e.expected_bytes as i64),
         known.map(|e| e.bloat_bytes as i64),
         known.map(|e| round_to(e.bloat_pct, 2)),
-        conf.as_str().to_string(),
+        conf.as_str(),
         est.map(|e| e.tuple_width),
     )
 }
@@ -177,7 +177,7 @@ pub fn table_bloat_estimates(
     ErrorReport,
 > {
     let rows = cached_estimates(EstimateKind::Table, overdue_days, || compute_table_estimates(overdue_days))?;
-    Ok(TableIterator::new(rows.as_ref().clone()))
+    Ok(TableIterator::new(rows.iter().map(|r| (r.0, r.1, r.2, r.3, r.4, r.5, r.6.to_string(), r.7)).collect::<Vec<_>>()))
 }
 
 fn compute_table_estimates(overdue_days: f64) -> Result<Vec<BloatRow>, ErrorReport> {
@@ -229,7 +229,7 @@ pub fn index_bloat_estimates(
     ErrorReport,
 > {
     let rows = cached_estimates(EstimateKind::Index, overdue_days, || compute_index_estimates(overdue_days))?;
-    Ok(TableIterator::new(rows.as_ref().clone()))
+    Ok(TableIterator::new(rows.iter().map(|r| (r.0, r.1, r.2, r.3, r.4, r.5, r.6.to_string(), r.7)).collect::<Vec<_>>()))
 }
 
 fn compute_index_estimates(overdue_days: f64) -> Result<Vec<BloatRow>, ErrorReport> {
@@ -301,7 +301,7 @@ pub fn table_rows(
             name!(needs_vacuum, bool),
             name!(needs_analyze, bool),
             name!(vacuum_overdue, bool),
-            name!(bloat_confidence, String),
+            name!(bloat_confidence, &'static str),
             name!(bloat_bytes, Option<i64>),
             name!(n_mod_since_analyze, i64),
             name!(last_vacuum_any, Option<TimestampWithTimeZone>),
@@ -342,7 +342,7 @@ pub fn index_rows(
             name!(enforces_constraint, bool),
             name!(is_valid, bool),
             name!(is_unused, bool),
-            name!(bloat_confidence, Option<String>),
+            name!(bloat_confidence, Option<&'static str>),
             name!(bloat_bytes, Option<i64>),
         ),
     >,

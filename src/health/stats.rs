@@ -20,7 +20,7 @@ use pgrx::spi::{SpiClient, SpiError};
 
 use super::bloat::Column;
 use super::catalog;
-use super::rows::all_counters;
+use super::rows::table_counters;
 use super::storage::statement_stamp;
 use crate::common::SpiContext;
 
@@ -234,7 +234,7 @@ fn load_tables_direct() -> Result<catalog::OidMap<TableFacts>, ErrorReport> {
     let cat = catalog::catalog()?;
     let user_tables = user_tables(&cat);
     let (sets, _) = column_sets(&cat, &user_tables);
-    let stats = all_counters()?;
+    let stats = table_counters()?;
     let mut tables = catalog::OidMap::default();
     for rel in user_tables {
         let c = stats.get(&rel.oid).copied().unwrap_or_default();
