@@ -107,14 +107,23 @@ SQL
         create_range "$first" "$last" & pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p"; done
-    log "ANALYZE"
-    psql_at "$DIR" "$PORT" -c "ANALYZE"
+    # VACUUM too: after a mass creation autovacuum otherwise works through the catalogs and
+    # the new tables for minutes, and every pg_class update it makes is an invalidation.
+    log "VACUUM (ANALYZE)"
+    psql_at "$DIR" "$PORT" -c "VACUUM (ANALYZE)"
     echo "${TABLES}/${TABLES_PER_SCHEMA}" | as_root tee "$DIR/created" >/dev/null
 fi
 [ "${CREATE_ONLY:-0}" = 1 ] && exit 0
 
 psql_at "$DIR" "$PORT" -c "DROP EXTENSION IF EXISTS pg_steward CASCADE" -c "CREATE EXTENSION pg_steward" >/dev/null
 psql_at "$DIR" "$PORT" -c "SELECT pg_stat_force_next_flush()" >/dev/null
+# Measure a quiet database: wait (at most 5 minutes) until no autovacuum worker runs.
+for ((i = 0; i < 300; i++)); do
+    busy=$(psql_at "$DIR" "$PORT" -At -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
+    [ "$busy" = 0 ] && break
+    [ $((i % 30)) = 0 ] && log "waiting for ${busy} autovacuum worker(s) to finish"
+    sleep 1
+done
 psql_at "$DIR" "$PORT" -At -c "SELECT format('database: %s tables, %s indexes, %s pg_class rows, %s pg_attribute rows; shared_buffers %s, max_locks_per_transaction %s',
     (SELECT count(*) FROM pg_stat_user_tables), (SELECT count(*) FROM pg_stat_user_indexes),
     (SELECT count(*) FROM pg_class), (SELECT count(*) FROM pg_attribute),
