@@ -41,8 +41,14 @@ ensure_cargo_pgrx() {
         log "installing cargo-pgrx ${PGRX_VERSION} (takes a few minutes once)"
         cargo install cargo-pgrx --version "${PGRX_VERSION}" --locked
     fi
-    # With PG_STEWARD_PG_BIN_DIR, `cargo pgrx install --pg-config` needs no init entry.
-    if [ -z "${PG_STEWARD_PG_BIN_DIR:-}" ] && ! grep -qs "pg${PG_MAJOR}" "$HOME/.pgrx/config.toml"; then
+    if [ -n "${PG_STEWARD_PG_BIN_DIR:-}" ]; then
+        # `cargo pgrx install --pg-config` needs a config.toml to exist, not an entry for this
+        # installation: an existing one (whatever its pg15 entry points at) is left alone.
+        if [ ! -f "${PGRX_HOME:-$HOME/.pgrx}/config.toml" ]; then
+            log "cargo pgrx init --pg${PG_MAJOR} ${PG_CONFIG}"
+            cargo pgrx init --pg${PG_MAJOR} "${PG_CONFIG}"
+        fi
+    elif ! grep -qs "pg${PG_MAJOR}" "$HOME/.pgrx/config.toml"; then
         log "cargo pgrx init --pg${PG_MAJOR} ${PG_CONFIG}"
         cargo pgrx init --pg${PG_MAJOR} "${PG_CONFIG}"
     fi
