@@ -38,7 +38,7 @@ ROUNDS=${ROUNDS:-3}
 CALLS=${CALLS:-3}
 export PROFILE=${PROFILE:-release}
 DIR=${PG_STEWARD_BENCH_DIR:-/tmp/pg_steward_bench_catalog}
-PORT=${PG_STEWARD_BENCH_PORT:-54332}
+PORT=${PG_STEWARD_BENCH_PORT:-54336}
 SHARED_BUFFERS=${SHARED_BUFFERS:-2GB}
 for v in TABLES TABLES_PER_SCHEMA JOBS ROUNDS CALLS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$v must be a number, got '${!v}'" >&2; exit 2; }
