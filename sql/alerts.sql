@@ -7,7 +7,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_id uuid;
+    v_row steward.performance_alerts;
     v_problems text[] := '{}';
 BEGIN
     PERFORM steward._require_writable();
@@ -27,10 +27,12 @@ BEGIN
         RAISE EXCEPTION 'invalid performance alert'
             USING ERRCODE = '22023', DETAIL = array_to_string(v_problems, '; ');
     END IF;
-    INSERT INTO steward.performance_alerts (alert_type, severity, message, details)
-    VALUES (p_alert_type, p_severity, p_message, coalesce(p_details, '{}'))
-    RETURNING id INTO v_id;
-    RETURN v_id;
+    INSERT INTO steward.performance_alerts (alert_type, severity, message, details, severity_history)
+    VALUES (p_alert_type, p_severity, p_message, coalesce(p_details, '{}'),
+            jsonb_build_array(jsonb_build_object('severity', p_severity, 'at', now())))
+    RETURNING * INTO v_row;
+    PERFORM steward._alert_notify('opened', v_row);
+    RETURN v_row.id;
 END
 $$;
 
@@ -41,11 +43,16 @@ AS $$
 DECLARE
     v steward.performance_alerts;
 BEGIN
+    PERFORM steward._require_writable();
     UPDATE steward.performance_alerts
-       SET acknowledged_at = coalesce(acknowledged_at, now()),
-           acknowledged_by = coalesce(acknowledged_by, steward.caller_uuid())
-     WHERE id = p_alert_id
+       SET acknowledged_at = now(), acknowledged_by = steward.caller_uuid()
+     WHERE id = p_alert_id AND acknowledged_at IS NULL
     RETURNING * INTO v;
+    IF FOUND THEN
+        PERFORM steward._alert_notify('acknowledged', v);
+        RETURN v;
+    END IF;
+    SELECT * INTO v FROM steward.performance_alerts WHERE id = p_alert_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'alert % does not exist', p_alert_id USING ERRCODE = 'P0002';
     END IF;
@@ -61,14 +68,20 @@ AS $$
 DECLARE
     v steward.performance_alerts;
 BEGIN
+    PERFORM steward._require_writable();
     UPDATE steward.performance_alerts
        SET acknowledged_at = coalesce(acknowledged_at, now()),
            acknowledged_by = coalesce(acknowledged_by, steward.caller_uuid()),
-           resolved_at = coalesce(resolved_at, now()),
-           resolved_by = coalesce(resolved_by, steward.caller_uuid()),
+           resolved_at = now(),
+           resolved_by = steward.caller_uuid(),
            resolution_notes = coalesce(p_resolution_notes, resolution_notes)
-     WHERE id = p_alert_id
+     WHERE id = p_alert_id AND resolved_at IS NULL
     RETURNING * INTO v;
+    IF FOUND THEN
+        PERFORM steward._alert_notify('resolved', v);
+        RETURN v;
+    END IF;
+    SELECT * INTO v FROM steward.performance_alerts WHERE id = p_alert_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'alert % does not exist', p_alert_id USING ERRCODE = 'P0002';
     END IF;
@@ -77,45 +90,83 @@ END
 $$;
 
 -- Raise alerts from the last hour's bloat snapshots: > 50 critical, > 35 error, > 20 warning.
--- Only snapshots whose estimate is trustworthy (confidence fresh or stale) count, and a table
--- with an open high_bloat alert of the same severity is not alerted again.
+-- Only snapshots whose estimate is trustworthy (confidence fresh or stale) count.  A table
+-- has one open high_bloat alert (the fingerprint check_alerts() uses too): an open one is
+-- updated (its severity follows the snapshot), a new one is inserted; both are announced on
+-- steward_alerts.  Returns the number of alerts inserted.
 CREATE FUNCTION steward.check_table_bloat_alerts() RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_rows integer;
+    v_rows integer := 0;
+    t record;
+    a steward.performance_alerts;
 BEGIN
     PERFORM steward._require_writable();
-    WITH latest AS (
-        SELECT DISTINCT ON (s.schemaname, s.tablename) s.*
-          FROM steward.table_bloat_snapshots s
-         WHERE s.snapshot_timestamp > now() - interval '1 hour'
-           AND s.confidence <> 'unknown' AND s.bloat_ratio IS NOT NULL
-         ORDER BY s.schemaname, s.tablename, s.snapshot_timestamp DESC
-    ),
-    graded AS (
-        SELECT l.*, CASE WHEN l.bloat_ratio > 50 THEN 'critical'
-                         WHEN l.bloat_ratio > 35 THEN 'error'
-                         WHEN l.bloat_ratio > 20 THEN 'warning' END AS severity
-          FROM latest l
-    ),
-    ins AS (
-        INSERT INTO steward.performance_alerts (alert_type, severity, message, details)
-        SELECT 'high_bloat', g.severity,
-               format('Table %I.%I is %s%% bloat (%s of %s)', g.schemaname, g.tablename, round(g.bloat_ratio, 1),
-                      pg_size_pretty(g.bloat_bytes), pg_size_pretty(g.actual_size_bytes)),
-               jsonb_build_object('schemaname', g.schemaname, 'tablename', g.tablename, 'bloat_ratio', g.bloat_ratio,
-                                  'bloat_bytes', g.bloat_bytes, 'actual_size_bytes', g.actual_size_bytes,
-                                  'confidence', g.confidence, 'snapshot_id', g.id)
-          FROM graded g
-         WHERE g.severity IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM steward.performance_alerts a
-                            WHERE a.alert_type = 'high_bloat' AND a.resolved_at IS NULL AND a.severity = g.severity
-                              AND a.details ->> 'schemaname' = g.schemaname AND a.details ->> 'tablename' = g.tablename)
-        RETURNING 1
-    )
-    SELECT count(*) INTO v_rows FROM ins;
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_steward check_alerts'));
+    FOR t IN
+        WITH latest AS (
+            SELECT DISTINCT ON (s.schemaname, s.tablename) s.*
+              FROM steward.table_bloat_snapshots s
+             WHERE s.snapshot_timestamp > now() - interval '1 hour'
+               AND s.confidence <> 'unknown' AND s.bloat_ratio IS NOT NULL
+             ORDER BY s.schemaname, s.tablename, s.snapshot_timestamp DESC
+        ),
+        graded AS (
+            SELECT l.*, 'high_bloat:' || format('%I.%I', l.schemaname, l.tablename) AS fingerprint,
+                   CASE WHEN l.bloat_ratio > 50 THEN 'critical'
+                        WHEN l.bloat_ratio > 35 THEN 'error'
+                        WHEN l.bloat_ratio > 20 THEN 'warning' END AS severity,
+                   format('Table %I.%I is %s%% bloat (%s of %s)', l.schemaname, l.tablename, round(l.bloat_ratio, 1),
+                          pg_size_pretty(l.bloat_bytes), pg_size_pretty(l.actual_size_bytes)) AS message,
+                   jsonb_build_object('schemaname', l.schemaname, 'tablename', l.tablename, 'bloat_ratio', l.bloat_ratio,
+                                      'bloat_bytes', l.bloat_bytes, 'actual_size_bytes', l.actual_size_bytes,
+                                      'confidence', l.confidence, 'snapshot_id', l.id) AS details,
+                   (SELECT p.severity FROM steward.performance_alerts p
+                     WHERE p.resolved_at IS NULL AND p.fingerprint = 'high_bloat:' || format('%I.%I', l.schemaname, l.tablename)) AS previous
+              FROM latest l
+        ),
+        upd AS (
+            UPDATE steward.performance_alerts p
+               SET severity = g.severity, message = g.message, details = g.details, current_value = g.bloat_ratio,
+                   occurrences = p.occurrences + 1, last_seen_at = now(), clear_checks = 0,
+                   -- Escalation wakes an acknowledged alert (as in check_alerts()).
+                   acknowledged_at = CASE WHEN steward._severity_rank(g.severity) > steward._severity_rank(p.severity) THEN NULL ELSE p.acknowledged_at END,
+                   acknowledged_by = CASE WHEN steward._severity_rank(g.severity) > steward._severity_rank(p.severity) THEN NULL ELSE p.acknowledged_by END,
+                   severity_history = CASE WHEN p.severity = g.severity THEN p.severity_history
+                                           ELSE p.severity_history || jsonb_build_array(jsonb_build_object('severity', g.severity, 'at', now(), 'value', g.bloat_ratio)) END
+              FROM graded g
+             WHERE g.severity IS NOT NULL AND p.resolved_at IS NULL AND p.fingerprint = g.fingerprint
+            RETURNING p.id, p.severity, g.previous
+        ),
+        ins AS (
+            INSERT INTO steward.performance_alerts (alert_type, severity, message, details, rule_id, fingerprint, object_kind, object_name,
+                                                    current_value, severity_history)
+            SELECT 'high_bloat', g.severity, g.message, g.details, 'high_bloat', g.fingerprint, 'table', format('%I.%I', g.schemaname, g.tablename),
+                   g.bloat_ratio, jsonb_build_array(jsonb_build_object('severity', g.severity, 'at', now(), 'value', g.bloat_ratio))
+              FROM graded g
+             WHERE g.severity IS NOT NULL AND g.previous IS NULL
+               -- Alerts of pg_steward 0.1.0 (no fingerprint): not alerted again at the same severity.
+               AND NOT EXISTS (SELECT 1 FROM steward.performance_alerts p
+                                WHERE p.fingerprint IS NULL AND p.alert_type = 'high_bloat' AND p.resolved_at IS NULL AND p.severity = g.severity
+                                  AND p.details ->> 'schemaname' = g.schemaname AND p.details ->> 'tablename' = g.tablename)
+            RETURNING id
+        )
+        SELECT 'opened' AS event, i.id, NULL::text AS previous FROM ins i
+        UNION ALL
+        SELECT CASE WHEN steward._severity_rank(u.severity) > steward._severity_rank(u.previous) THEN 'escalated' ELSE 'deescalated' END,
+               u.id, u.previous
+          FROM upd u WHERE u.severity <> u.previous
+    LOOP
+        IF t.event = 'opened' THEN
+            v_rows := v_rows + 1;
+        END IF;
+        SELECT * INTO a FROM steward.performance_alerts WHERE id = t.id;
+        IF t.event <> 'deescalated' OR a.acknowledged_at IS NULL THEN
+            PERFORM steward._alert_notify(t.event, a, t.previous);
+        END IF;
+    END LOOP;
     RETURN v_rows;
 END
 $$;

@@ -38,7 +38,10 @@ INSERT INTO steward.setting_defaults (key, value, min_value, max_value, descript
     ('auditPurgeMinimumDays',         '1',    1, NULL, 'steward.audit_purge() refuses to remove audit entries younger than this many days'),
     ('replicationSlotRetainedBytes',  '1073741824', 0, NULL, 'A replication slot keeping more WAL than this many bytes is reported (slots that retain WAL are a common cause of a full disk)'),
     ('replicationLagBytes',           '67108864', 0, NULL, 'A standby whose replay is behind the primary by more than this many bytes of WAL is reported'),
-    ('replicationLagSeconds',         '60',   0, NULL, 'A standby whose replay is behind by more than this many seconds is reported');
+    ('replicationLagSeconds',         '60',   0, NULL, 'A standby whose replay is behind by more than this many seconds is reported'),
+    ('alertResolveAfterChecks',       '2',    1, 1000, 'steward.check_alerts() resolves an alert after its rule has not fired for this many consecutive checks (rules may override it)'),
+    ('alertObjectLimit',              '1000', 1, 100000, 'steward.check_alerts() evaluates at most this many objects per list of the report (the largest or worst first)'),
+    ('missingIndexMinimumBytes',      '10485760', 0, NULL, 'Tables smaller than this are never reported as missing an index (a sequential scan of a small table is cheap)');
 
 -- Values an administrator changed.  Dumped with the database (pg_extension_config_dump).
 CREATE TABLE steward.settings (

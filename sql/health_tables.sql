@@ -72,7 +72,21 @@ CREATE TABLE steward.performance_alerts (
     acknowledged_by  uuid,
     resolved_at      timestamptz,
     resolved_by      uuid,
-    resolution_notes text
+    resolution_notes text,
+    -- Kept by steward.check_alerts() (sql/alert_rules.sql): the rule and object an alert is
+    -- about (fingerprint = rule:object, one open alert each), how often and how recently it
+    -- fired, its current value, every severity it had, checks since it last fired.
+    rule_id          text,
+    fingerprint      text,
+    object_kind      text,
+    object_name      text,
+    occurrences      integer NOT NULL DEFAULT 1,
+    last_seen_at     timestamptz NOT NULL DEFAULT now(),
+    current_value    numeric,
+    severity_history jsonb NOT NULL DEFAULT '[]',
+    clear_checks     integer NOT NULL DEFAULT 0
 );
 CREATE INDEX performance_alerts_open ON steward.performance_alerts (created_at DESC) WHERE resolved_at IS NULL;
+CREATE UNIQUE INDEX performance_alerts_open_fingerprint ON steward.performance_alerts (fingerprint)
+    WHERE resolved_at IS NULL AND fingerprint IS NOT NULL;
 SELECT pg_catalog.pg_extension_config_dump('steward.performance_alerts', '');

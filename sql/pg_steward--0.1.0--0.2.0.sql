@@ -635,7 +635,8 @@ BEGIN
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     EXECUTE format('GRANT SELECT ON steward.effective_settings, steward.setting_defaults, steward.settings,
                     steward.index_usage_snapshots, steward.table_bloat_snapshots, steward.performance_alerts,
-                    steward.query_performance_logs TO %s, pg_monitor',
+                    steward.query_performance_logs, steward.alert_rules, steward.alert_rule_overrides,
+                    steward.effective_alert_rules, steward.alert_checks TO %s, pg_monitor',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     EXECUTE format('GRANT INSERT, UPDATE, DELETE ON steward.performance_alerts, steward.query_performance_logs TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
@@ -670,6 +671,1025 @@ BEGIN
     END IF;
 END
 $grants$;
+
+-- 4. Alerts and recommendations from one rule table (issue #16, sql/alert_rules.sql): new
+--    settings, the lifecycle columns of performance_alerts, the evaluator (Rust), the report
+--    with the lists the rules read, the rule table and check_alerts(), notifications from the
+--    alert functions, the alert check in schedule_jobs().
+INSERT INTO steward.setting_defaults (key, value, min_value, max_value, description) VALUES
+    ('alertResolveAfterChecks',       '2',    1, 1000, 'steward.check_alerts() resolves an alert after its rule has not fired for this many consecutive checks (rules may override it)'),
+    ('alertObjectLimit',              '1000', 1, 100000, 'steward.check_alerts() evaluates at most this many objects per list of the report (the largest or worst first)'),
+    ('missingIndexMinimumBytes',      '10485760', 0, NULL, 'Tables smaller than this are never reported as missing an index (a sequential scan of a small table is cheap)');
+
+ALTER TABLE steward.performance_alerts
+    ADD COLUMN rule_id          text,
+    ADD COLUMN fingerprint      text,
+    ADD COLUMN object_kind      text,
+    ADD COLUMN object_name      text,
+    ADD COLUMN occurrences      integer NOT NULL DEFAULT 1,
+    ADD COLUMN last_seen_at     timestamptz NOT NULL DEFAULT now(),
+    ADD COLUMN current_value    numeric,
+    ADD COLUMN severity_history jsonb NOT NULL DEFAULT '[]',
+    ADD COLUMN clear_checks     integer NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX performance_alerts_open_fingerprint ON steward.performance_alerts (fingerprint)
+    WHERE resolved_at IS NULL AND fingerprint IS NOT NULL;
+
+DROP FUNCTION steward._report_recommendations(jsonb);
+CREATE FUNCTION steward."_report_findings"(
+	"report" jsonb, /* JsonB */
+	"rules" jsonb /* JsonB */
+) RETURNS jsonb /* Result < JsonB, ErrorReport > */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'report_findings_wrapper';
+
+CREATE FUNCTION steward."_report_recommendations"(
+	"report" jsonb, /* JsonB */
+	"rules" jsonb /* JsonB */
+) RETURNS jsonb /* Result < JsonB, ErrorReport > */
+IMMUTABLE STRICT PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'report_recommendations_wrapper';
+
+DROP FUNCTION steward._health_report_for(oid);
+CREATE FUNCTION steward._health_report_for(caller oid, list_limit integer DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+SET work_mem = '64MB'
+AS $$
+DECLARE
+    v_list  integer := coalesce(list_limit, steward.setting_number('reportListLimit')::integer);
+    v_slow  numeric := steward.setting_number('slowQueryThresholdMs');
+    v_mi    numeric := steward.setting_number('missingIndexMinimumBytes');
+    v_rules jsonb   := steward._alert_rules_json();
+    v_top   integer := steward.setting_number('reportTableLimit')::integer;
+    v_bloat numeric := steward.setting_number('highBloatThresholdPercent');
+    v_min   numeric := steward.setting_number('bloatMinimumBytes');
+    v_seq   numeric := steward.setting_number('sequenceUsageThresholdPercent');
+    v_caps  jsonb   := steward.capabilities();
+    r jsonb;
+BEGIN
+    -- One scan of the database's files serves every part of the report (overview included);
+    -- it runs on a helper thread while the catalogs and statistics are read.
+    PERFORM steward._storage_prefetch();
+    WITH th AS MATERIALIZED (SELECT * FROM steward.table_health()),
+         ih AS MATERIALIZED (SELECT * FROM steward.index_health()),
+         dup AS MATERIALIZED (SELECT * FROM steward.duplicate_indexes()),
+         inv AS MATERIALIZED (SELECT * FROM steward.invalid_indexes()),
+         sq AS MATERIALIZED (SELECT * FROM steward._slow_queries_for(caller, 24, v_slow::integer)),
+         lr AS MATERIALIZED (SELECT l.*, a.backend_start
+                               FROM steward._long_running_sessions_for(caller) l
+                               LEFT JOIN pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid),
+         -- Large tables read mostly by sequential scans (counters as pg_stat_user_tables sums them).
+         mi AS MATERIALIZED (
+             SELECT t.schemaname, t.relname, t.table_size, s.seq_scan, s.seq_tup_read, s.idx_scan,
+                    round(s.seq_scan * 100.0 / (s.seq_scan + s.idx_scan), 1) AS seq_scan_pct
+               FROM th t
+              CROSS JOIN LATERAL (
+                    SELECT pg_stat_get_numscans(t.relid) AS seq_scan,
+                           pg_stat_get_tuples_returned(t.relid) AS seq_tup_read,
+                           (SELECT coalesce(sum(pg_stat_get_numscans(i.indexrelid)), 0)::bigint
+                              FROM pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) t.relid) AS idx_scan) s
+              WHERE t.table_size >= v_mi AND s.seq_scan >= 50),
+         seqs AS MATERIALIZED (SELECT * FROM steward.sequence_usage() s WHERE s.pct_used > v_seq AND NOT s.cycles),
+         twrap AS MATERIALIZED (SELECT * FROM steward.table_wraparound(v_list) w WHERE w.past_freeze_max_age)
+    SELECT jsonb_build_object(
+        'timestamp', now(),
+        'database', current_database(),
+        'thresholds', (SELECT jsonb_object_agg(key, value) FROM steward.effective_settings),
+        'capabilities', v_caps,
+        'overview', (SELECT to_jsonb(o) FROM steward.database_overview() o),
+        'summary', jsonb_build_object(
+            'tableCount', (SELECT count(*) FROM th),
+            'indexCount', (SELECT count(*) FROM ih),
+            'tablesNeedingVacuum', (SELECT count(*) FROM th WHERE needs_vacuum),
+            'tablesNeedingAnalyze', (SELECT count(*) FROM th WHERE needs_analyze),
+            'bloatedTables', (SELECT count(*) FROM th WHERE bloat_pct > v_bloat AND bloat_bytes >= v_min AND bloat_confidence <> 'unknown'),
+            'bloatUnknownTables', (SELECT count(*) FROM th WHERE bloat_confidence = 'unknown'),
+            'unusedIndexes', (SELECT count(*) FROM ih WHERE is_unused),
+            'bloatedIndexes', (SELECT count(*) FROM ih WHERE bloat_pct > v_bloat AND bloat_bytes >= v_min AND bloat_confidence <> 'unknown'),
+            'duplicateIndexes', (SELECT count(*) FROM dup),
+            'invalidIndexes', (SELECT count(*) FROM inv),
+            'slowQueries', (SELECT count(*) FROM sq),
+            'tablesVacuumOverdue', (SELECT count(*) FROM th WHERE vacuum_overdue),
+            'missingIndexes', (SELECT count(*) FROM mi),
+            'totalSize', (SELECT coalesce(sum(table_size), 0) FROM th)),
+        'tables', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.table_size DESC), '[]')
+                     FROM (SELECT * FROM th ORDER BY table_size DESC LIMIT v_top) t),
+        'tablesNeedingVacuum', (SELECT coalesce(jsonb_agg(x ORDER BY (x ->> 'n_dead_tup')::bigint DESC), '[]') FROM (
+             SELECT jsonb_build_object('table', format('%I.%I', schemaname, relname), 'n_dead_tup', n_dead_tup,
+                                       'n_live_tup', n_live_tup, 'dead_tuple_ratio', dead_tuple_ratio,
+                                       'last_vacuum_any', last_vacuum_any) AS x
+               FROM th WHERE needs_vacuum ORDER BY n_dead_tup DESC LIMIT v_list) v),
+        'tablesNeedingAnalyze', (SELECT coalesce(jsonb_agg(x), '[]') FROM (
+             SELECT jsonb_build_object('table', format('%I.%I', schemaname, relname),
+                                       'last_analyze_any', last_analyze_any, 'n_mod_since_analyze', n_mod_since_analyze) AS x
+               FROM th WHERE needs_analyze ORDER BY n_mod_since_analyze DESC NULLS LAST, table_size DESC LIMIT v_list) v),
+        'tablesVacuumOverdue', (SELECT coalesce(jsonb_agg(x), '[]') FROM (
+             SELECT jsonb_build_object('table', format('%I.%I', schemaname, relname), 'n_dead_tup', n_dead_tup,
+                                       'n_live_tup', n_live_tup, 'last_vacuum_any', last_vacuum_any,
+                                       'days_since_vacuum', round((extract(epoch FROM now() - last_vacuum_any) / 86400)::numeric, 1)) AS x
+               FROM th WHERE vacuum_overdue ORDER BY n_dead_tup DESC LIMIT v_list) v),
+        'missingIndexes', (SELECT coalesce(jsonb_agg(x), '[]') FROM (
+             SELECT jsonb_build_object('table', format('%I.%I', schemaname, relname), 'table_size', table_size,
+                                       'seq_scan', seq_scan, 'seq_tup_read', seq_tup_read, 'idx_scan', idx_scan,
+                                       'seq_scan_pct', seq_scan_pct) AS x
+               FROM mi ORDER BY seq_tup_read DESC LIMIT v_list) v),
+        'queryStats', (SELECT jsonb_build_object('hours', 24, 'count', count(*),
+                                                 'slow_count', count(*) FILTER (WHERE l.duration_ms > v_slow),
+                                                 'avg_ms', round(avg(l.duration_ms), 1),
+                                                 'p95_ms', round((percentile_cont(0.95) WITHIN GROUP (ORDER BY l.duration_ms))::numeric, 1))
+                         FROM steward.query_performance_logs l
+                        WHERE l.execution_timestamp > now() - interval '24 hours'),
+        'bloatedTables', (SELECT coalesce(jsonb_agg(x), '[]') FROM (
+             SELECT jsonb_build_object('table', format('%I.%I', schemaname, relname), 'bloat_pct', bloat_pct,
+                                       'bloat_bytes', bloat_bytes, 'table_size', table_size, 'confidence', bloat_confidence) AS x
+               FROM th WHERE bloat_pct > v_bloat AND bloat_bytes >= v_min AND bloat_confidence <> 'unknown'
+              ORDER BY bloat_bytes DESC LIMIT v_list) v),
+        'indexes', (SELECT coalesce(jsonb_agg(to_jsonb(i) ORDER BY i.index_size DESC), '[]')
+                      FROM (SELECT * FROM ih ORDER BY index_size DESC LIMIT v_top) i),
+        'unusedIndexes', (SELECT coalesce(jsonb_agg(x), '[]') FROM (
+             SELECT jsonb_build_object('index', format('%I.%I', schemaname, indexrelname), 'table', format('%I.%I', schemaname, relname),
+                                       'index_size', index_size, 'days_since_last_use', days_since_last_use) AS x
+               FROM ih WHERE is_unused ORDER BY index_size DESC LIMIT v_list) v),
+        'bloatedIndexes', (SELECT coalesce(jsonb_agg(x), '[]') FROM (
+             SELECT jsonb_build_object('index', format('%I.%I', schemaname, indexrelname), 'table', format('%I.%I', schemaname, relname),
+                                       'index_size', index_size, 'bloat_pct', bloat_pct, 'bloat_bytes', bloat_bytes,
+                                       'confidence', bloat_confidence) AS x
+               FROM ih WHERE bloat_pct > v_bloat AND bloat_bytes >= v_min AND bloat_confidence <> 'unknown'
+              ORDER BY bloat_bytes DESC LIMIT v_list) v),
+        'duplicateIndexes', (SELECT coalesce(jsonb_agg(x), '[]') FROM (
+             SELECT jsonb_build_object('index', format('%I.%I', schemaname, indexname), 'table', format('%I.%I', schemaname, tablename),
+                                       'kind', kind, 'covered_by', format('%I.%I', schemaname, covered_by),
+                                       'index_size', index_size, 'definition', index_definition,
+                                       'covered_by_definition', covered_by_definition) AS x
+               FROM dup ORDER BY index_size DESC LIMIT v_list) v),
+        'invalidIndexes', (SELECT coalesce(jsonb_agg(x), '[]') FROM (
+             SELECT jsonb_build_object('index', format('%I.%I', schemaname, indexname), 'table', format('%I.%I', schemaname, tablename),
+                                       'index_size', index_size, 'likely_cause', likely_cause, 'definition', index_definition) AS x
+               FROM inv LIMIT v_list) v),
+        'slowQueries', (SELECT coalesce(jsonb_agg(to_jsonb(q) ORDER BY q.avg_duration_ms DESC), '[]') FROM (SELECT * FROM sq LIMIT v_list) q),
+        'connectionPool', (SELECT to_jsonb(c) FROM steward.connection_pool_metrics() c),
+        'longRunning', (SELECT coalesce(jsonb_agg(to_jsonb(l)), '[]') FROM (SELECT * FROM lr WHERE kind = 'long_running' LIMIT v_list) l),
+        'idleInTransaction', (SELECT coalesce(jsonb_agg(to_jsonb(l)), '[]') FROM (SELECT * FROM lr WHERE kind = 'idle_in_transaction' LIMIT v_list) l),
+        'blocking', (SELECT coalesce(jsonb_agg(to_jsonb(b)), '[]') FROM (SELECT * FROM steward._blocking_chains_for(caller) LIMIT v_list) b),
+        'replication', steward.replication_health(),
+        'wraparound', jsonb_build_object(
+            'databases', (SELECT coalesce(jsonb_agg(to_jsonb(d)), '[]') FROM steward.database_wraparound() d),
+            'tables', (SELECT coalesce(jsonb_agg(jsonb_build_object('table', format('%I.%I', schemaname, tablename),
+                                                                    'xid_age', xid_age, 'pct_of_freeze_max_age', pct_of_freeze_max_age)), '[]')
+                         FROM twrap)),
+        'sequences', (SELECT coalesce(jsonb_agg(jsonb_build_object('sequence', format('%I.%I', schemaname, sequencename),
+                                                                   'owned_by', owned_by, 'pct_used', pct_used,
+                                                                   'last_value', last_value, 'effective_max', effective_max)), '[]')
+                        FROM (SELECT * FROM seqs LIMIT v_list) s),
+        'alerts', (SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.created_at DESC), '[]') FROM (
+             SELECT id, alert_type, severity, message, details, created_at, acknowledged_at
+               FROM steward.performance_alerts WHERE resolved_at IS NULL
+              ORDER BY created_at DESC LIMIT v_list) a)
+    ) INTO r;
+    RETURN r || jsonb_build_object('recommendations', steward._report_recommendations(r, v_rules));
+END
+$$;
+
+-- One rule table for the report's recommendations and the alerts (issue #16; CONTRACT §1, §2).
+-- A rule reads one metric of the health report (what each metric measures is Rust:
+-- src/alerts/rules.rs), grades each object it is about by thresholds per severity, and says
+-- what to write.  Findings of severity info only appear in the report; warning and above are
+-- alerts, kept by steward.check_alerts(): one open alert per rule and object (its
+-- fingerprint), updated while the rule fires, escalated or de-escalated when its severity
+-- changes, resolved when the rule has not fired for alertResolveAfterChecks checks.  Every
+-- open/escalate/de-escalate/resolve/acknowledge is sent with pg_notify on channel
+-- steward_alerts (see the README for the payload).
+
+-- Built-in rules.  Part of the extension script (never dumped); administrators change
+-- thresholds and switch rules off through steward.set_alert_rule() (alert_rule_overrides).
+CREATE TABLE steward.alert_rules (
+    rule_id           text PRIMARY KEY CHECK (rule_id ~ '^[a-z][a-z0-9_]{0,62}$'),
+    position          integer NOT NULL UNIQUE,
+    alert_type        text NOT NULL CHECK (alert_type ~ '^[a-z][a-z0-9_]{0,62}$'),
+    metric            text NOT NULL CHECK (metric IN (
+                          'cache_hit_ratio', 'query_mean_ms', 'query_p95_ms', 'connection_usage_pct',
+                          'connection_held_pct', 'table_bloat_pct', 'index_bloat_pct', 'unused_index',
+                          'duplicate_index', 'invalid_index', 'seq_scan_pct', 'dead_tuple_ratio',
+                          'vacuum_overdue', 'analyze_overdue', 'xid_wraparound_pct', 'mxid_wraparound_pct',
+                          'table_freeze_age_pct', 'sequence_used_pct', 'long_running_seconds',
+                          'idle_in_transaction_seconds', 'blocked_seconds', 'slot_retained_bytes',
+                          'slot_inactive', 'replication_lag_bytes', 'stat_statements_missing')),
+    object_kind       text NOT NULL CHECK (object_kind IN ('database', 'table', 'index', 'query', 'session', 'sequence', 'slot', 'standby')),
+    direction         text NOT NULL CHECK (direction IN ('above', 'below')),
+    info_at           numeric,
+    warning_at        numeric,
+    error_at          numeric,
+    critical_at       numeric,
+    -- A setting that supplies one tier's threshold (changing the setting moves the rule).
+    threshold_setting text REFERENCES steward.setting_defaults (key),
+    threshold_tier    text CHECK (threshold_tier IN ('info', 'warning', 'error', 'critical')),
+    category          text NOT NULL CHECK (category IN ('performance', 'maintenance', 'capacity', 'optimization')),
+    priority          text NOT NULL CHECK (priority IN ('high', 'medium', 'low')),
+    title             text NOT NULL,
+    description       text NOT NULL,
+    message           text NOT NULL,
+    action            text NOT NULL,
+    impact            text NOT NULL,
+    effort            text NOT NULL CHECK (effort IN ('low', 'medium', 'high')),
+    CHECK ((threshold_setting IS NULL) = (threshold_tier IS NULL)),
+    CHECK (coalesce(info_at, warning_at, error_at, critical_at) IS NOT NULL OR threshold_setting IS NOT NULL)
+);
+
+-- Templates: {object} {value} {threshold} {n} {names}, a field of the object {field}, a size
+-- {field:bytes}, fixed decimals {field:1}, a plural {n|one|many}.
+INSERT INTO steward.alert_rules (rule_id, position, alert_type, metric, object_kind, direction, info_at, warning_at, error_at, critical_at,
+                                 threshold_setting, threshold_tier, category, priority, title, description, message, action, impact, effort) VALUES
+    ('low_cache_hit_ratio', 10, 'low_cache_hit_ratio', 'cache_hit_ratio', 'database', 'below', NULL, 90, 80, 60,
+     'lowCacheHitRatioThreshold', 'warning', 'performance', 'high',
+     'Low cache hit ratio',
+     'Only {value:1}% of block reads are served from shared buffers (threshold {threshold}%).',
+     'Cache hit ratio of {object} is {value:1}%',
+     'Increase shared_buffers (typically 25% of RAM) and review queries that scan large tables.',
+     'Fewer disk reads and faster queries', 'low'),
+    ('slow_query', 20, 'slow_query', 'query_mean_ms', 'query', 'above', 500, 1000, 2000, NULL,
+     'slowQueryThresholdMs', 'info', 'performance', 'high',
+     '{n} {n|slow query|slow queries} above {threshold} ms',
+     'Queries whose mean execution time exceeds the slow-query threshold: {names}.',
+     'Query {object} averages {value:0} ms',
+     'EXPLAIN (ANALYZE, BUFFERS) the slowest queries; add missing indexes or rewrite them.',
+     'Lower latency for the affected endpoints', 'medium'),
+    ('slow_query_p95', 30, 'slow_query_p95', 'query_p95_ms', 'database', 'above', NULL, 1000, 2000, NULL,
+     NULL, NULL, 'performance', 'high',
+     'Query time p95 above {threshold} ms',
+     'The 95th percentile of the logged query times of the last {hours} hours is {value:0} ms.',
+     'p95 of the logged query times of {object} is {value:0} ms over {count} queries',
+     'Find the endpoints behind the slowest logged queries (query_performance_logs) and fix them first.',
+     'Faster responses for most users', 'medium'),
+    ('high_connection_usage', 40, 'high_connection_usage', 'connection_usage_pct', 'database', 'above', NULL, 80, 90, 95,
+     'highConnectionUsageThreshold', 'warning', 'capacity', 'high',
+     'High connection usage',
+     '{total} of {max_connections} connections in use ({value:1}%, threshold {threshold}%).',
+     '{total} of {max_connections} connections in use ({value:1}%)',
+     'Raise max_connections or pool connections with PgBouncer.',
+     'Avoids refused connections at peak load', 'medium'),
+    ('connection_pool', 50, 'connection_pool', 'connection_held_pct', 'database', 'above', NULL, 10, 25, 50,
+     NULL, NULL, 'capacity', 'medium',
+     'Connections held idle in transaction or waiting',
+     '{idle_in_transaction} idle in transaction and {waiting} waiting: {value:1}% of max_connections held without work.',
+     '{value:1}% of max_connections held by sessions idle in transaction ({idle_in_transaction}) or waiting ({waiting})',
+     'Set idle_in_transaction_session_timeout, release connections promptly, and use transaction pooling.',
+     'Frees connection slots for real work', 'low'),
+    ('invalid_index', 60, 'invalid_index', 'invalid_index', 'index', 'above', NULL, 0, NULL, NULL,
+     NULL, NULL, 'maintenance', 'high',
+     '{n} invalid {n|index|indexes}',
+     'Invalid indexes are maintained on every write but never used: {names}.',
+     'Index {object} on {table} is invalid ({likely_cause})',
+     'DROP INDEX CONCURRENTLY the leftover (often a failed CREATE/REINDEX CONCURRENTLY, named *_ccnew), then rebuild it if it is needed.',
+     'Removes write overhead and restores the intended index', 'low'),
+    ('xid_wraparound', 70, 'xid_wraparound', 'xid_wraparound_pct', 'database', 'above', NULL, 50, 75, 90,
+     NULL, NULL, 'maintenance', 'high',
+     'Transaction ID wraparound approaching',
+     'Database {object} has used {value:1}% of the transaction IDs before wraparound.',
+     'Database {object} has used {value:1}% of its transaction IDs (age {xid_age})',
+     'VACUUM (FREEZE) the oldest tables; check for long transactions, stale replication slots and prepared transactions holding back the horizon.',
+     'Prevents a forced shutdown to avoid wraparound', 'medium'),
+    ('multixact_wraparound', 80, 'multixact_wraparound', 'mxid_wraparound_pct', 'database', 'above', NULL, 50, 75, 90,
+     NULL, NULL, 'maintenance', 'high',
+     'Multixact ID wraparound approaching',
+     'Database {object} has used {value:1}% of the multixact IDs before wraparound.',
+     'Database {object} has used {value:1}% of its multixact IDs (age {mxid_age})',
+     'VACUUM (FREEZE) the tables with the oldest relminmxid; look for long transactions holding row locks.',
+     'Prevents a forced shutdown to avoid wraparound', 'medium'),
+    ('sequence_exhaustion', 90, 'sequence_exhaustion', 'sequence_used_pct', 'sequence', 'above', NULL, 75, 90, 95,
+     'sequenceUsageThresholdPercent', 'warning', 'capacity', 'high',
+     '{n} {n|sequence close to exhaustion|sequences close to exhaustion}',
+     'Sequences (or the columns they feed) above {threshold}% of their range: {names}.',
+     'Sequence {object} has used {value:1}% of its range ({last_value} of {effective_max})',
+     'Convert the column and sequence to bigint before they run out.',
+     'Prevents failing inserts', 'high'),
+    ('blocking_chain', 100, 'blocking_chain', 'blocked_seconds', 'session', 'above', 0, 30, 300, NULL,
+     NULL, NULL, 'performance', 'high',
+     '{n} blocked {n|session|sessions}',
+     'Sessions are waiting on locks held by other sessions: {names}.',
+     'Session {object}: waiting {value:0} s for a lock',
+     'Inspect the blocking sessions (steward.blocking_chains()); end or shorten the transactions that hold the locks.',
+     'Unblocks waiting requests', 'low'),
+    ('replication_slot_retained_wal', 110, 'replication_slot_retained_wal', 'slot_retained_bytes', 'slot', 'above', NULL, 1073741824, 10737418240, NULL,
+     'replicationSlotRetainedBytes', 'warning', 'capacity', 'high',
+     '{n} replication {n|slot retains|slots retain} too much WAL',
+     'WAL is kept for {names} (above replicationSlotRetainedBytes); a slot nobody consumes fills the disk.',
+     'Replication slot {object} retains {value:bytes} of WAL (wal_status {wal_status})',
+     'Reconnect the consumer, or drop the slot if it is abandoned (SELECT pg_drop_replication_slot(name)); consider max_slot_wal_keep_size.',
+     'Prevents a full disk and a stopped server', 'low'),
+    ('replication_slot_inactive', 120, 'replication_slot_inactive', 'slot_inactive', 'slot', 'above', NULL, 0, NULL, NULL,
+     NULL, NULL, 'capacity', 'medium',
+     '{n} inactive replication {n|slot|slots}',
+     'No consumer is connected to {names}; the WAL they hold back keeps growing.',
+     'Replication slot {object} has no consumer',
+     'Reconnect the consumer or drop the slot.',
+     'Stops WAL accumulating', 'low'),
+    ('replication_lag', 130, 'replication_lag', 'replication_lag_bytes', 'standby', 'above', NULL, 67108864, 1073741824, NULL,
+     'replicationLagBytes', 'warning', 'capacity', 'high',
+     '{n} {n|standby lags|standbys lag} behind',
+     'Replay is behind by more than replicationLagBytes: {names}.',
+     'Standby {object} replays {value:bytes} behind',
+     'Check the standby''s I/O and network, long queries on it (hot_standby_feedback, max_standby_streaming_delay) and its WAL apply rate.',
+     'Keeps reads on standbys fresh and failover fast', 'medium'),
+    ('dead_tuples', 140, 'vacuum_needed', 'dead_tuple_ratio', 'table', 'above', 10, 100, NULL, NULL,
+     'deadTupleRatioThreshold', 'info', 'maintenance', 'medium',
+     '{n} {n|table needs|tables need} VACUUM',
+     'Dead tuples exceed {threshold}% of live tuples in: {names}.',
+     'Table {object} has {n_dead_tup} dead tuples ({value:1}% of live)',
+     'VACUUM (ANALYZE) these tables and lower autovacuum_vacuum_scale_factor for the busiest ones.',
+     'Reclaims space and keeps scans fast', 'low'),
+    ('vacuum_overdue', 150, 'vacuum_overdue', 'vacuum_overdue', 'table', 'above', NULL, 0, NULL, NULL,
+     NULL, NULL, 'maintenance', 'medium',
+     '{n} {n|table|tables} overdue for VACUUM',
+     'Tables with dead tuples and no VACUUM for more than vacuumOverdueDays: {names}.',
+     'Table {object} has {n_dead_tup} dead tuples and no VACUUM since {last_vacuum_any}',
+     'Check why autovacuum skips them (long transactions, autovacuum settings per table) and VACUUM them.',
+     'Keeps bloat and wraparound risk down', 'low'),
+    ('high_bloat', 160, 'high_bloat', 'table_bloat_pct', 'table', 'above', NULL, 20, 35, 50,
+     'highBloatThresholdPercent', 'warning', 'maintenance', 'medium',
+     '{n} {n|table|tables} with high bloat',
+     'Estimated bloat above {threshold}%: {names}.',
+     'Table {object} is {value:1}% bloat ({bloat_bytes:bytes} of {table_size:bytes}, confidence {confidence})',
+     'Rewrite in a quiet window (VACUUM FULL takes an exclusive lock; pg_repack does not).',
+     'Returns disk space and shortens scans', 'medium'),
+    ('high_index_bloat', 170, 'high_bloat', 'index_bloat_pct', 'index', 'above', NULL, 20, 35, 50,
+     'highBloatThresholdPercent', 'warning', 'maintenance', 'medium',
+     '{n} {n|index|indexes} with high bloat',
+     'Estimated bloat above {threshold}%: {names}.',
+     'Index {object} is {value:1}% bloat ({bloat_bytes:bytes} of {index_size:bytes}, confidence {confidence})',
+     'REINDEX INDEX CONCURRENTLY in a quiet window.',
+     'Returns disk space and speeds up index scans', 'low'),
+    ('unused_index', 180, 'unused_index', 'unused_index', 'index', 'above', NULL, 0, NULL, NULL,
+     NULL, NULL, 'optimization', 'medium',
+     '{n} unused {n|index|indexes}',
+     'No scans for more than unusedIndexDays days: {names}.',
+     'Index {object} on {table} has not been scanned for {days_since_last_use:1} days ({index_size:bytes})',
+     'Confirm on replicas too, then DROP INDEX CONCURRENTLY.',
+     'Faster writes, less storage and vacuum work', 'low'),
+    ('missing_index', 190, 'missing_index', 'seq_scan_pct', 'table', 'above', NULL, 50, 90, NULL,
+     NULL, NULL, 'performance', 'medium',
+     '{n} large {n|table is|tables are} mostly read by sequential scans',
+     'Sequential scans dominate on: {names}.',
+     'Table {object} ({table_size:bytes}): {value:1}% of its scans are sequential ({seq_scan} scans, {seq_tup_read} rows read)',
+     'Find the queries that scan these tables (pg_stat_statements, EXPLAIN) and index their filter columns.',
+     'Queries that read a few rows stop reading whole tables', 'medium'),
+    ('duplicate_index', 200, 'duplicate_index', 'duplicate_index', 'index', 'above', 0, NULL, NULL, NULL,
+     NULL, NULL, 'optimization', 'medium',
+     '{n} duplicate or redundant {n|index|indexes}',
+     'Covered by another index on the same table: {names}.',
+     'Index {object} is covered by {covered_by}',
+     'DROP INDEX CONCURRENTLY the index; the covering index serves the same queries.',
+     'Faster writes, less storage', 'low'),
+    ('long_running_query', 210, 'long_running_query', 'long_running_seconds', 'session', 'above', NULL, 300, 1800, NULL,
+     'longRunningQuerySeconds', 'warning', 'performance', 'medium',
+     '{n} long-running {n|query|queries}',
+     'Active queries running longer than {threshold} s: {names}.',
+     'Session {object} ({usename}) has run one query for {value:0} s',
+     'Check the query plan, set statement_timeout for the role, or cancel it (pg_cancel_backend).',
+     'Releases locks and lets VACUUM keep up', 'low'),
+    ('idle_in_transaction', 220, 'idle_in_transaction', 'idle_in_transaction_seconds', 'session', 'above', NULL, 60, 600, 3600,
+     'idleInTransactionSeconds', 'warning', 'performance', 'medium',
+     '{n} {n|session|sessions} idle in transaction',
+     'Transactions left open longer than {threshold} s: {names}.',
+     'Session {object} ({usename}) has been idle in a transaction for {value:0} s',
+     'Set idle_in_transaction_session_timeout; fix the application code paths that leave transactions open.',
+     'Lets VACUUM keep up and releases locks', 'low'),
+    ('freeze_age', 230, 'freeze_age', 'table_freeze_age_pct', 'table', 'above', 100, 400, 800, NULL,
+     NULL, NULL, 'maintenance', 'medium',
+     '{n} {n|table|tables} past autovacuum_freeze_max_age',
+     'Anti-wraparound vacuum is due on: {names}.',
+     'Table {object} is at {value:0}% of autovacuum_freeze_max_age (xid age {xid_age})',
+     'VACUUM (FREEZE) these tables in a quiet period.',
+     'Keeps the database far from wraparound', 'low'),
+    ('analyze_overdue', 240, 'analyze_overdue', 'analyze_overdue', 'table', 'above', 0, NULL, NULL, NULL,
+     NULL, NULL, 'maintenance', 'low',
+     '{n} {n|table needs|tables need} ANALYZE',
+     'Never analysed or not analysed for analyzeOverdueDays: {names}.',
+     'Table {object} was last analysed {last_analyze_any} ({n_mod_since_analyze} rows changed since)',
+     'ANALYZE these tables; planner estimates and bloat estimates depend on it.',
+     'Better query plans', 'low'),
+    ('pg_stat_statements_missing', 250, 'pg_stat_statements_missing', 'stat_statements_missing', 'database', 'above', 0, NULL, NULL, NULL,
+     NULL, NULL, 'optimization', 'low',
+     'pg_stat_statements is not enabled',
+     'Slow queries are only known from the application''s query_performance_logs.',
+     'pg_stat_statements is not loaded in {object}',
+     'Add pg_stat_statements to shared_preload_libraries, restart, and CREATE EXTENSION pg_stat_statements.',
+     'Server-side view of every slow query', 'low');
+
+-- What administrators changed (dumped with the database).
+CREATE TABLE steward.alert_rule_overrides (
+    rule_id     text PRIMARY KEY REFERENCES steward.alert_rules (rule_id),
+    enabled     boolean,
+    info_at     numeric,
+    warning_at  numeric,
+    error_at    numeric,
+    critical_at numeric,
+    -- Which tiers were set explicitly (a tier set to null switches that tier off).
+    tiers_set   text[] NOT NULL DEFAULT '{}',
+    resolve_after_checks integer CHECK (resolve_after_checks BETWEEN 1 AND 1000),
+    updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_by  text NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('steward.alert_rule_overrides', '');
+
+CREATE VIEW steward.effective_alert_rules AS
+SELECT r.rule_id, r.position, r.alert_type, r.metric, r.object_kind, r.direction,
+       coalesce(o.enabled, true) AS enabled,
+       CASE WHEN 'info' = ANY (o.tiers_set) THEN o.info_at
+            WHEN r.threshold_tier = 'info' THEN (s.value #>> '{}')::numeric ELSE r.info_at END AS info_at,
+       CASE WHEN 'warning' = ANY (o.tiers_set) THEN o.warning_at
+            WHEN r.threshold_tier = 'warning' THEN (s.value #>> '{}')::numeric ELSE r.warning_at END AS warning_at,
+       CASE WHEN 'error' = ANY (o.tiers_set) THEN o.error_at
+            WHEN r.threshold_tier = 'error' THEN (s.value #>> '{}')::numeric ELSE r.error_at END AS error_at,
+       CASE WHEN 'critical' = ANY (o.tiers_set) THEN o.critical_at
+            WHEN r.threshold_tier = 'critical' THEN (s.value #>> '{}')::numeric ELSE r.critical_at END AS critical_at,
+       coalesce(o.resolve_after_checks,
+                (SELECT (e.value #>> '{}')::integer FROM steward.effective_settings e
+                  WHERE e.key OPERATOR(pg_catalog.=) 'alertResolveAfterChecks')) AS resolve_after_checks,
+       r.threshold_setting, r.threshold_tier,
+       r.category, r.priority, r.title, r.description, r.message, r.action, r.impact, r.effort,
+       CASE WHEN o.rule_id IS NULL THEN 'default' ELSE 'database' END AS source,
+       o.updated_at, o.updated_by
+  FROM steward.alert_rules r
+  LEFT JOIN steward.alert_rule_overrides o ON o.rule_id OPERATOR(pg_catalog.=) r.rule_id
+  LEFT JOIN steward.effective_settings s ON s.key OPERATOR(pg_catalog.=) r.threshold_setting;
+
+-- The rules as the evaluator reads them (src/alerts/rules.rs: Rule).
+CREATE FUNCTION steward._alert_rules_json() RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.position), '[]') FROM steward.effective_alert_rules r
+$$;
+
+-- Change a rule (admins): switch it on or off, set thresholds per severity (a JSON object with
+-- any of info, warning, error, critical; a number, or null to switch that tier off), and how
+-- many checks without the condition resolve its alerts.  Unknown rules, unknown tiers,
+-- non-numbers and thresholds out of order (for an "above" rule warning above critical, say)
+-- are refused with 22023 listing every problem.
+CREATE FUNCTION steward.set_alert_rule(
+    p_rule_id text, p_enabled boolean DEFAULT NULL, p_thresholds jsonb DEFAULT NULL,
+    p_resolve_after_checks integer DEFAULT NULL
+) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r steward.alert_rules;
+    o steward.alert_rule_overrides;
+    v_problems text[] := '{}';
+    v_key text;
+    v_val jsonb;
+    v_eff record;
+    v_tiers numeric[];
+    v_prev numeric;
+    v_name text;
+    i integer;
+BEGIN
+    PERFORM steward._require_writable();
+    SELECT * INTO r FROM steward.alert_rules WHERE rule_id OPERATOR(pg_catalog.=) p_rule_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown alert rule %', coalesce(quote_literal(p_rule_id), 'NULL')
+            USING ERRCODE = '22023',
+                  HINT = 'Known rules: ' || (SELECT string_agg(rule_id, ', ' ORDER BY position) FROM steward.alert_rules);
+    END IF;
+    SELECT * INTO o FROM steward.alert_rule_overrides WHERE rule_id OPERATOR(pg_catalog.=) p_rule_id FOR UPDATE;
+    IF NOT FOUND THEN
+        o.rule_id := p_rule_id;
+        o.tiers_set := '{}';
+    END IF;
+    IF p_thresholds IS NOT NULL THEN
+        IF jsonb_typeof(p_thresholds) <> 'object' THEN
+            v_problems := v_problems || format('thresholds must be a JSON object, got %s', jsonb_typeof(p_thresholds));
+        ELSE
+            FOR v_key, v_val IN SELECT key, value FROM jsonb_each(p_thresholds) LOOP
+                IF v_key NOT IN ('info', 'warning', 'error', 'critical') THEN
+                    v_problems := v_problems || format('unknown severity %s (info, warning, error, critical)', quote_literal(v_key));
+                ELSIF jsonb_typeof(v_val) NOT IN ('number', 'null') THEN
+                    v_problems := v_problems || format('%s must be a number or null, got %s', v_key, jsonb_typeof(v_val));
+                ELSIF jsonb_typeof(v_val) = 'number' AND abs((v_val #>> '{}')::numeric) > 1e15 THEN
+                    v_problems := v_problems || format('%s is out of range', v_key);
+                ELSE
+                    CASE v_key
+                        WHEN 'info' THEN o.info_at := (v_val #>> '{}')::numeric;
+                        WHEN 'warning' THEN o.warning_at := (v_val #>> '{}')::numeric;
+                        WHEN 'error' THEN o.error_at := (v_val #>> '{}')::numeric;
+                        ELSE o.critical_at := (v_val #>> '{}')::numeric;
+                    END CASE;
+                    IF NOT v_key = ANY (o.tiers_set) THEN
+                        o.tiers_set := o.tiers_set || v_key;
+                    END IF;
+                END IF;
+            END LOOP;
+        END IF;
+    END IF;
+    IF p_resolve_after_checks IS NOT NULL AND p_resolve_after_checks NOT BETWEEN 1 AND 1000 THEN
+        v_problems := v_problems || format('resolve_after_checks must be between 1 and 1000, got %s', p_resolve_after_checks);
+    END IF;
+    IF cardinality(v_problems) = 0 THEN
+        o.enabled := coalesce(p_enabled, o.enabled);
+        o.resolve_after_checks := coalesce(p_resolve_after_checks, o.resolve_after_checks);
+        o.updated_at := now();
+        o.updated_by := steward.caller_id();
+        INSERT INTO steward.alert_rule_overrides VALUES (o.*)
+        ON CONFLICT (rule_id) DO UPDATE SET enabled = EXCLUDED.enabled, info_at = EXCLUDED.info_at,
+            warning_at = EXCLUDED.warning_at, error_at = EXCLUDED.error_at, critical_at = EXCLUDED.critical_at,
+            tiers_set = EXCLUDED.tiers_set, resolve_after_checks = EXCLUDED.resolve_after_checks,
+            updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by;
+        -- The result must still be a rule: some tier in use, tiers in order.
+        SELECT * INTO v_eff FROM steward.effective_alert_rules WHERE rule_id OPERATOR(pg_catalog.=) p_rule_id;
+        v_tiers := ARRAY[v_eff.info_at, v_eff.warning_at, v_eff.error_at, v_eff.critical_at];
+        IF v_tiers = ARRAY[NULL, NULL, NULL, NULL]::numeric[] THEN
+            v_problems := v_problems || 'every severity would be switched off (set enabled => false to switch the rule off)'::text;
+        END IF;
+        v_prev := NULL;
+        FOR i IN 1 .. 4 LOOP
+            CONTINUE WHEN v_tiers[i] IS NULL;
+            v_name := (ARRAY['info', 'warning', 'error', 'critical'])[i];
+            IF v_prev IS NOT NULL AND ((r.direction = 'above' AND v_tiers[i] < v_prev) OR (r.direction = 'below' AND v_tiers[i] > v_prev)) THEN
+                v_problems := v_problems || format('%s (%s) is %s a lower severity''s threshold (%s): rule %s fires %s its thresholds',
+                                                   v_name, v_tiers[i], CASE r.direction WHEN 'above' THEN 'below' ELSE 'above' END,
+                                                   v_prev, p_rule_id, r.direction);
+            END IF;
+            v_prev := v_tiers[i];
+        END LOOP;
+    END IF;
+    IF cardinality(v_problems) > 0 THEN
+        RAISE EXCEPTION 'invalid alert rule change for %', p_rule_id
+            USING ERRCODE = '22023', DETAIL = array_to_string(v_problems, '; ');
+    END IF;
+    RETURN (SELECT to_jsonb(e) FROM steward.effective_alert_rules e WHERE e.rule_id OPERATOR(pg_catalog.=) p_rule_id);
+END
+$$;
+
+-- Back to the built-in rule (admins).
+CREATE FUNCTION steward.reset_alert_rule(p_rule_id text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM steward._require_writable();
+    IF NOT EXISTS (SELECT 1 FROM steward.alert_rules WHERE rule_id OPERATOR(pg_catalog.=) p_rule_id) THEN
+        RAISE EXCEPTION 'unknown alert rule %', coalesce(quote_literal(p_rule_id), 'NULL') USING ERRCODE = '22023';
+    END IF;
+    DELETE FROM steward.alert_rule_overrides WHERE rule_id OPERATOR(pg_catalog.=) p_rule_id;
+    RETURN (SELECT to_jsonb(e) FROM steward.effective_alert_rules e WHERE e.rule_id OPERATOR(pg_catalog.=) p_rule_id);
+END
+$$;
+
+-- One row per check: what it found and did, and which rules it could not evaluate.
+CREATE TABLE steward.alert_checks (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    checked_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    checked_by  text NOT NULL,
+    duration_ms numeric NOT NULL,
+    findings    integer NOT NULL,
+    opened      integer NOT NULL,
+    escalated   integer NOT NULL,
+    deescalated integer NOT NULL,
+    updated     integer NOT NULL,
+    resolved    integer NOT NULL,
+    unavailable jsonb NOT NULL DEFAULT '[]'
+);
+CREATE INDEX alert_checks_time ON steward.alert_checks (checked_at);
+SELECT pg_catalog.pg_extension_config_dump('steward.alert_checks', '');
+
+-- The notification every transition sends (channel steward_alerts; ids, names and levels
+-- only: no statement texts, no details).
+CREATE FUNCTION steward._alert_notify(p_event text, a steward.performance_alerts, p_previous text DEFAULT NULL) RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.pg_notify('steward_alerts', pg_catalog.jsonb_build_object(
+        'event', p_event, 'id', a.id, 'rule', a.rule_id, 'alert_type', a.alert_type, 'severity', a.severity,
+        'previous_severity', p_previous, 'object_kind', a.object_kind,
+        'object', pg_catalog.left(a.object_name, 512), 'at', pg_catalog.now())::text)
+$$;
+
+CREATE FUNCTION steward._severity_rank(p text) RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT CASE p WHEN 'info' THEN 0 WHEN 'warning' THEN 1 WHEN 'error' THEN 2 WHEN 'critical' THEN 3 END $$;
+
+-- Evaluate every rule over one pass of the health report and keep the alerts (the lifecycle
+-- at the top of this file).  Returns the number of alerts opened or escalated.
+CREATE FUNCTION steward._check_alerts_for(caller oid) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+DECLARE
+    v_start  timestamptz := clock_timestamp();
+    v_rules  jsonb;
+    v_eval   jsonb;
+    v_report jsonb;
+    f record;
+    a steward.performance_alerts;
+    v_opened integer := 0;
+    v_escalated integer := 0;
+    v_deescalated integer := 0;
+    v_updated integer := 0;
+    v_resolved integer := 0;
+    v_findings integer := 0;
+    v_default_after integer := steward.setting_number('alertResolveAfterChecks')::integer;
+BEGIN
+    PERFORM steward._require_writable();
+    -- One check at a time (two would both open the same alert).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_steward check_alerts'));
+    v_rules := steward._alert_rules_json();
+    v_report := steward._health_report_for(caller, steward.setting_number('alertObjectLimit')::integer);
+    v_eval := steward._report_findings(v_report, v_rules);
+
+    FOR f IN
+        SELECT x.*, (x.details IS NOT NULL) AS has_details
+          FROM jsonb_to_recordset(v_eval -> 'findings')
+               AS x(rule_id text, alert_type text, severity text, object_kind text, object_name text,
+                    fingerprint text, value numeric, threshold numeric, message text, details jsonb)
+         WHERE x.severity <> 'info'
+    LOOP
+        v_findings := v_findings + 1;
+        SELECT * INTO a FROM steward.performance_alerts p
+         WHERE p.fingerprint OPERATOR(pg_catalog.=) f.fingerprint AND p.resolved_at IS NULL
+         FOR UPDATE;
+        IF NOT FOUND THEN
+            INSERT INTO steward.performance_alerts
+                   (alert_type, severity, message, details, rule_id, fingerprint, object_kind, object_name,
+                    current_value, severity_history)
+            VALUES (f.alert_type, f.severity, f.message,
+                    jsonb_build_object('value', f.value, 'threshold', f.threshold) || coalesce(f.details, '{}'),
+                    f.rule_id, f.fingerprint, f.object_kind, f.object_name, f.value,
+                    jsonb_build_array(jsonb_build_object('severity', f.severity, 'at', now(), 'value', f.value)))
+            RETURNING * INTO a;
+            v_opened := v_opened + 1;
+            PERFORM steward._alert_notify('opened', a);
+        ELSIF a.severity <> f.severity THEN
+            UPDATE steward.performance_alerts p
+               SET severity = f.severity, message = f.message,
+                   details = jsonb_build_object('value', f.value, 'threshold', f.threshold) || coalesce(f.details, '{}'),
+                   current_value = f.value, occurrences = p.occurrences + 1, last_seen_at = now(), clear_checks = 0,
+                   severity_history = p.severity_history || jsonb_build_array(jsonb_build_object('severity', f.severity, 'at', now(), 'value', f.value)),
+                   -- Escalation wakes an acknowledged alert; de-escalation keeps it quiet.
+                   acknowledged_at = CASE WHEN steward._severity_rank(f.severity) > steward._severity_rank(p.severity) THEN NULL ELSE p.acknowledged_at END,
+                   acknowledged_by = CASE WHEN steward._severity_rank(f.severity) > steward._severity_rank(p.severity) THEN NULL ELSE p.acknowledged_by END
+             WHERE p.id OPERATOR(pg_catalog.=) a.id;
+            IF steward._severity_rank(f.severity) > steward._severity_rank(a.severity) THEN
+                v_escalated := v_escalated + 1;
+                PERFORM steward._alert_notify('escalated', p, a.severity)
+                   FROM steward.performance_alerts p WHERE p.id OPERATOR(pg_catalog.=) a.id;
+            ELSE
+                v_deescalated := v_deescalated + 1;
+                IF a.acknowledged_at IS NULL THEN
+                    PERFORM steward._alert_notify('deescalated', p, a.severity)
+                       FROM steward.performance_alerts p WHERE p.id OPERATOR(pg_catalog.=) a.id;
+                END IF;
+            END IF;
+        ELSE
+            UPDATE steward.performance_alerts p
+               SET message = f.message,
+                   details = jsonb_build_object('value', f.value, 'threshold', f.threshold) || coalesce(f.details, '{}'),
+                   current_value = f.value, occurrences = p.occurrences + 1, last_seen_at = now(), clear_checks = 0
+             WHERE p.id OPERATOR(pg_catalog.=) a.id;
+            v_updated := v_updated + 1;
+        END IF;
+    END LOOP;
+
+    -- Open alerts of evaluated rules that did not fire this time: one more clear check, and
+    -- resolved once they reach the rule's resolve_after_checks.
+    FOR a IN
+        WITH fired AS (
+            SELECT x.fingerprint FROM jsonb_to_recordset(v_eval -> 'findings') AS x(fingerprint text, severity text)
+             WHERE x.severity <> 'info'
+        ), evaluated AS (
+            SELECT e.rule_id FROM jsonb_array_elements_text(v_eval -> 'evaluated') AS e(rule_id)
+        )
+        UPDATE steward.performance_alerts p
+           SET clear_checks = p.clear_checks + 1,
+               resolved_at = CASE WHEN p.clear_checks + 1 >= coalesce(r.resolve_after_checks, v_default_after) THEN now() END,
+               resolution_notes = CASE WHEN p.clear_checks + 1 >= coalesce(r.resolve_after_checks, v_default_after)
+                                       THEN format('Resolved automatically: rule %s did not fire for %s consecutive checks (the condition cleared).',
+                                                   p.rule_id, p.clear_checks + 1) END
+          FROM steward.effective_alert_rules r
+         WHERE p.resolved_at IS NULL AND p.fingerprint IS NOT NULL
+           AND r.rule_id OPERATOR(pg_catalog.=) p.rule_id
+           AND (p.rule_id IN (SELECT rule_id FROM evaluated) OR NOT r.enabled)
+           AND p.fingerprint NOT IN (SELECT fingerprint FROM fired)
+        RETURNING p.*
+    LOOP
+        IF a.resolved_at IS NOT NULL THEN
+            v_resolved := v_resolved + 1;
+            PERFORM steward._alert_notify('resolved', a);
+        END IF;
+    END LOOP;
+
+    INSERT INTO steward.alert_checks (checked_by, duration_ms, findings, opened, escalated, deescalated, updated, resolved, unavailable)
+    VALUES (steward.caller_id(), round((extract(epoch FROM clock_timestamp() - v_start) * 1000)::numeric, 1),
+            v_findings, v_opened, v_escalated, v_deescalated, v_updated, v_resolved, coalesce(v_eval -> 'unavailable', '[]'));
+    DELETE FROM steward.alert_checks WHERE checked_at < now() - interval '30 days';
+    IF jsonb_array_length(coalesce(v_eval -> 'unavailable', '[]')) > 0 THEN
+        RAISE NOTICE 'pg_steward: % alert rule(s) could not be evaluated; their alerts were neither raised nor resolved',
+                     jsonb_array_length(v_eval -> 'unavailable')
+            USING DETAIL = (SELECT string_agg(format('%s: %s', u ->> 'rule_id', u ->> 'reason'), '; ')
+                              FROM jsonb_array_elements(v_eval -> 'unavailable') u);
+    END IF;
+    RETURN v_opened + v_escalated;
+END
+$$;
+
+CREATE FUNCTION steward._check_alerts(tok bigint) RETURNS integer
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT steward._check_alerts_for(steward._caller(tok, 'steward.check_alerts')) $$;
+
+CREATE FUNCTION steward.check_alerts() RETURNS integer
+LANGUAGE sql VOLATILE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT steward._check_alerts(steward._enter()) $$;
+
+-- The alert list of the dashboard (admins), newest first, with filters and pagination:
+-- status (open | acknowledged | unacknowledged | resolved | all; default open), severity,
+-- alertType, rule, object (substring), startDate, endDate (created_at).
+CREATE FUNCTION steward.list_alerts(filters jsonb DEFAULT '{}', page integer DEFAULT 1, page_size integer DEFAULT 20)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_problems text[] := '{}';
+    v_status text;
+    v_from timestamptz;
+    v_to timestamptz;
+    v_total bigint;
+    v_rows jsonb;
+    k text;
+BEGIN
+    PERFORM steward._check_page(page, page_size);
+    filters := coalesce(filters, '{}');
+    IF jsonb_typeof(filters) <> 'object' THEN
+        RAISE EXCEPTION 'filters must be a JSON object' USING ERRCODE = '22023', DETAIL = format('got %s', jsonb_typeof(filters));
+    END IF;
+    FOR k IN SELECT jsonb_object_keys(filters) LOOP
+        IF k NOT IN ('status', 'severity', 'alertType', 'rule', 'object', 'startDate', 'endDate') THEN
+            v_problems := v_problems || format('unknown filter %s (status, severity, alertType, rule, object, startDate, endDate)', quote_literal(k));
+        ELSIF jsonb_typeof(filters -> k) NOT IN ('string', 'null') THEN
+            v_problems := v_problems || format('filter %s must be a string', k);
+        END IF;
+    END LOOP;
+    v_status := coalesce(filters ->> 'status', 'open');
+    IF v_status NOT IN ('open', 'acknowledged', 'unacknowledged', 'resolved', 'all') THEN
+        v_problems := v_problems || format('status %s is not one of open, acknowledged, unacknowledged, resolved, all', quote_literal(v_status));
+    END IF;
+    IF filters ->> 'severity' IS NOT NULL AND filters ->> 'severity' NOT IN ('info', 'warning', 'error', 'critical') THEN
+        v_problems := v_problems || format('severity %s is not one of info, warning, error, critical', quote_literal(filters ->> 'severity'));
+    END IF;
+    BEGIN
+        v_from := (filters ->> 'startDate')::timestamptz;
+        v_to := (filters ->> 'endDate')::timestamptz;
+    EXCEPTION WHEN OTHERS THEN
+        v_problems := v_problems || 'startDate and endDate must be ISO 8601 timestamps'::text;
+    END;
+    IF cardinality(v_problems) > 0 THEN
+        RAISE EXCEPTION 'invalid alert filters' USING ERRCODE = '22023', DETAIL = array_to_string(v_problems, '; ');
+    END IF;
+    WITH m AS (
+        SELECT p.* FROM steward.performance_alerts p
+         WHERE CASE v_status
+                   WHEN 'open' THEN p.resolved_at IS NULL
+                   WHEN 'acknowledged' THEN p.resolved_at IS NULL AND p.acknowledged_at IS NOT NULL
+                   WHEN 'unacknowledged' THEN p.resolved_at IS NULL AND p.acknowledged_at IS NULL
+                   WHEN 'resolved' THEN p.resolved_at IS NOT NULL
+                   ELSE true END
+           AND (filters ->> 'severity' IS NULL OR p.severity OPERATOR(pg_catalog.=) (filters ->> 'severity'))
+           AND (filters ->> 'alertType' IS NULL OR p.alert_type OPERATOR(pg_catalog.=) (filters ->> 'alertType'))
+           AND (filters ->> 'rule' IS NULL OR p.rule_id OPERATOR(pg_catalog.=) (filters ->> 'rule'))
+           AND (filters ->> 'object' IS NULL OR strpos(lower(p.object_name), lower(filters ->> 'object')) > 0)
+           AND (v_from IS NULL OR p.created_at >= v_from)
+           AND (v_to IS NULL OR p.created_at <= v_to)
+    )
+    SELECT (SELECT count(*) FROM m),
+           (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.created_at DESC, x.id), '[]')
+              FROM (SELECT * FROM m ORDER BY m.created_at DESC, m.id OFFSET (page - 1)::bigint * page_size LIMIT page_size) x)
+      INTO v_total, v_rows;
+    RETURN jsonb_build_object('alerts', v_rows, 'totalCount', v_total, 'page', page, 'pageSize', page_size,
+                              'hasMore', (page::bigint * page_size) < v_total);
+END
+$$;
+
+INSERT INTO steward.facade_functions (seed_name, target, volatility, grant_to) VALUES
+    ('check_alerts',       'steward.check_alerts()',                      'volatile', '{steward_admin,service_role}'),
+    ('acknowledge_alert',  'steward.acknowledge_alert(uuid)',             'volatile', '{steward_admin,service_role}'),
+    ('resolve_alert',      'steward.resolve_alert(uuid,text)',            'volatile', '{steward_admin,service_role}'),
+    ('list_alerts',        'steward.list_alerts(jsonb,integer,integer)',  'stable',   '{steward_admin,service_role}');
+
+CREATE OR REPLACE FUNCTION steward.create_performance_alert(
+    p_alert_type text, p_severity text, p_message text, p_details jsonb DEFAULT '{}'
+) RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_row steward.performance_alerts;
+    v_problems text[] := '{}';
+BEGIN
+    PERFORM steward._require_writable();
+    IF p_alert_type IS NULL OR p_alert_type !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+        v_problems := v_problems || format('alert_type %s is not a lower-case identifier such as slow_query', coalesce(quote_literal(p_alert_type), 'NULL'));
+    END IF;
+    IF p_severity IS NULL OR p_severity NOT IN ('info', 'warning', 'error', 'critical') THEN
+        v_problems := v_problems || format('severity %s is not one of info, warning, error, critical', coalesce(quote_literal(p_severity), 'NULL'));
+    END IF;
+    IF p_message IS NULL OR btrim(p_message) = '' THEN
+        v_problems := v_problems || 'message is empty'::text;
+    END IF;
+    IF p_details IS NOT NULL AND jsonb_typeof(p_details) <> 'object' THEN
+        v_problems := v_problems || format('details must be a JSON object, got %s', jsonb_typeof(p_details));
+    END IF;
+    IF cardinality(v_problems) > 0 THEN
+        RAISE EXCEPTION 'invalid performance alert'
+            USING ERRCODE = '22023', DETAIL = array_to_string(v_problems, '; ');
+    END IF;
+    INSERT INTO steward.performance_alerts (alert_type, severity, message, details, severity_history)
+    VALUES (p_alert_type, p_severity, p_message, coalesce(p_details, '{}'),
+            jsonb_build_array(jsonb_build_object('severity', p_severity, 'at', now())))
+    RETURNING * INTO v_row;
+    PERFORM steward._alert_notify('opened', v_row);
+    RETURN v_row.id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward.acknowledge_alert(p_alert_id uuid) RETURNS steward.performance_alerts
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v steward.performance_alerts;
+BEGIN
+    PERFORM steward._require_writable();
+    UPDATE steward.performance_alerts
+       SET acknowledged_at = now(), acknowledged_by = steward.caller_uuid()
+     WHERE id = p_alert_id AND acknowledged_at IS NULL
+    RETURNING * INTO v;
+    IF FOUND THEN
+        PERFORM steward._alert_notify('acknowledged', v);
+        RETURN v;
+    END IF;
+    SELECT * INTO v FROM steward.performance_alerts WHERE id = p_alert_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'alert % does not exist', p_alert_id USING ERRCODE = 'P0002';
+    END IF;
+    RETURN v;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward.resolve_alert(p_alert_id uuid, p_resolution_notes text DEFAULT NULL)
+RETURNS steward.performance_alerts
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v steward.performance_alerts;
+BEGIN
+    PERFORM steward._require_writable();
+    UPDATE steward.performance_alerts
+       SET acknowledged_at = coalesce(acknowledged_at, now()),
+           acknowledged_by = coalesce(acknowledged_by, steward.caller_uuid()),
+           resolved_at = now(),
+           resolved_by = steward.caller_uuid(),
+           resolution_notes = coalesce(p_resolution_notes, resolution_notes)
+     WHERE id = p_alert_id AND resolved_at IS NULL
+    RETURNING * INTO v;
+    IF FOUND THEN
+        PERFORM steward._alert_notify('resolved', v);
+        RETURN v;
+    END IF;
+    SELECT * INTO v FROM steward.performance_alerts WHERE id = p_alert_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'alert % does not exist', p_alert_id USING ERRCODE = 'P0002';
+    END IF;
+    RETURN v;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward.check_table_bloat_alerts() RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_rows integer := 0;
+    t record;
+    a steward.performance_alerts;
+BEGIN
+    PERFORM steward._require_writable();
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_steward check_alerts'));
+    FOR t IN
+        WITH latest AS (
+            SELECT DISTINCT ON (s.schemaname, s.tablename) s.*
+              FROM steward.table_bloat_snapshots s
+             WHERE s.snapshot_timestamp > now() - interval '1 hour'
+               AND s.confidence <> 'unknown' AND s.bloat_ratio IS NOT NULL
+             ORDER BY s.schemaname, s.tablename, s.snapshot_timestamp DESC
+        ),
+        graded AS (
+            SELECT l.*, 'high_bloat:' || format('%I.%I', l.schemaname, l.tablename) AS fingerprint,
+                   CASE WHEN l.bloat_ratio > 50 THEN 'critical'
+                        WHEN l.bloat_ratio > 35 THEN 'error'
+                        WHEN l.bloat_ratio > 20 THEN 'warning' END AS severity,
+                   format('Table %I.%I is %s%% bloat (%s of %s)', l.schemaname, l.tablename, round(l.bloat_ratio, 1),
+                          pg_size_pretty(l.bloat_bytes), pg_size_pretty(l.actual_size_bytes)) AS message,
+                   jsonb_build_object('schemaname', l.schemaname, 'tablename', l.tablename, 'bloat_ratio', l.bloat_ratio,
+                                      'bloat_bytes', l.bloat_bytes, 'actual_size_bytes', l.actual_size_bytes,
+                                      'confidence', l.confidence, 'snapshot_id', l.id) AS details,
+                   (SELECT p.severity FROM steward.performance_alerts p
+                     WHERE p.resolved_at IS NULL AND p.fingerprint = 'high_bloat:' || format('%I.%I', l.schemaname, l.tablename)) AS previous
+              FROM latest l
+        ),
+        upd AS (
+            UPDATE steward.performance_alerts p
+               SET severity = g.severity, message = g.message, details = g.details, current_value = g.bloat_ratio,
+                   occurrences = p.occurrences + 1, last_seen_at = now(), clear_checks = 0,
+                   -- Escalation wakes an acknowledged alert (as in check_alerts()).
+                   acknowledged_at = CASE WHEN steward._severity_rank(g.severity) > steward._severity_rank(p.severity) THEN NULL ELSE p.acknowledged_at END,
+                   acknowledged_by = CASE WHEN steward._severity_rank(g.severity) > steward._severity_rank(p.severity) THEN NULL ELSE p.acknowledged_by END,
+                   severity_history = CASE WHEN p.severity = g.severity THEN p.severity_history
+                                           ELSE p.severity_history || jsonb_build_array(jsonb_build_object('severity', g.severity, 'at', now(), 'value', g.bloat_ratio)) END
+              FROM graded g
+             WHERE g.severity IS NOT NULL AND p.resolved_at IS NULL AND p.fingerprint = g.fingerprint
+            RETURNING p.id, p.severity, g.previous
+        ),
+        ins AS (
+            INSERT INTO steward.performance_alerts (alert_type, severity, message, details, rule_id, fingerprint, object_kind, object_name,
+                                                    current_value, severity_history)
+            SELECT 'high_bloat', g.severity, g.message, g.details, 'high_bloat', g.fingerprint, 'table', format('%I.%I', g.schemaname, g.tablename),
+                   g.bloat_ratio, jsonb_build_array(jsonb_build_object('severity', g.severity, 'at', now(), 'value', g.bloat_ratio))
+              FROM graded g
+             WHERE g.severity IS NOT NULL AND g.previous IS NULL
+               -- Alerts of pg_steward 0.1.0 (no fingerprint): not alerted again at the same severity.
+               AND NOT EXISTS (SELECT 1 FROM steward.performance_alerts p
+                                WHERE p.fingerprint IS NULL AND p.alert_type = 'high_bloat' AND p.resolved_at IS NULL AND p.severity = g.severity
+                                  AND p.details ->> 'schemaname' = g.schemaname AND p.details ->> 'tablename' = g.tablename)
+            RETURNING id
+        )
+        SELECT 'opened' AS event, i.id, NULL::text AS previous FROM ins i
+        UNION ALL
+        SELECT CASE WHEN steward._severity_rank(u.severity) > steward._severity_rank(u.previous) THEN 'escalated' ELSE 'deescalated' END,
+               u.id, u.previous
+          FROM upd u WHERE u.severity <> u.previous
+    LOOP
+        IF t.event = 'opened' THEN
+            v_rows := v_rows + 1;
+        END IF;
+        SELECT * INTO a FROM steward.performance_alerts WHERE id = t.id;
+        IF t.event <> 'deescalated' OR a.acknowledged_at IS NULL THEN
+            PERFORM steward._alert_notify(t.event, a, t.previous);
+        END IF;
+    END LOOP;
+    RETURN v_rows;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward.schedule_jobs() RETURNS TABLE (jobname text, schedule text, command text, jobid bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_schema name;
+    j record;
+    v_id bigint;
+BEGIN
+    PERFORM steward._require_writable();
+    -- pg_cron keeps its functions in schema cron whatever its extnamespace says: find the
+    -- schema of the extension's own schedule(name, schedule, command).
+    SELECT n.nspname INTO v_schema
+      FROM pg_extension x
+      JOIN pg_depend d ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = x.oid AND d.deptype = 'e'
+                      AND d.classid = 'pg_proc'::regclass
+      JOIN pg_proc p ON p.oid = d.objid AND p.proname = 'schedule' AND p.pronargs = 3
+      JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE x.extname = 'pg_cron'
+     LIMIT 1;
+    IF v_schema IS NULL THEN
+        RAISE NOTICE 'pg_cron is not installed in this database: no jobs were scheduled'
+            USING HINT = 'Add pg_cron to shared_preload_libraries (cron.database_name = this database), restart, then CREATE EXTENSION pg_cron; and call steward.schedule_jobs() again.';
+        RETURN;
+    END IF;
+    FOR j IN SELECT * FROM (VALUES
+        ('steward-hourly-snapshots', '0 * * * *',  'SELECT steward.capture_index_usage_snapshot(); SELECT steward.capture_table_bloat_snapshot();'),
+        ('steward-daily-checks',     '15 3 * * *', 'SELECT steward.check_table_bloat_alerts();'),
+        ('steward-alert-checks',     '*/15 * * * *', 'SELECT steward.check_alerts();'),
+        ('steward-daily-retention',  '45 3 * * *', 'SELECT count(*) FROM steward.retention_run();'),
+        ('steward-weekly-maintenance', '30 3 * * 0', 'SELECT steward.weekly_maintenance();'),
+        ('steward-monthly-report',   '0 4 1 * *',  'SELECT steward.create_performance_alert(''report'', ''info'', ''monthly health report'', steward.health_report());')
+    ) AS t(jobname, schedule, command) LOOP
+        EXECUTE format('SELECT %I.schedule($1, $2, $3)', v_schema) INTO v_id USING j.jobname, j.schedule, j.command;
+        jobname := j.jobname; schedule := j.schedule; command := j.command; jobid := v_id;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+INSERT INTO steward.function_grants (signature, audience, reason) VALUES
+    ('steward._check_alerts(bigint)', '{admins}', 'body of check_alerts(), which takes the caller (statement texts in alerts follow its rights)');
 
 -- Every upgrade script ends like the install script: nothing new is executable by PUBLIC,
 -- steward.function_grants names only functions that exist, and the grants are re-applied.

@@ -16,14 +16,19 @@ $$;
 
 -- The report reads as the extension owner; statement texts in it follow the caller's rights
 -- (see steward._sees_statements_of), so the body takes the caller from the public entry point.
-CREATE FUNCTION steward._health_report_for(caller oid) RETURNS jsonb
+-- list_limit caps each list of findings (default: the reportListLimit setting; check_alerts()
+-- passes alertObjectLimit); counts in "summary" are always exact.
+CREATE FUNCTION steward._health_report_for(caller oid, list_limit integer DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 SET work_mem = '64MB'
 AS $$
 DECLARE
-    v_list  integer := steward.setting_number('reportListLimit')::integer;
+    v_list  integer := coalesce(list_limit, steward.setting_number('reportListLimit')::integer);
+    v_slow  numeric := steward.setting_number('slowQueryThresholdMs');
+    v_mi    numeric := steward.setting_number('missingIndexMinimumBytes');
+    v_rules jsonb   := steward._alert_rules_json();
     v_top   integer := steward.setting_number('reportTableLimit')::integer;
     v_bloat numeric := steward.setting_number('highBloatThresholdPercent');
     v_min   numeric := steward.setting_number('bloatMinimumBytes');
@@ -38,8 +43,21 @@ BEGIN
          ih AS MATERIALIZED (SELECT * FROM steward.index_health()),
          dup AS MATERIALIZED (SELECT * FROM steward.duplicate_indexes()),
          inv AS MATERIALIZED (SELECT * FROM steward.invalid_indexes()),
-         sq AS MATERIALIZED (SELECT * FROM steward._slow_queries_for(caller, 24, steward.setting_number('slowQueryThresholdMs')::integer)),
-         lr AS MATERIALIZED (SELECT * FROM steward._long_running_sessions_for(caller)),
+         sq AS MATERIALIZED (SELECT * FROM steward._slow_queries_for(caller, 24, v_slow::integer)),
+         lr AS MATERIALIZED (SELECT l.*, a.backend_start
+                               FROM steward._long_running_sessions_for(caller) l
+                               LEFT JOIN pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid),
+         -- Large tables read mostly by sequential scans (counters as pg_stat_user_tables sums them).
+         mi AS MATERIALIZED (
+             SELECT t.schemaname, t.relname, t.table_size, s.seq_scan, s.seq_tup_read, s.idx_scan,
+                    round(s.seq_scan * 100.0 / (s.seq_scan + s.idx_scan), 1) AS seq_scan_pct
+               FROM th t
+              CROSS JOIN LATERAL (
+                    SELECT pg_stat_get_numscans(t.relid) AS seq_scan,
+                           pg_stat_get_tuples_returned(t.relid) AS seq_tup_read,
+                           (SELECT coalesce(sum(pg_stat_get_numscans(i.indexrelid)), 0)::bigint
+                              FROM pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) t.relid) AS idx_scan) s
+              WHERE t.table_size >= v_mi AND s.seq_scan >= 50),
          seqs AS MATERIALIZED (SELECT * FROM steward.sequence_usage() s WHERE s.pct_used > v_seq AND NOT s.cycles),
          twrap AS MATERIALIZED (SELECT * FROM steward.table_wraparound(v_list) w WHERE w.past_freeze_max_age)
     SELECT jsonb_build_object(
@@ -60,6 +78,8 @@ BEGIN
             'duplicateIndexes', (SELECT count(*) FROM dup),
             'invalidIndexes', (SELECT count(*) FROM inv),
             'slowQueries', (SELECT count(*) FROM sq),
+            'tablesVacuumOverdue', (SELECT count(*) FROM th WHERE vacuum_overdue),
+            'missingIndexes', (SELECT count(*) FROM mi),
             'totalSize', (SELECT coalesce(sum(table_size), 0) FROM th)),
         'tables', (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.table_size DESC), '[]')
                      FROM (SELECT * FROM th ORDER BY table_size DESC LIMIT v_top) t),
@@ -72,6 +92,22 @@ BEGIN
              SELECT jsonb_build_object('table', format('%I.%I', schemaname, relname),
                                        'last_analyze_any', last_analyze_any, 'n_mod_since_analyze', n_mod_since_analyze) AS x
                FROM th WHERE needs_analyze ORDER BY n_mod_since_analyze DESC NULLS LAST, table_size DESC LIMIT v_list) v),
+        'tablesVacuumOverdue', (SELECT coalesce(jsonb_agg(x), '[]') FROM (
+             SELECT jsonb_build_object('table', format('%I.%I', schemaname, relname), 'n_dead_tup', n_dead_tup,
+                                       'n_live_tup', n_live_tup, 'last_vacuum_any', last_vacuum_any,
+                                       'days_since_vacuum', round((extract(epoch FROM now() - last_vacuum_any) / 86400)::numeric, 1)) AS x
+               FROM th WHERE vacuum_overdue ORDER BY n_dead_tup DESC LIMIT v_list) v),
+        'missingIndexes', (SELECT coalesce(jsonb_agg(x), '[]') FROM (
+             SELECT jsonb_build_object('table', format('%I.%I', schemaname, relname), 'table_size', table_size,
+                                       'seq_scan', seq_scan, 'seq_tup_read', seq_tup_read, 'idx_scan', idx_scan,
+                                       'seq_scan_pct', seq_scan_pct) AS x
+               FROM mi ORDER BY seq_tup_read DESC LIMIT v_list) v),
+        'queryStats', (SELECT jsonb_build_object('hours', 24, 'count', count(*),
+                                                 'slow_count', count(*) FILTER (WHERE l.duration_ms > v_slow),
+                                                 'avg_ms', round(avg(l.duration_ms), 1),
+                                                 'p95_ms', round((percentile_cont(0.95) WITHIN GROUP (ORDER BY l.duration_ms))::numeric, 1))
+                         FROM steward.query_performance_logs l
+                        WHERE l.execution_timestamp > now() - interval '24 hours'),
         'bloatedTables', (SELECT coalesce(jsonb_agg(x), '[]') FROM (
              SELECT jsonb_build_object('table', format('%I.%I', schemaname, relname), 'bloat_pct', bloat_pct,
                                        'bloat_bytes', bloat_bytes, 'table_size', table_size, 'confidence', bloat_confidence) AS x
@@ -119,7 +155,7 @@ BEGIN
                FROM steward.performance_alerts WHERE resolved_at IS NULL
               ORDER BY created_at DESC LIMIT v_list) a)
     ) INTO r;
-    RETURN r || jsonb_build_object('recommendations', steward._report_recommendations(r));
+    RETURN r || jsonb_build_object('recommendations', steward._report_recommendations(r, v_rules));
 END
 $$;
 

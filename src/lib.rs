@@ -9,6 +9,7 @@
 //! 4. `health.sql`      — the public health functions (SQL over the catalogs + the Rust parts)
 //! 5. `alerts.sql`      — alert creation and bloat alerts
 //! 6. `facade.sql`      — `install_rpc_facade(schema)`: the seed-named wrappers
+//!    `alert_rules.sql` — the rule table of recommendations and alerts, check_alerts()
 //! 7. `maintenance.sql` — VACUUM/ANALYZE/REINDEX through a background worker, history, pg_cron
 //! 8. `retention.sql`   — retention policies, configuration backup/restore
 //! 9. `config.sql`      — configuration tables, validators, effective configuration, provenance
@@ -22,6 +23,7 @@ use pgrx::prelude::*;
 
 mod common;
 mod health;
+mod alerts;
 mod config;
 mod audit;
 mod diff;
@@ -74,16 +76,18 @@ extension_sql_file!(
     name = "report",
     requires = [
         "alerts",
-        health::report_recommendations,
+        alerts::report_recommendations,
+        alerts::report_findings,
         health::render_report_text
     ]
 );
 extension_sql_file!("../sql/facade.sql", name = "facade", requires = ["report"]);
+extension_sql_file!("../sql/alert_rules.sql", name = "alert_rules", requires = ["facade"]);
 extension_sql_file!(
     "../sql/maintenance.sql",
     name = "maintenance",
     requires = [
-        "facade",
+        "alert_rules",
         maintenance::maintenance_submit,
         common::privilege::enter,
         common::privilege::caller_sql,

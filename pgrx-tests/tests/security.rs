@@ -99,3 +99,6 @@ mod grants;
 
 #[path = "security/migrate.rs"]
 mod migrate;
+
+#[path = "security/alerts.rs"]
+mod alerts;

@@ -103,6 +103,8 @@ const READERS: &[&str] = &[
     "SELECT steward.migration_is_applied(1)",
     "SELECT * FROM steward.migration_history()",
     "SELECT * FROM steward.migration_check('CREATE INDEX ON public.standby_t (id); TRUNCATE public.standby_t')",
+    "SELECT steward.list_alerts('{\"status\": \"all\"}')",
+    "SELECT * FROM steward.effective_alert_rules",
 ];
 
 const WRITERS: &[&str] = &[
@@ -116,6 +118,12 @@ const WRITERS: &[&str] = &[
     "SELECT steward.migration_apply()",
     "SELECT steward.migration_rollback(7001)",
     "SELECT steward.rollback((SELECT id FROM steward.configuration_audit_log ORDER BY changed_at DESC LIMIT 1))",
+    "SELECT steward.check_alerts()",
+    "SELECT steward.check_table_bloat_alerts()",
+    "SELECT steward.set_alert_rule('high_bloat', false)",
+    "SELECT steward.reset_alert_rule('high_bloat')",
+    "SELECT steward.acknowledge_alert(gen_random_uuid())",
+    "SELECT steward.resolve_alert(gen_random_uuid())",
 ];
 
 #[test]

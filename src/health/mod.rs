@@ -494,12 +494,6 @@ pub fn index_redundancy() -> Result<
     Ok(TableIterator::new(rows))
 }
 
-/// Recommendations (CONTRACT §1 rules plus one per finding) for a report document.
-#[pg_extern(name = "_report_recommendations", immutable, parallel_safe)]
-pub fn report_recommendations(report: JsonB) -> Result<JsonB, ErrorReport> {
-    report::recommendations(&report.0).map(JsonB).map_err(ErrorReport::from)
-}
-
 /// A report document as aligned, readable text.
 #[pg_extern(name = "_render_report_text", immutable, parallel_safe)]
 pub fn render_report_text(report: JsonB) -> Result<String, ErrorReport> {

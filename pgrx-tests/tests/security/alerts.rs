@@ -1,0 +1,144 @@
+//! Alerts (issue #16): the check, the rule changes and the alert list are for admins only; the
+//! check's body cannot be called with a made-up caller; alerts (read by every admin) and their
+//! notifications never carry a statement text the reader could not see in pg_stat_statements;
+//! hostile input to the rule and list functions is refused without crashing a backend.
+
+use crate::common::{as_role, sqlstate};
+use crate::{connect_as, is_superuser, sec_setup, survived, witness, ALICE_CLAIMS};
+
+const ADMIN_ONLY: &[&str] = &[
+    "SELECT steward.check_alerts()",
+    "SELECT steward.list_alerts()",
+    "SELECT steward.set_alert_rule('high_bloat', false)",
+    "SELECT steward.reset_alert_rule('high_bloat')",
+    "SELECT steward.acknowledge_alert(gen_random_uuid())",
+    "SELECT steward.resolve_alert(gen_random_uuid(), 'x')",
+    "SELECT public.check_alerts()",
+    "SELECT public.list_alerts()",
+    "SELECT public.acknowledge_alert(gen_random_uuid())",
+    "SELECT public.resolve_alert(gen_random_uuid(), 'x')",
+    "SELECT * FROM steward.alert_rules",
+    "SELECT * FROM steward.alert_checks",
+    "UPDATE steward.alert_rule_overrides SET enabled = false",
+];
+
+#[test]
+fn end_users_and_anon_cannot_check_list_or_change_alerts() {
+    sec_setup();
+    let mut api = connect_as("authenticator");
+    for (role, claims) in [("authenticated", ALICE_CLAIMS), ("anon", r#"{"role": "anon"}"#)] {
+        for sql in ADMIN_ONLY {
+            let err = as_role(&mut api, role, claims, |tx| tx.batch_execute(sql)).expect_err(sql);
+            assert_eq!(sqlstate(&err), "42501", "{role}: {sql}: {err}");
+        }
+    }
+    // A monitoring role reads the report (and so the recommendations) but changes nothing.
+    let mut root = connect_as("postgres");
+    root.batch_execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sec_monitor') THEN CREATE ROLE sec_monitor LOGIN; END IF; END $$;
+         GRANT pg_monitor TO sec_monitor;",
+    )
+    .expect("monitor role");
+    let mut monitor = connect_as("sec_monitor");
+    monitor.batch_execute("SELECT steward.health_report()").expect("pg_monitor reads the report");
+    for sql in ["SELECT steward.check_alerts()", "SELECT steward.set_alert_rule('high_bloat', false)"] {
+        let err = monitor.batch_execute(sql).expect_err(sql);
+        assert_eq!(sqlstate(&err), "42501", "pg_monitor: {sql}: {err}");
+    }
+    assert_eq!(root.query_one("SELECT count(*) FROM steward.alert_rule_overrides", &[]).expect("n").get::<_, i64>(0), 0);
+}
+
+#[test]
+fn the_checks_body_cannot_be_called_with_a_made_up_caller() {
+    sec_setup();
+    let mut admin = connect_as("sec_admin");
+    for sql in [
+        "SELECT steward._check_alerts(42)",
+        "SELECT steward._check_alerts_for(10::oid)",
+        "SELECT steward._alert_notify('opened', NULL::steward.performance_alerts)",
+    ] {
+        let err = admin.batch_execute(sql).expect_err(sql);
+        assert_eq!(sqlstate(&err), "42501", "{sql}: {err}");
+    }
+    assert!(!is_superuser(&mut connect_as("postgres"), "sec_admin"));
+}
+
+/// pg_cron runs check_alerts() as the superuser, who sees every statement text; the alerts it
+/// writes are read by admins who may not.  Statement texts from pg_stat_statements therefore
+/// never go into alerts or notifications (the queryid does).
+#[test]
+fn alerts_never_carry_statement_texts_from_pg_stat_statements() {
+    sec_setup();
+    let mut root = connect_as("postgres");
+    root.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").expect("pg_stat_statements");
+    root.batch_execute("SELECT /* sec_alert_marker_root_only */ 1 AS a, pg_sleep(1.1)").expect("slow statement");
+    let mut listener = connect_as("postgres");
+    listener.batch_execute("LISTEN steward_alerts").expect("listen");
+    root.batch_execute("SELECT steward.check_alerts()").expect("check as the superuser");
+    let leaked: i64 = root
+        .query_one(
+            "SELECT count(*) FROM steward.performance_alerts
+              WHERE message LIKE '%sec_alert_marker%' OR details::text LIKE '%sec_alert_marker%'",
+            &[],
+        )
+        .expect("alerts")
+        .get(0);
+    assert_eq!(leaked, 0, "no statement text from pg_stat_statements in alerts");
+    let slow: i64 = root
+        .query_one(
+            "SELECT count(*) FROM steward.performance_alerts WHERE rule_id = 'slow_query' AND object_name LIKE 'pg_stat_statements %'",
+            &[],
+        )
+        .expect("alerts")
+        .get(0);
+    assert!(slow >= 1, "the slow statement is alerted by its queryid");
+    let mut admin = connect_as("sec_admin");
+    let listed: String = admin.query_one("SELECT steward.list_alerts('{\"status\": \"all\"}', 1, 1000)::text", &[]).expect("list").get(0);
+    assert!(!listed.contains("sec_alert_marker"));
+    use postgres::fallible_iterator::FallibleIterator;
+    let mut n = listener.notifications();
+    let payloads: Vec<String> = n.timeout_iter(std::time::Duration::from_millis(500)).map(|m| Ok(m.payload().to_string())).collect().unwrap_or_default();
+    assert!(!payloads.is_empty(), "the check announced its alerts");
+    assert!(payloads.iter().all(|p| !p.contains("sec_alert_marker")), "{payloads:?}");
+}
+
+#[test]
+fn hostile_rule_changes_and_list_filters_are_refused_cleanly() {
+    sec_setup();
+    let mut w = witness();
+    let mut admin = connect_as("sec_admin");
+    let huge = format!("{{{}}}", (0..5000).map(|i| format!("\"k{i}\": 1")).collect::<Vec<_>>().join(","));
+    let cases: Vec<(String, &str)> = vec![
+        ("SELECT steward.set_alert_rule('high_bloat', p_thresholds => '{\"warning\": 1e400}')".into(), "22023"),
+        ("SELECT steward.set_alert_rule('high_bloat', p_thresholds => '{\"warning\": -1e20}')".into(), "22023"),
+        (format!("SELECT steward.set_alert_rule('high_bloat', p_thresholds => '{huge}')"), "22023"),
+        ("SELECT steward.set_alert_rule(NULL)".into(), "22023"),
+        ("SELECT steward.set_alert_rule('high_bloat'' OR true --', false)".into(), "22023"),
+        ("SELECT steward.set_alert_rule('high_bloat', p_resolve_after_checks => -5)".into(), "22023"),
+        ("SELECT steward.list_alerts('{\"object\": 5}')".into(), "22023"),
+        ("SELECT steward.list_alerts('{\"startDate\": \"infinity-and-beyond\"}')".into(), "22023"),
+        ("SELECT steward.list_alerts('{}', 1, 1001)".into(), "22023"),
+        ("SELECT steward._report_findings('{\"slowQueries\": 5}', '[]')".into(), "42501"),
+    ];
+    for (sql, state) in &cases {
+        let err = admin.batch_execute(sql).expect_err(sql);
+        assert_eq!(sqlstate(&err), *state, "{sql}: {err}");
+    }
+    // A page far beyond the end is an empty page, not an overflow.
+    let far: String = admin
+        .query_one("SELECT steward.list_alerts('{\"status\": \"all\"}', 2147483647, 1000)::text", &[])
+        .expect("far page")
+        .get(0);
+    assert!(far.contains("\"alerts\": []"), "{far}");
+    assert!(survived(&mut w));
+    let mut root = connect_as("postgres");
+    assert_eq!(root.query_one("SELECT count(*) FROM steward.alert_rule_overrides", &[]).expect("n").get::<_, i64>(0), 0);
+    // The evaluator itself (superuser-only) refuses malformed reports and rules with 22023.
+    for sql in [
+        "SELECT steward._report_findings('{\"slowQueries\": 5}', '[]')",
+        "SELECT steward._report_findings('{}', '[{\"rule_id\": \"x\", \"metric\": \"rm -rf\"}]')",
+    ] {
+        let err = root.batch_execute(sql).expect_err(sql);
+        assert_eq!(sqlstate(&err), "22023", "{sql}: {err}");
+    }
+}
