@@ -41,6 +41,7 @@ SELECT 'steward.' || f, array_agg(DISTINCT a ORDER BY a), string_agg(DISTINCT r,
       _health_report(bigint); _health_report_text(bigint)',
      '{admins,monitor}', 'bodies of read-only entry points that take the caller'),
     ('_check_alerts(bigint)', '{admins}', 'body of check_alerts(), which takes the caller (statement texts in alerts follow its rights)'),
+    ('_generate_monthly_report(bigint,date)', '{admins}', 'body of generate_monthly_report(), which takes the caller'),
     -- Entry points that act on a relation the caller names: SECURITY INVOKER wrappers over a
     -- SECURITY DEFINER body that checks the caller's own rights.
     ('_resolve_relation(text,"char"[]);
@@ -148,7 +149,7 @@ BEGIN
     EXECUTE format('GRANT SELECT ON steward.effective_settings, steward.setting_defaults, steward.settings,
                     steward.index_usage_snapshots, steward.table_bloat_snapshots, steward.performance_alerts,
                     steward.query_performance_logs, steward.alert_rules, steward.alert_rule_overrides,
-                    steward.effective_alert_rules, steward.alert_checks TO %s, pg_monitor',
+                    steward.effective_alert_rules, steward.alert_checks, steward.health_reports TO %s, pg_monitor',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     EXECUTE format('GRANT INSERT, UPDATE, DELETE ON steward.performance_alerts, steward.query_performance_logs TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));

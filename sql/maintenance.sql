@@ -594,7 +594,7 @@ BEGIN
         ('steward-alert-checks',     '*/15 * * * *', 'SELECT steward.check_alerts();'),
         ('steward-daily-retention',  '45 3 * * *', 'SELECT count(*) FROM steward.retention_run();'),
         ('steward-weekly-maintenance', '30 3 * * 0', 'SELECT steward.weekly_maintenance();'),
-        ('steward-monthly-report',   '0 4 1 * *',  'SELECT steward.create_performance_alert(''report'', ''info'', ''monthly health report'', steward.health_report());')
+        ('steward-monthly-report',   '0 4 1 * *',  'SELECT steward.generate_monthly_report();')
     ) AS t(jobname, schedule, command) LOOP
         EXECUTE format('SELECT %I.schedule($1, $2, $3)', v_schema) INTO v_id USING j.jobname, j.schedule, j.command;
         jobname := j.jobname; schedule := j.schedule; command := j.command; jobid := v_id;

@@ -12,6 +12,7 @@
 //!    `alert_rules.sql` — the rule table of recommendations and alerts, check_alerts()
 //! 7. `maintenance.sql` — VACUUM/ANALYZE/REINDEX through a background worker, history, pg_cron
 //! 8. `retention.sql`   — retention policies, configuration backup/restore
+//!    `monthly.sql`     — the monthly health report with history and comparisons
 //! 9. `config.sql`      — configuration tables, validators, effective configuration, provenance
 //! 10. `audit.sql`       — the audit log, audit_enable/verify/purge (trigger in `src/audit`)
 //! 11. `history.sql`     — history, statistics, CSV, rollback (diff/patch in `src/diff`,
@@ -97,6 +98,11 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!("../sql/retention.sql", name = "retention", requires = ["maintenance"]);
+extension_sql_file!(
+    "../sql/monthly.sql",
+    name = "monthly",
+    requires = ["retention", alerts::render_monthly_report]
+);
 extension_sql_file!(
     "../sql/config.sql",
     name = "config",

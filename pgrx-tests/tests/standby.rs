@@ -105,6 +105,7 @@ const READERS: &[&str] = &[
     "SELECT * FROM steward.migration_check('CREATE INDEX ON public.standby_t (id); TRUNCATE public.standby_t')",
     "SELECT steward.list_alerts('{\"status\": \"all\"}')",
     "SELECT * FROM steward.effective_alert_rules",
+    "SELECT steward.list_monthly_reports()",
 ];
 
 const WRITERS: &[&str] = &[
@@ -124,6 +125,7 @@ const WRITERS: &[&str] = &[
     "SELECT steward.reset_alert_rule('high_bloat')",
     "SELECT steward.acknowledge_alert(gen_random_uuid())",
     "SELECT steward.resolve_alert(gen_random_uuid())",
+    "SELECT steward.generate_monthly_report()",
 ];
 
 #[test]

@@ -34,3 +34,11 @@ pub fn report_recommendations(report: JsonB, rules: JsonB) -> Result<JsonB, Erro
 #[cfg(any(test, feature = "pg_test"))]
 #[path = "alerts_test.rs"]
 mod alerts_test;
+
+pub mod monthly;
+
+/// A monthly report (`steward.health_reports.report`) as aligned text.
+#[pg_extern(name = "_render_monthly_report", immutable, parallel_safe)]
+pub fn render_monthly_report(report: JsonB) -> Result<String, ErrorReport> {
+    monthly::render(&report.0).map_err(ErrorReport::from)
+}

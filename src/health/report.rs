@@ -49,7 +49,7 @@ pub fn aligned(headers: &[&str], rows: &[Vec<String>]) -> String {
             }
         }
     }
-    let numeric = |s: &str| !s.is_empty() && s.trim_end_matches('%').replace([',', '.', ' ', '-'], "").chars().all(|c| c.is_ascii_digit() || "kMGTB".contains(c)) && s.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '-');
+    let numeric = |s: &str| !s.is_empty() && s.trim_end_matches('%').replace([',', '.', ' ', '-', '+'], "").chars().all(|c| c.is_ascii_digit() || "kMGTB".contains(c)) && s.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '+');
     let fmt_row = |cells: &[String]| -> String {
         let mut line = String::from("  ");
         for (i, w) in widths.iter().enumerate() {

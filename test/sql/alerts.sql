@@ -73,7 +73,7 @@ INSERT INTO steward.query_performance_logs (query_text, duration_ms)
 SELECT 'SELECT * FROM orders WHERE note = $1', 1500 FROM generate_series(1, 3);
 SELECT 'checked' FROM steward.check_alerts();
 SELECT 'checked' FROM steward.check_alerts();
-SELECT rule_id, alert_type, severity, object_kind, occurrences, current_value, message,
+SELECT rule_id, alert_type, severity, object_kind, occurrences, current_value, replace(message, current_database(), '<db>') AS message,
        details ->> 'query' AS query, resolved_at IS NULL AS open
   FROM steward.performance_alerts WHERE rule_id IN ('slow_query', 'slow_query_p95') ORDER BY rule_id;
 INSERT INTO steward.query_performance_logs (query_text, duration_ms)

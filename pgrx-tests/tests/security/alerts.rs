@@ -20,6 +20,13 @@ const ADMIN_ONLY: &[&str] = &[
     "SELECT * FROM steward.alert_rules",
     "SELECT * FROM steward.alert_checks",
     "UPDATE steward.alert_rule_overrides SET enabled = false",
+    "SELECT steward.generate_monthly_report()",
+    "SELECT steward.monthly_report('2024-01-01')",
+    "SELECT steward.monthly_report_text('2024-01-01')",
+    "SELECT steward.list_monthly_reports()",
+    "SELECT public.generate_monthly_report()",
+    "SELECT public.list_monthly_reports()",
+    "SELECT * FROM steward.health_reports",
 ];
 
 #[test]
@@ -55,6 +62,8 @@ fn the_checks_body_cannot_be_called_with_a_made_up_caller() {
     for sql in [
         "SELECT steward._check_alerts(42)",
         "SELECT steward._check_alerts_for(10::oid)",
+        "SELECT steward._generate_monthly_report(42, NULL)",
+        "SELECT steward._generate_monthly_report_for(10::oid, NULL)",
         "SELECT steward._alert_notify('opened', NULL::steward.performance_alerts)",
     ] {
         let err = admin.batch_execute(sql).expect_err(sql);
