@@ -41,7 +41,12 @@ INSERT INTO steward.setting_defaults (key, value, min_value, max_value, descript
     ('replicationLagSeconds',         '60',   0, NULL, 'A standby whose replay is behind by more than this many seconds is reported'),
     ('alertResolveAfterChecks',       '2',    1, 1000, 'steward.check_alerts() resolves an alert after its rule has not fired for this many consecutive checks (rules may override it)'),
     ('alertObjectLimit',              '1000', 1, 100000, 'steward.check_alerts() evaluates at most this many objects per list of the report (the largest or worst first)'),
-    ('missingIndexMinimumBytes',      '10485760', 0, NULL, 'Tables smaller than this are never reported as missing an index (a sequential scan of a small table is cheap)');
+    ('missingIndexMinimumBytes',      '10485760', 0, NULL, 'Tables smaller than this are never reported as missing an index (a sequential scan of a small table is cheap)'),
+    ('snapshotRetentionDays',         '90',   1, 3660, 'steward.purge_history() removes table, index and database snapshots (and alert check runs) older than this many days'),
+    ('queryLogRetentionDays',         '30',   1, 3660, 'steward.purge_history() removes query_performance_logs rows older than this many days'),
+    ('resolvedAlertRetentionDays',    '180',  1, 3660, 'steward.purge_history() removes alerts resolved more than this many days ago'),
+    ('maintenanceRetentionDays',      '365',  1, 3660, 'steward.purge_history() removes finished maintenance records older than this many days'),
+    ('diskCapacityBytes',             '0',    0, NULL, 'The size steward.size_trend() projects the database towards when no threshold is given (0: none)');
 
 -- Values an administrator changed.  Dumped with the database (pg_extension_config_dump).
 CREATE TABLE steward.settings (

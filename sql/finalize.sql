@@ -35,6 +35,9 @@ SELECT 'steward.' || f, array_agg(DISTINCT a ORDER BY a), string_agg(DISTINCT r,
       table_exists(text); index_exists(text); capabilities(); health_report(); health_report_text();
       pg_stat_statements_schema(); caller_id(); caller_uuid(); setting_number(text); replication_health()',
      '{admins,monitor}', 'read-only health'),
+    ('size_trend(text,integer,integer,bigint); index_usage_trend(text,integer,integer); xid_trend(integer,integer);
+      query_trend(timestamptz,timestamptz,integer)',
+     '{admins,monitor}', 'read-only trends'),
     -- Entry points that show statement texts hand the caller to their bodies
     -- (src/common/privilege.rs): the bodies are called with the caller's rights.
     ('_enter(); _slow_queries(bigint,integer,integer); _long_running_sessions(bigint); _blocking_chains(bigint);
@@ -149,7 +152,8 @@ BEGIN
     EXECUTE format('GRANT SELECT ON steward.effective_settings, steward.setting_defaults, steward.settings,
                     steward.index_usage_snapshots, steward.table_bloat_snapshots, steward.performance_alerts,
                     steward.query_performance_logs, steward.alert_rules, steward.alert_rule_overrides,
-                    steward.effective_alert_rules, steward.alert_checks, steward.health_reports TO %s, pg_monitor',
+                    steward.effective_alert_rules, steward.alert_checks, steward.health_reports,
+                    steward.database_snapshots TO %s, pg_monitor',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     EXECUTE format('GRANT INSERT, UPDATE, DELETE ON steward.performance_alerts, steward.query_performance_logs TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));

@@ -13,6 +13,7 @@
 //! 7. `maintenance.sql` — VACUUM/ANALYZE/REINDEX through a background worker, history, pg_cron
 //! 8. `retention.sql`   — retention policies, configuration backup/restore
 //!    `monthly.sql`     — the monthly health report with history and comparisons
+//!    `trends.sql`      — database snapshots, history retention, trend functions for charts
 //! 9. `config.sql`      — configuration tables, validators, effective configuration, provenance
 //! 10. `audit.sql`       — the audit log, audit_enable/verify/purge (trigger in `src/audit`)
 //! 11. `history.sql`     — history, statistics, CSV, rollback (diff/patch in `src/diff`,
@@ -103,6 +104,7 @@ extension_sql_file!(
     name = "monthly",
     requires = ["retention", alerts::render_monthly_report]
 );
+extension_sql_file!("../sql/trends.sql", name = "trends", requires = ["monthly"]);
 extension_sql_file!(
     "../sql/config.sql",
     name = "config",

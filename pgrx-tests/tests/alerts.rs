@@ -226,3 +226,50 @@ fn check_results_say_which_rules_could_not_be_evaluated() {
         .get(0);
     assert_eq!(fired, 0);
 }
+
+/// The index-usage trend across `pg_stat_reset()` (issue #16 item 4): counters that go
+/// backwards are a reset, not negative use — scans before and after it both count.
+#[test]
+fn index_usage_trend_counts_scans_across_a_statistics_reset() {
+    setup();
+    let mut root = connect("postgres", "postgres");
+    root.batch_execute("DROP DATABASE IF EXISTS steward_trend_it WITH (FORCE)").expect("drop");
+    root.batch_execute("CREATE DATABASE steward_trend_it").expect("create");
+    let mut db = connect("steward_trend_it", "postgres");
+    db.batch_execute(
+        "CREATE EXTENSION pg_steward;
+         CREATE TABLE public.trend_t (id int PRIMARY KEY, v text);
+         INSERT INTO public.trend_t SELECT g, 'x' FROM generate_series(1, 1000) g;
+         ANALYZE public.trend_t;",
+    )
+    .expect("table");
+    let scans = |db: &mut Client, n: i32| {
+        for k in 0..n {
+            db.batch_execute(&format!("SET enable_seqscan = off; SELECT v FROM public.trend_t WHERE id = {}; RESET enable_seqscan", k + 1))
+                .expect("index scan");
+        }
+        db.batch_execute("SELECT pg_stat_force_next_flush()").expect("flush");
+    };
+    let idx_scan = |db: &mut Client| -> i64 {
+        db.query_one("SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'trend_t_pkey'", &[]).expect("idx_scan").get(0)
+    };
+    db.batch_execute("SELECT steward.capture_index_usage_snapshot()").expect("snapshot 1");
+    scans(&mut db, 5);
+    db.batch_execute("SELECT steward.capture_index_usage_snapshot()").expect("snapshot 2");
+    let before_reset = idx_scan(&mut db);
+    db.batch_execute("SELECT pg_stat_reset()").expect("reset");
+    scans(&mut db, 3);
+    db.batch_execute("SELECT steward.capture_index_usage_snapshot()").expect("snapshot 3");
+    let after_reset = idx_scan(&mut db);
+    assert!(after_reset < before_reset, "the counter went backwards: {before_reset} -> {after_reset}");
+    let trend: String = db
+        .query_one("SELECT steward.index_usage_trend('public.trend_t_pkey', 1, 24)::text", &[])
+        .expect("trend")
+        .get(0);
+    let trend: serde_json::Value = serde_json::from_str(&trend).expect("json");
+    assert_eq!(trend["resets"], 1, "{trend}");
+    assert_eq!(trend["snapshots"], 3, "{trend}");
+    assert_eq!(trend["totalScans"], 8, "5 scans before the reset and 3 after: {trend}");
+    let points = trend["points"].as_array().cloned().unwrap_or_default();
+    assert!(points.iter().all(|p| p["scans"].as_i64().unwrap_or(-1) >= 0), "never negative: {trend}");
+}

@@ -106,6 +106,11 @@ const READERS: &[&str] = &[
     "SELECT steward.list_alerts('{\"status\": \"all\"}')",
     "SELECT * FROM steward.effective_alert_rules",
     "SELECT steward.list_monthly_reports()",
+    "SELECT steward.size_trend()",
+    "SELECT steward.size_trend('public.standby_t')",
+    "SELECT steward.index_usage_trend('public.standby_t_pkey')",
+    "SELECT steward.xid_trend()",
+    "SELECT steward.query_trend()",
 ];
 
 const WRITERS: &[&str] = &[
@@ -126,6 +131,8 @@ const WRITERS: &[&str] = &[
     "SELECT steward.acknowledge_alert(gen_random_uuid())",
     "SELECT steward.resolve_alert(gen_random_uuid())",
     "SELECT steward.generate_monthly_report()",
+    "SELECT steward.capture_snapshots()",
+    "SELECT steward.purge_history()",
 ];
 
 #[test]

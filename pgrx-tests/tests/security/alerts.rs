@@ -27,6 +27,14 @@ const ADMIN_ONLY: &[&str] = &[
     "SELECT public.generate_monthly_report()",
     "SELECT public.list_monthly_reports()",
     "SELECT * FROM steward.health_reports",
+    "SELECT steward.capture_snapshots()",
+    "SELECT steward.purge_history()",
+    "SELECT steward.size_trend()",
+    "SELECT steward.index_usage_trend('public.x_pkey')",
+    "SELECT steward.xid_trend()",
+    "SELECT steward.query_trend()",
+    "SELECT public.get_size_trend()",
+    "SELECT * FROM steward.database_snapshots",
 ];
 
 #[test]
@@ -48,7 +56,15 @@ fn end_users_and_anon_cannot_check_list_or_change_alerts() {
     .expect("monitor role");
     let mut monitor = connect_as("sec_monitor");
     monitor.batch_execute("SELECT steward.health_report()").expect("pg_monitor reads the report");
-    for sql in ["SELECT steward.check_alerts()", "SELECT steward.set_alert_rule('high_bloat', false)"] {
+    monitor
+        .batch_execute("SELECT steward.size_trend(); SELECT steward.xid_trend(); SELECT steward.query_trend()")
+        .expect("pg_monitor reads the trends");
+    for sql in [
+        "SELECT steward.check_alerts()",
+        "SELECT steward.set_alert_rule('high_bloat', false)",
+        "SELECT steward.purge_history()",
+        "SELECT steward.capture_snapshots()",
+    ] {
         let err = monitor.batch_execute(sql).expect_err(sql);
         assert_eq!(sqlstate(&err), "42501", "pg_monitor: {sql}: {err}");
     }
@@ -128,6 +144,12 @@ fn hostile_rule_changes_and_list_filters_are_refused_cleanly() {
         ("SELECT steward.list_alerts('{\"startDate\": \"infinity-and-beyond\"}')".into(), "22023"),
         ("SELECT steward.list_alerts('{}', 1, 1001)".into(), "22023"),
         ("SELECT steward._report_findings('{\"slowQueries\": 5}', '[]')".into(), "42501"),
+        ("SELECT steward.size_trend('x\"; DROP TABLE public.user_preferences; --')".into(), "22023"),
+        ("SELECT steward.size_trend(repeat('a.', 100000))".into(), "22023"),
+        ("SELECT steward.size_trend(NULL, 3661)".into(), "22023"),
+        ("SELECT steward.size_trend(NULL, 30, 1000000)".into(), "22023"),
+        ("SELECT steward.query_trend('-infinity', 'infinity')".into(), "22023"),
+        ("SELECT steward.index_usage_trend(NULL)".into(), "22023"),
     ];
     for (sql, state) in &cases {
         let err = admin.batch_execute(sql).expect_err(sql);
