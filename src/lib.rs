@@ -14,6 +14,7 @@
 //! 8. `retention.sql`   — retention policies, configuration backup/restore
 //!    `monthly.sql`     — the monthly health report with history and comparisons
 //!    `trends.sql`      — database snapshots, history retention, trend functions for charts
+//!    `maintenance_console.sql` — maintenance history filters and pages, statistics, the menu
 //! 9. `config.sql`      — configuration tables, validators, effective configuration, provenance
 //! 10. `audit.sql`       — the audit log, audit_enable/verify/purge (trigger in `src/audit`)
 //! 11. `history.sql`     — history, statistics, CSV, rollback (diff/patch in `src/diff`,
@@ -105,6 +106,7 @@ extension_sql_file!(
     requires = ["retention", alerts::render_monthly_report]
 );
 extension_sql_file!("../sql/trends.sql", name = "trends", requires = ["monthly"]);
+extension_sql_file!("../sql/maintenance_console.sql", name = "maintenance_console", requires = ["trends"]);
 extension_sql_file!(
     "../sql/config.sql",
     name = "config",

@@ -111,6 +111,9 @@ const READERS: &[&str] = &[
     "SELECT steward.index_usage_trend('public.standby_t_pkey')",
     "SELECT steward.xid_trend()",
     "SELECT steward.query_trend()",
+    "SELECT steward.maintenance_history_filtered('{\"status\": \"completed\"}')",
+    "SELECT steward.maintenance_statistics()",
+    "SELECT * FROM steward.maintenance_operations_available()",
 ];
 
 const WRITERS: &[&str] = &[

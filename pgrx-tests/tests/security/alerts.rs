@@ -35,6 +35,10 @@ const ADMIN_ONLY: &[&str] = &[
     "SELECT steward.query_trend()",
     "SELECT public.get_size_trend()",
     "SELECT * FROM steward.database_snapshots",
+    "SELECT steward.maintenance_history_filtered()",
+    "SELECT steward.maintenance_statistics()",
+    "SELECT * FROM steward.maintenance_operations_available()",
+    "SELECT public.get_maintenance_history_filtered()",
 ];
 
 #[test]
@@ -150,6 +154,8 @@ fn hostile_rule_changes_and_list_filters_are_refused_cleanly() {
         ("SELECT steward.size_trend(NULL, 30, 1000000)".into(), "22023"),
         ("SELECT steward.query_trend('-infinity', 'infinity')".into(), "22023"),
         ("SELECT steward.index_usage_trend(NULL)".into(), "22023"),
+        ("SELECT steward.maintenance_history_filtered('{\"table\": {\"$ne\": 1}}')".into(), "22023"),
+        ("SELECT steward.maintenance_history_filtered('{}', 1, 100000)".into(), "22023"),
     ];
     for (sql, state) in &cases {
         let err = admin.batch_execute(sql).expect_err(sql);
