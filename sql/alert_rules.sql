@@ -274,7 +274,7 @@ $$;
 -- many checks without the condition resolve its alerts.  Unknown rules, unknown tiers,
 -- non-numbers and thresholds out of order (for an "above" rule warning above critical, say)
 -- are refused with 22023 listing every problem.
-CREATE FUNCTION steward.set_alert_rule(
+CREATE FUNCTION steward._set_alert_rule_impl(
     p_rule_id text, p_enabled boolean DEFAULT NULL, p_thresholds jsonb DEFAULT NULL,
     p_resolve_after_checks integer DEFAULT NULL
 ) RETURNS jsonb
@@ -369,8 +369,29 @@ BEGIN
 END
 $$;
 
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward.set_alert_rule(
+    p_rule_id text, p_enabled boolean DEFAULT NULL, p_thresholds jsonb DEFAULT NULL,
+    p_resolve_after_checks integer DEFAULT NULL
+) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('rule', p_rule_id, 'enabled', p_enabled, 'thresholds', p_thresholds, 'resolveAfterChecks', p_resolve_after_checks);
+BEGIN
+    r := steward._set_alert_rule_impl(p_rule_id, p_enabled, p_thresholds, p_resolve_after_checks);
+    PERFORM steward._admin_logged('steward.set_alert_rule', a, NULL);
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.set_alert_rule', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
 -- Back to the built-in rule (admins).
-CREATE FUNCTION steward.reset_alert_rule(p_rule_id text) RETURNS jsonb
+CREATE FUNCTION steward._reset_alert_rule_impl(p_rule_id text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -381,6 +402,24 @@ BEGIN
     END IF;
     DELETE FROM steward.alert_rule_overrides WHERE rule_id OPERATOR(pg_catalog.=) p_rule_id;
     RETURN (SELECT to_jsonb(e) FROM steward.effective_alert_rules e WHERE e.rule_id OPERATOR(pg_catalog.=) p_rule_id);
+END
+$$;
+
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward.reset_alert_rule(p_rule_id text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('rule', p_rule_id);
+BEGIN
+    r := steward._reset_alert_rule_impl(p_rule_id);
+    PERFORM steward._admin_logged('steward.reset_alert_rule', a, NULL);
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.reset_alert_rule', a, SQLSTATE, SQLERRM);
+    RAISE;
 END
 $$;
 

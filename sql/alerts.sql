@@ -36,7 +36,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION steward.acknowledge_alert(p_alert_id uuid) RETURNS steward.performance_alerts
+CREATE FUNCTION steward._acknowledge_alert_impl(p_alert_id uuid) RETURNS steward.performance_alerts
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -60,7 +60,25 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION steward.resolve_alert(p_alert_id uuid, p_resolution_notes text DEFAULT NULL)
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward.acknowledge_alert(p_alert_id uuid) RETURNS steward.performance_alerts
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r steward.performance_alerts;
+    a jsonb := jsonb_build_object('alertId', p_alert_id);
+BEGIN
+    r := steward._acknowledge_alert_impl(p_alert_id);
+    PERFORM steward._admin_logged('steward.acknowledge_alert', a, jsonb_build_object('rule', r.rule_id, 'severity', r.severity, 'object', r.object_name));
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.acknowledge_alert', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
+CREATE FUNCTION steward._resolve_alert_impl(p_alert_id uuid, p_resolution_notes text DEFAULT NULL)
 RETURNS steward.performance_alerts
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -86,6 +104,25 @@ BEGIN
         RAISE EXCEPTION 'alert % does not exist', p_alert_id USING ERRCODE = 'P0002';
     END IF;
     RETURN v;
+END
+$$;
+
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward.resolve_alert(p_alert_id uuid, p_resolution_notes text DEFAULT NULL)
+RETURNS steward.performance_alerts
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r steward.performance_alerts;
+    a jsonb := jsonb_build_object('alertId', p_alert_id, 'notes', left(p_resolution_notes, 1000));
+BEGIN
+    r := steward._resolve_alert_impl(p_alert_id, p_resolution_notes);
+    PERFORM steward._admin_logged('steward.resolve_alert', a, jsonb_build_object('rule', r.rule_id, 'severity', r.severity, 'object', r.object_name));
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.resolve_alert', a, SQLSTATE, SQLERRM);
+    RAISE;
 END
 $$;
 

@@ -638,7 +638,7 @@ $$;
 -- The retention function of the audit log: the only way entries leave it, itself recorded.
 -- The cutoff (now - older_than) is never in the future and never younger than the setting
 -- auditPurgeMinimumDays (default and minimum 1 day): 22023 otherwise, nothing removed.
-CREATE FUNCTION steward.audit_purge(older_than interval DEFAULT NULL, dry_run boolean DEFAULT false)
+CREATE FUNCTION steward._audit_purge_impl(older_than interval DEFAULT NULL, dry_run boolean DEFAULT false)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -668,6 +668,25 @@ BEGIN
     END IF;
     v_n := steward._audit_purge(v_cutoff, coalesce(dry_run, false));
     RETURN jsonb_build_object('cutoff', v_cutoff, 'entries', v_n, 'dry_run', coalesce(dry_run, false));
+END
+$$;
+
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward.audit_purge(older_than interval DEFAULT NULL, dry_run boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('olderThan', older_than, 'dryRun', dry_run);
+BEGIN
+    r := steward._audit_purge_impl(older_than, dry_run);
+    PERFORM steward._admin_logged('steward.audit_purge', a, r);
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.audit_purge', a, SQLSTATE, SQLERRM);
+    RAISE;
 END
 $$;
 

@@ -46,7 +46,8 @@ INSERT INTO steward.setting_defaults (key, value, min_value, max_value, descript
     ('queryLogRetentionDays',         '30',   1, 3660, 'steward.purge_history() removes query_performance_logs rows older than this many days'),
     ('resolvedAlertRetentionDays',    '180',  1, 3660, 'steward.purge_history() removes alerts resolved more than this many days ago'),
     ('maintenanceRetentionDays',      '365',  1, 3660, 'steward.purge_history() removes finished maintenance records older than this many days'),
-    ('diskCapacityBytes',             '0',    0, NULL, 'The size steward.size_trend() projects the database towards when no threshold is given (0: none)');
+    ('diskCapacityBytes',             '0',    0, NULL, 'The size steward.size_trend() projects the database towards when no threshold is given (0: none)'),
+    ('adminLogRetentionDays',         '365',  30, 36600, 'steward.purge_history() removes admin_log rows older than this many days (younger rows cannot be deleted)');
 
 -- Values an administrator changed.  Dumped with the database (pg_extension_config_dump).
 CREATE TABLE steward.settings (
@@ -106,7 +107,7 @@ AS $$
 $$;
 
 -- Change a setting (admins).  Unknown keys and out-of-range values are refused with 22023.
-CREATE FUNCTION steward.set_setting(p_key text, p_value jsonb) RETURNS jsonb
+CREATE FUNCTION steward._set_setting_impl(p_key text, p_value jsonb) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -138,8 +139,26 @@ BEGIN
 END
 $$;
 
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward.set_setting(p_key text, p_value jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('key', p_key, 'value', p_value);
+BEGIN
+    r := steward._set_setting_impl(p_key, p_value);
+    PERFORM steward._admin_logged('steward.set_setting', a, r);
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.set_setting', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
 -- Back to the built-in default (admins).
-CREATE FUNCTION steward.reset_setting(p_key text) RETURNS jsonb
+CREATE FUNCTION steward._reset_setting_impl(p_key text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -150,5 +169,23 @@ BEGIN
     END IF;
     DELETE FROM steward.settings WHERE key = p_key;
     RETURN (SELECT value FROM steward.setting_defaults WHERE key = p_key);
+END
+$$;
+
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward.reset_setting(p_key text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('key', p_key);
+BEGIN
+    r := steward._reset_setting_impl(p_key);
+    PERFORM steward._admin_logged('steward.reset_setting', a, r);
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.reset_setting', a, SQLSTATE, SQLERRM);
+    RAISE;
 END
 $$;

@@ -155,6 +155,8 @@ BEGIN
                     steward.effective_alert_rules, steward.alert_checks, steward.health_reports,
                     steward.database_snapshots TO %s, pg_monitor',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
+    EXECUTE format('GRANT SELECT ON steward.admin_log TO %s',
+                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     EXECUTE format('GRANT INSERT, UPDATE, DELETE ON steward.performance_alerts, steward.query_performance_logs TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     -- Migrations: the registry, its runs, and the seed's view of it (the facade's schema_migrations).

@@ -147,7 +147,7 @@ $$;
 -- hands it the caller's identity (src/common/privilege.rs).  The worker runs the statement as
 -- that caller, so PostgreSQL's own checks apply and VACUUM/ANALYZE/REINDEX switch to the table
 -- owner in a security-restricted operation exactly as they do for a statement typed at psql.
-CREATE FUNCTION steward._run_maintenance(
+CREATE FUNCTION steward._run_maintenance_impl(
     tok bigint,
     operation text,
     table_name text,
@@ -315,6 +315,36 @@ BEGIN
                   HINT = coalesce(r.error_hint, 'The attempt is recorded: see steward.maintenance_history().');
     END IF;
     RETURN r;
+END
+$$;
+
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward._run_maintenance(
+    tok bigint,
+    operation text,
+    table_name text,
+    index_name text,
+    "full" boolean,
+    "analyze" boolean,
+    verbose boolean,
+    concurrently boolean,
+    async boolean,
+    confirm boolean,
+    force boolean
+) RETURNS steward.maintenance_operations
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r steward.maintenance_operations;
+    a jsonb := jsonb_build_object('operation', operation, 'table', table_name, 'index', index_name, 'full', "full", 'analyze', "analyze", 'verbose', "verbose", 'concurrently', "concurrently", 'async', async, 'confirm', confirm, 'force', force);
+BEGIN
+    r := steward._run_maintenance_impl(tok, operation, table_name, index_name, "full", "analyze", "verbose", "concurrently", async, confirm, force);
+    PERFORM steward._admin_logged('steward.run_maintenance', a, jsonb_build_object('operationId', r.id, 'status', r.status, 'durationMs', r.duration_ms));
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.run_maintenance', a, SQLSTATE, SQLERRM);
+    RAISE;
 END
 $$;
 
@@ -563,7 +593,7 @@ $$;
 
 -- pg_cron: hourly snapshots, daily checks and retention, weekly maintenance, monthly report.  Says clearly
 -- when pg_cron is not installed in this database.
-CREATE FUNCTION steward.schedule_jobs() RETURNS TABLE (jobname text, schedule text, command text, jobid bigint)
+CREATE FUNCTION steward._schedule_jobs_impl() RETURNS TABLE (jobname text, schedule text, command text, jobid bigint)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -600,6 +630,25 @@ BEGIN
         jobname := j.jobname; schedule := j.schedule; command := j.command; jobid := v_id;
         RETURN NEXT;
     END LOOP;
+END
+$$;
+
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward.schedule_jobs() RETURNS TABLE (jobname text, schedule text, command text, jobid bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a jsonb := '{}'::jsonb;
+    n bigint;
+BEGIN
+    RETURN QUERY SELECT * FROM steward._schedule_jobs_impl();
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM steward._admin_logged('steward.schedule_jobs', a, jsonb_build_object('rows', n));
+    RETURN;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.schedule_jobs', a, SQLSTATE, SQLERRM);
+    RAISE;
 END
 $$;
 

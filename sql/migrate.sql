@@ -96,7 +96,7 @@ $$;
 -- and position), hold statements, have no BEGIN/COMMIT, and keep a statement that cannot run in
 -- a transaction (CONCURRENTLY, VACUUM) alone with SET statements.  The up script's findings
 -- (migration_check) are stored with it.
-CREATE FUNCTION steward.migration_add(version bigint, description text, up text, down text) RETURNS jsonb
+CREATE FUNCTION steward._migration_add_impl(version bigint, description text, up text, down text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -120,7 +120,7 @@ BEGIN
               DETAIL = pg_catalog.format('%s is NULL', CASE WHEN up IS NULL THEN 'up' ELSE 'down' END),
               HINT = 'The down script undoes the up script; migration_rollback() runs it.';
     END IF;
-    IF EXISTS (SELECT 1 FROM steward.schema_migrations m WHERE m.version OPERATOR(pg_catalog.=) migration_add.version) THEN
+    IF EXISTS (SELECT 1 FROM steward.schema_migrations m WHERE m.version OPERATOR(pg_catalog.=) _migration_add_impl.version) THEN
         RAISE EXCEPTION 'migration % already exists', version USING ERRCODE = '23505',
               DETAIL = 'Versions are unique and a registered migration never changes.',
               HINT = 'Use a new version number.';
@@ -159,6 +159,24 @@ BEGIN
             v_nt, v_up -> 'findings', steward.caller_id());
     RETURN pg_catalog.jsonb_build_object('version', version, 'checksum', pg_catalog.md5(up),
                                          'nonTransactional', v_nt, 'findings', v_up -> 'findings');
+END
+$$;
+
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward.migration_add(version bigint, description text, up text, down text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('version', version, 'description', left(description, 1000), 'upMd5', md5(up), 'downMd5', md5(down), 'upBytes', octet_length(up), 'downBytes', octet_length(down));
+BEGIN
+    r := steward._migration_add_impl(version, description, up, down);
+    PERFORM steward._admin_logged('steward.migration_add', a, jsonb_build_object('version', r -> 'version', 'risk', r -> 'risk'));
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.migration_add', a, SQLSTATE, SQLERRM);
+    RAISE;
 END
 $$;
 
@@ -242,7 +260,7 @@ BEGIN
     -- The worker's transaction sees only committed migrations.
     IF p_refusal IS NULL AND EXISTS (SELECT 1 FROM steward.schema_migrations x
                                       WHERE x.version OPERATOR(pg_catalog.=) p_version
-                                        AND x.xmin::text OPERATOR(pg_catalog.=) pg_catalog.xid(pg_catalog.pg_current_xact_id_if_assigned())::text) THEN
+                                        AND steward._xid_is_mine(x.xmin::text)) THEN
         RAISE EXCEPTION 'migration % was added or changed in this transaction', p_version USING ERRCODE = '55000',
               DETAIL = 'Migrations run in a transaction of their own, which sees only committed migrations.',
               HINT = 'Commit first, then apply.';
@@ -279,7 +297,7 @@ END
 $$;
 
 -- Apply pending migrations in version order, each as one unit, one caller at a time.
-CREATE FUNCTION steward._migration_apply(tok bigint, target_version bigint, dry_run boolean, force boolean) RETURNS jsonb
+CREATE FUNCTION steward._migration_apply_impl(tok bigint, target_version bigint, dry_run boolean, force boolean) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -340,6 +358,24 @@ BEGIN
 END
 $$;
 
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward._migration_apply(tok bigint, target_version bigint, dry_run boolean, force boolean) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('targetVersion', target_version, 'dryRun', dry_run, 'force', force);
+BEGIN
+    r := steward._migration_apply_impl(tok, target_version, dry_run, force);
+    PERFORM steward._admin_logged('steward.migration_apply', a, r - 'results');
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.migration_apply', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
 CREATE FUNCTION steward.migration_apply(target_version bigint DEFAULT NULL, dry_run boolean DEFAULT false, force boolean DEFAULT false)
 RETURNS jsonb
 LANGUAGE sql VOLATILE SECURITY INVOKER
@@ -347,7 +383,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT steward._migration_apply(steward._enter(), target_version, dry_run, force) $$;
 
 -- Run the down script of an applied migration (the newest one, unless force).
-CREATE FUNCTION steward._migration_rollback(tok bigint, p_version bigint, force boolean) RETURNS jsonb
+CREATE FUNCTION steward._migration_rollback_impl(tok bigint, p_version bigint, force boolean) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -386,6 +422,24 @@ BEGIN
     r := steward._migration_run(v_caller, p_version, 'down', NULL, v_background);
     RETURN pg_catalog.jsonb_build_object('rolledBack', p_version, 'run', r.id, 'durationMs', r.duration_ms,
                                          'inBackground', v_background, 'currentVersion', steward.migration_current_version());
+END
+$$;
+
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward._migration_rollback(tok bigint, p_version bigint, force boolean) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('version', p_version, 'force', force);
+BEGIN
+    r := steward._migration_rollback_impl(tok, p_version, force);
+    PERFORM steward._admin_logged('steward.migration_rollback', a, r);
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.migration_rollback', a, SQLSTATE, SQLERRM);
+    RAISE;
 END
 $$;
 

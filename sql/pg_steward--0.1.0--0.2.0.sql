@@ -639,6 +639,8 @@ BEGIN
                     steward.effective_alert_rules, steward.alert_checks, steward.health_reports,
                     steward.database_snapshots TO %s, pg_monitor',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
+    EXECUTE format('GRANT SELECT ON steward.admin_log TO %s',
+                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     EXECUTE format('GRANT INSERT, UPDATE, DELETE ON steward.performance_alerts, steward.query_performance_logs TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     -- Migrations: the registry, its runs, and the seed's view of it (the facade's schema_migrations).
@@ -685,7 +687,8 @@ INSERT INTO steward.setting_defaults (key, value, min_value, max_value, descript
     ('queryLogRetentionDays',         '30',   1, 3660, 'steward.purge_history() removes query_performance_logs rows older than this many days'),
     ('resolvedAlertRetentionDays',    '180',  1, 3660, 'steward.purge_history() removes alerts resolved more than this many days ago'),
     ('maintenanceRetentionDays',      '365',  1, 3660, 'steward.purge_history() removes finished maintenance records older than this many days'),
-    ('diskCapacityBytes',             '0',    0, NULL, 'The size steward.size_trend() projects the database towards when no threshold is given (0: none)');
+    ('diskCapacityBytes',             '0',    0, NULL, 'The size steward.size_trend() projects the database towards when no threshold is given (0: none)'),
+    ('adminLogRetentionDays',         '365',  30, 36600, 'steward.purge_history() removes admin_log rows older than this many days (younger rows cannot be deleted)');
 
 ALTER TABLE steward.performance_alerts
     ADD COLUMN rule_id          text,
@@ -1135,7 +1138,7 @@ $$;
 -- many checks without the condition resolve its alerts.  Unknown rules, unknown tiers,
 -- non-numbers and thresholds out of order (for an "above" rule warning above critical, say)
 -- are refused with 22023 listing every problem.
-CREATE FUNCTION steward.set_alert_rule(
+CREATE FUNCTION steward._set_alert_rule_impl(
     p_rule_id text, p_enabled boolean DEFAULT NULL, p_thresholds jsonb DEFAULT NULL,
     p_resolve_after_checks integer DEFAULT NULL
 ) RETURNS jsonb
@@ -1230,8 +1233,29 @@ BEGIN
 END
 $$;
 
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward.set_alert_rule(
+    p_rule_id text, p_enabled boolean DEFAULT NULL, p_thresholds jsonb DEFAULT NULL,
+    p_resolve_after_checks integer DEFAULT NULL
+) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('rule', p_rule_id, 'enabled', p_enabled, 'thresholds', p_thresholds, 'resolveAfterChecks', p_resolve_after_checks);
+BEGIN
+    r := steward._set_alert_rule_impl(p_rule_id, p_enabled, p_thresholds, p_resolve_after_checks);
+    PERFORM steward._admin_logged('steward.set_alert_rule', a, NULL);
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.set_alert_rule', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
 -- Back to the built-in rule (admins).
-CREATE FUNCTION steward.reset_alert_rule(p_rule_id text) RETURNS jsonb
+CREATE FUNCTION steward._reset_alert_rule_impl(p_rule_id text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1242,6 +1266,24 @@ BEGIN
     END IF;
     DELETE FROM steward.alert_rule_overrides WHERE rule_id OPERATOR(pg_catalog.=) p_rule_id;
     RETURN (SELECT to_jsonb(e) FROM steward.effective_alert_rules e WHERE e.rule_id OPERATOR(pg_catalog.=) p_rule_id);
+END
+$$;
+
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward.reset_alert_rule(p_rule_id text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('rule', p_rule_id);
+BEGIN
+    r := steward._reset_alert_rule_impl(p_rule_id);
+    PERFORM steward._admin_logged('steward.reset_alert_rule', a, NULL);
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.reset_alert_rule', a, SQLSTATE, SQLERRM);
+    RAISE;
 END
 $$;
 
@@ -1524,59 +1566,6 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION steward.acknowledge_alert(p_alert_id uuid) RETURNS steward.performance_alerts
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v steward.performance_alerts;
-BEGIN
-    PERFORM steward._require_writable();
-    UPDATE steward.performance_alerts
-       SET acknowledged_at = now(), acknowledged_by = steward.caller_uuid()
-     WHERE id = p_alert_id AND acknowledged_at IS NULL
-    RETURNING * INTO v;
-    IF FOUND THEN
-        PERFORM steward._alert_notify('acknowledged', v);
-        RETURN v;
-    END IF;
-    SELECT * INTO v FROM steward.performance_alerts WHERE id = p_alert_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'alert % does not exist', p_alert_id USING ERRCODE = 'P0002';
-    END IF;
-    RETURN v;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION steward.resolve_alert(p_alert_id uuid, p_resolution_notes text DEFAULT NULL)
-RETURNS steward.performance_alerts
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v steward.performance_alerts;
-BEGIN
-    PERFORM steward._require_writable();
-    UPDATE steward.performance_alerts
-       SET acknowledged_at = coalesce(acknowledged_at, now()),
-           acknowledged_by = coalesce(acknowledged_by, steward.caller_uuid()),
-           resolved_at = now(),
-           resolved_by = steward.caller_uuid(),
-           resolution_notes = coalesce(p_resolution_notes, resolution_notes)
-     WHERE id = p_alert_id AND resolved_at IS NULL
-    RETURNING * INTO v;
-    IF FOUND THEN
-        PERFORM steward._alert_notify('resolved', v);
-        RETURN v;
-    END IF;
-    SELECT * INTO v FROM steward.performance_alerts WHERE id = p_alert_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'alert % does not exist', p_alert_id USING ERRCODE = 'P0002';
-    END IF;
-    RETURN v;
-END
-$$;
-
 CREATE OR REPLACE FUNCTION steward.check_table_bloat_alerts() RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1654,7 +1643,95 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION steward.schedule_jobs() RETURNS TABLE (jobname text, schedule text, command text, jobid bigint)
+CREATE FUNCTION steward._acknowledge_alert_impl(p_alert_id uuid) RETURNS steward.performance_alerts
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v steward.performance_alerts;
+BEGIN
+    PERFORM steward._require_writable();
+    UPDATE steward.performance_alerts
+       SET acknowledged_at = now(), acknowledged_by = steward.caller_uuid()
+     WHERE id = p_alert_id AND acknowledged_at IS NULL
+    RETURNING * INTO v;
+    IF FOUND THEN
+        PERFORM steward._alert_notify('acknowledged', v);
+        RETURN v;
+    END IF;
+    SELECT * INTO v FROM steward.performance_alerts WHERE id = p_alert_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'alert % does not exist', p_alert_id USING ERRCODE = 'P0002';
+    END IF;
+    RETURN v;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward.acknowledge_alert(p_alert_id uuid) RETURNS steward.performance_alerts
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r steward.performance_alerts;
+    a jsonb := jsonb_build_object('alertId', p_alert_id);
+BEGIN
+    r := steward._acknowledge_alert_impl(p_alert_id);
+    PERFORM steward._admin_logged('steward.acknowledge_alert', a, jsonb_build_object('rule', r.rule_id, 'severity', r.severity, 'object', r.object_name));
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.acknowledge_alert', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
+CREATE FUNCTION steward._resolve_alert_impl(p_alert_id uuid, p_resolution_notes text DEFAULT NULL)
+RETURNS steward.performance_alerts
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v steward.performance_alerts;
+BEGIN
+    PERFORM steward._require_writable();
+    UPDATE steward.performance_alerts
+       SET acknowledged_at = coalesce(acknowledged_at, now()),
+           acknowledged_by = coalesce(acknowledged_by, steward.caller_uuid()),
+           resolved_at = now(),
+           resolved_by = steward.caller_uuid(),
+           resolution_notes = coalesce(p_resolution_notes, resolution_notes)
+     WHERE id = p_alert_id AND resolved_at IS NULL
+    RETURNING * INTO v;
+    IF FOUND THEN
+        PERFORM steward._alert_notify('resolved', v);
+        RETURN v;
+    END IF;
+    SELECT * INTO v FROM steward.performance_alerts WHERE id = p_alert_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'alert % does not exist', p_alert_id USING ERRCODE = 'P0002';
+    END IF;
+    RETURN v;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward.resolve_alert(p_alert_id uuid, p_resolution_notes text DEFAULT NULL)
+RETURNS steward.performance_alerts
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r steward.performance_alerts;
+    a jsonb := jsonb_build_object('alertId', p_alert_id, 'notes', left(p_resolution_notes, 1000));
+BEGIN
+    r := steward._resolve_alert_impl(p_alert_id, p_resolution_notes);
+    PERFORM steward._admin_logged('steward.resolve_alert', a, jsonb_build_object('rule', r.rule_id, 'severity', r.severity, 'object', r.object_name));
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.resolve_alert', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
+CREATE FUNCTION steward._schedule_jobs_impl() RETURNS TABLE (jobname text, schedule text, command text, jobid bigint)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1693,6 +1770,25 @@ BEGIN
     END LOOP;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION steward.schedule_jobs() RETURNS TABLE (jobname text, schedule text, command text, jobid bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a jsonb := '{}'::jsonb;
+    n bigint;
+BEGIN
+    RETURN QUERY SELECT * FROM steward._schedule_jobs_impl();
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM steward._admin_logged('steward.schedule_jobs', a, jsonb_build_object('rows', n));
+    RETURN;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.schedule_jobs', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
 
 -- The monthly report with history (sql/monthly.sql) and its text renderer (Rust).
 CREATE FUNCTION steward."_render_monthly_report"(
@@ -2031,9 +2127,9 @@ END
 $$;
 
 -- History older than its retention setting, removed (admins; pg_cron daily): snapshots, the
--- query log, resolved alerts, finished maintenance records, alert check runs.  Returns the rows
+-- query log, resolved alerts, finished maintenance records, alert check runs, the admin log.  Returns the rows
 -- removed per table.
-CREATE FUNCTION steward.purge_history() RETURNS jsonb
+CREATE FUNCTION steward._purge_history_impl() RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -2061,7 +2157,28 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT; r := r || jsonb_build_object('maintenance_operations', n);
     DELETE FROM steward.alert_checks WHERE checked_at < now() - v_snap;
     GET DIAGNOSTICS n = ROW_COUNT; r := r || jsonb_build_object('alert_checks', n);
+    DELETE FROM steward.admin_log
+     WHERE at < now() - make_interval(days => steward.setting_number('adminLogRetentionDays')::integer);
+    GET DIAGNOSTICS n = ROW_COUNT; r := r || jsonb_build_object('admin_log', n);
     RETURN r;
+END
+$$;
+
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward.purge_history() RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := '{}'::jsonb;
+BEGIN
+    r := steward._purge_history_impl();
+    PERFORM steward._admin_logged('steward.purge_history', a, r);
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.purge_history', a, SQLSTATE, SQLERRM);
+    RAISE;
 END
 $$;
 
@@ -2432,6 +2549,1070 @@ INSERT INTO steward.facade_functions (seed_name, target, volatility, grant_to) V
     ('get_maintenance_statistics',       'steward.maintenance_statistics(timestamptz,timestamptz)',    'stable',   '{steward_admin,service_role}'),
     ('get_maintenance_operations',       'steward.maintenance_operations_available()',               'stable',   '{steward_admin,service_role}');
 
+-- The admin log (sql/admin_log.sql, src/audit/admin_log.rs) and the entry points that write it:
+-- each action's body moves to steward._<name>_impl, the entry point keeps its name.
+CREATE FUNCTION steward."_request_identity"() RETURNS jsonb /* JsonB */
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'request_identity_wrapper';
+
+CREATE FUNCTION steward."_admin_log_submit"(
+	"row" TEXT /* & str */
+) RETURNS bool /* bool */
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'admin_log_submit_wrapper';
+
+-- The admin log (issue #16 item 6): one row per admin action — settings and alert rules
+-- changed, alerts acknowledged and resolved, maintenance, retention policies and runs, history
+-- and audit purges, configuration backups and restores, migrations added, applied and rolled
+-- back, jobs scheduled — written by the actions' entry points (src/audit/admin_log.rs), also
+-- when the action fails.  Append-only: nobody is granted INSERT, UPDATE or DELETE, and the
+-- trigger refuses updates and deletions of rows younger than adminLogRetentionDays (purge_history()
+-- removes the older ones).
+
+CREATE TABLE steward.admin_log (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    actor       text NOT NULL,        -- the database role behind the action ("login/role" when they differ)
+    actor_uuid  uuid,                 -- the JWT subject of an API request
+    jwt_role    text,
+    client_ip   text,
+    user_agent  text,
+    action      text NOT NULL,        -- the entry point, e.g. steward.set_setting
+    arguments   jsonb NOT NULL DEFAULT '{}',
+    outcome     text NOT NULL CHECK (outcome IN ('ok', 'error')),
+    sqlstate    text,
+    message     text,
+    result      jsonb
+);
+CREATE INDEX admin_log_at ON steward.admin_log (at);
+CREATE INDEX admin_log_action ON steward.admin_log (action, at);
+SELECT pg_catalog.pg_extension_config_dump('steward.admin_log', '');
+
+-- Arguments and results above 8 kB are replaced by a note of their size.
+CREATE FUNCTION steward._admin_log_capped(v jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT CASE WHEN pg_catalog.octet_length(v::text) > 8192
+                  THEN pg_catalog.jsonb_build_object('truncated', true, 'bytes', pg_catalog.octet_length(v::text)) ELSE v END $$;
+
+-- The action returned: its row, in the caller's transaction.  Owner-only.
+CREATE FUNCTION steward._admin_logged(p_action text, p_arguments jsonb, p_result jsonb) RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO steward.admin_log (actor, actor_uuid, jwt_role, client_ip, user_agent, action, arguments, outcome, result)
+    SELECT i ->> 'actor', (i ->> 'actor_uuid')::uuid, i ->> 'jwt_role', i ->> 'client_ip', i ->> 'user_agent',
+           pg_catalog.left(p_action, 200), coalesce(steward._admin_log_capped(p_arguments), '{}'), 'ok',
+           steward._admin_log_capped(p_result)
+      FROM steward._request_identity() i
+$$;
+
+-- The action raised: its row, written by a worker in a transaction of its own (it outlives the
+-- rollback).  Owner-only.
+CREATE FUNCTION steward._admin_log_failed(p_action text, p_arguments jsonb, p_sqlstate text, p_message text) RETURNS boolean
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT steward._admin_log_submit((steward._request_identity() || pg_catalog.jsonb_build_object(
+        'action', pg_catalog.left(p_action, 200), 'arguments', coalesce(steward._admin_log_capped(p_arguments), '{}'),
+        'outcome', 'error', 'sqlstate', p_sqlstate, 'message', pg_catalog.left(p_message, 2000)))::text)
+$$;
+
+CREATE FUNCTION steward._admin_log_guard() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND OLD.at < now() - make_interval(days => steward.setting_number('adminLogRetentionDays')::integer) THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'steward.admin_log is append-only'
+        USING ERRCODE = '42501',
+              DETAIL = CASE TG_OP WHEN 'DELETE' THEN 'Rows younger than adminLogRetentionDays cannot be deleted.'
+                                  ELSE format('%s is not allowed.', TG_OP) END;
+END
+$$;
+
+CREATE TRIGGER admin_log_append_only BEFORE UPDATE OR DELETE ON steward.admin_log
+    FOR EACH ROW EXECUTE FUNCTION steward._admin_log_guard();
+CREATE TRIGGER admin_log_no_truncate BEFORE TRUNCATE ON steward.admin_log
+    FOR EACH STATEMENT EXECUTE FUNCTION steward._admin_log_guard();
+
+-- Admins read the log: {entries, totalCount, page, pageSize, hasMore}, newest first.  Filters:
+-- actor (exact), action (exact, e.g. steward.set_setting), outcome (ok | error), search
+-- (substring of the arguments or message), startDate, endDate.
+CREATE FUNCTION steward.admin_log_list(filters jsonb DEFAULT '{}', page integer DEFAULT 1, page_size integer DEFAULT 50)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_problems text[] := '{}';
+    v_from timestamptz;
+    v_to timestamptz;
+    v_total bigint;
+    v_rows jsonb;
+    k text;
+BEGIN
+    PERFORM steward._check_page(page, page_size);
+    filters := coalesce(filters, '{}');
+    IF jsonb_typeof(filters) <> 'object' THEN
+        RAISE EXCEPTION 'filters must be a JSON object' USING ERRCODE = '22023', DETAIL = format('got %s', jsonb_typeof(filters));
+    END IF;
+    FOR k IN SELECT jsonb_object_keys(filters) LOOP
+        IF k NOT IN ('actor', 'action', 'outcome', 'search', 'startDate', 'endDate') THEN
+            v_problems := v_problems || format('unknown filter %s (actor, action, outcome, search, startDate, endDate)', quote_literal(k));
+        ELSIF jsonb_typeof(filters -> k) NOT IN ('string', 'null') THEN
+            v_problems := v_problems || format('filter %s must be a string', k);
+        END IF;
+    END LOOP;
+    IF filters ->> 'outcome' IS NOT NULL AND filters ->> 'outcome' NOT IN ('ok', 'error') THEN
+        v_problems := v_problems || format('outcome %s is not ok or error', quote_literal(filters ->> 'outcome'));
+    END IF;
+    BEGIN
+        v_from := (filters ->> 'startDate')::timestamptz;
+        v_to := (filters ->> 'endDate')::timestamptz;
+    EXCEPTION WHEN OTHERS THEN
+        v_problems := v_problems || 'startDate and endDate must be ISO 8601 timestamps'::text;
+    END;
+    IF cardinality(v_problems) > 0 THEN
+        RAISE EXCEPTION 'invalid admin log filters' USING ERRCODE = '22023', DETAIL = array_to_string(v_problems, '; ');
+    END IF;
+    WITH m AS (
+        SELECT l.* FROM steward.admin_log l
+         WHERE (filters ->> 'actor' IS NULL OR l.actor OPERATOR(pg_catalog.=) (filters ->> 'actor'))
+           AND (filters ->> 'action' IS NULL OR l.action OPERATOR(pg_catalog.=) (filters ->> 'action'))
+           AND (filters ->> 'outcome' IS NULL OR l.outcome OPERATOR(pg_catalog.=) (filters ->> 'outcome'))
+           AND (filters ->> 'search' IS NULL
+                OR strpos(lower(l.arguments::text || ' ' || coalesce(l.message, '')), lower(filters ->> 'search')) > 0)
+           AND (v_from IS NULL OR l.at >= v_from)
+           AND (v_to IS NULL OR l.at <= v_to)
+    )
+    SELECT (SELECT count(*) FROM m),
+           (SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY x.at DESC, x.id DESC), '[]')
+              FROM (SELECT * FROM m ORDER BY m.at DESC, m.id DESC OFFSET (page - 1)::bigint * page_size LIMIT page_size) x)
+      INTO v_total, v_rows;
+    RETURN jsonb_build_object('entries', v_rows, 'totalCount', v_total, 'page', page, 'pageSize', page_size,
+                              'hasMore', (page::bigint * page_size) < v_total);
+END
+$$;
+
+INSERT INTO steward.facade_functions (seed_name, target, volatility, grant_to) VALUES
+    ('get_admin_log', 'steward.admin_log_list(jsonb,integer,integer)', 'stable', '{steward_admin,service_role}');
+
+CREATE FUNCTION steward._set_setting_impl(p_key text, p_value jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d steward.setting_defaults;
+    v numeric;
+BEGIN
+    PERFORM steward._require_writable();
+    SELECT * INTO d FROM steward.setting_defaults WHERE key = p_key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown setting "%"', p_key
+            USING ERRCODE = '22023',
+                  HINT = 'Known settings: ' || (SELECT string_agg(key, ', ' ORDER BY key) FROM steward.setting_defaults);
+    END IF;
+    IF p_value IS NULL OR jsonb_typeof(p_value) <> 'number' THEN
+        RAISE EXCEPTION 'setting "%" must be a number', p_key
+            USING ERRCODE = '22023', DETAIL = 'got ' || coalesce(jsonb_typeof(p_value), 'null');
+    END IF;
+    v := (p_value #>> '{}')::numeric;
+    IF (d.min_value IS NOT NULL AND v < d.min_value) OR (d.max_value IS NOT NULL AND v > d.max_value) THEN
+        RAISE EXCEPTION 'setting "%" out of range', p_key
+            USING ERRCODE = '22023',
+                  DETAIL = format('%s is outside [%s, %s]', v, coalesce(d.min_value::text, '-inf'), coalesce(d.max_value::text, 'inf'));
+    END IF;
+    INSERT INTO steward.settings (key, value, updated_at, updated_by)
+    VALUES (p_key, p_value, now(), steward.caller_id())
+    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by;
+    RETURN p_value;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward.set_setting(p_key text, p_value jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('key', p_key, 'value', p_value);
+BEGIN
+    r := steward._set_setting_impl(p_key, p_value);
+    PERFORM steward._admin_logged('steward.set_setting', a, r);
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.set_setting', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
+CREATE FUNCTION steward._reset_setting_impl(p_key text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM steward._require_writable();
+    IF NOT EXISTS (SELECT 1 FROM steward.setting_defaults WHERE key = p_key) THEN
+        RAISE EXCEPTION 'unknown setting "%"', p_key USING ERRCODE = '22023';
+    END IF;
+    DELETE FROM steward.settings WHERE key = p_key;
+    RETURN (SELECT value FROM steward.setting_defaults WHERE key = p_key);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward.reset_setting(p_key text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('key', p_key);
+BEGIN
+    r := steward._reset_setting_impl(p_key);
+    PERFORM steward._admin_logged('steward.reset_setting', a, r);
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.reset_setting', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
+CREATE FUNCTION steward._audit_purge_impl(older_than interval DEFAULT NULL, dry_run boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_keep interval := coalesce(older_than, make_interval(days => steward.setting_number('auditRetentionDays')::int));
+    v_min numeric := greatest(coalesce(steward.setting_number('auditPurgeMinimumDays'), 1), 1);
+    v_now timestamptz := now();
+    v_cutoff timestamptz;
+    v_n bigint;
+BEGIN
+    PERFORM steward._require_writable();
+    -- Timestamps are compared, not intervals: '-1 year 361 days' compares as more than a
+    -- day (a year counts 360 days) yet puts the cutoff days in the future.
+    v_cutoff := v_now - v_keep;
+    IF v_cutoff > v_now THEN
+        RAISE EXCEPTION 'the audit purge cutoff is in the future' USING ERRCODE = '22023',
+              DETAIL = format('older_than %s puts the cutoff at %s, after now (%s): every entry would be removed.',
+                              v_keep, v_cutoff, v_now),
+              HINT = 'Give a positive interval such as ''400 days''; nothing was removed.';
+    END IF;
+    IF v_cutoff > v_now - v_min * interval '1 day' THEN
+        RAISE EXCEPTION 'audit entries are kept at least % day(s)', v_min USING ERRCODE = '22023',
+              DETAIL = format('older_than %s would remove entries younger than the minimum of %s day(s) (setting auditPurgeMinimumDays).',
+                              v_keep, v_min),
+              HINT = 'Give a longer interval; nothing was removed.';
+    END IF;
+    v_n := steward._audit_purge(v_cutoff, coalesce(dry_run, false));
+    RETURN jsonb_build_object('cutoff', v_cutoff, 'entries', v_n, 'dry_run', coalesce(dry_run, false));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward.audit_purge(older_than interval DEFAULT NULL, dry_run boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('olderThan', older_than, 'dryRun', dry_run);
+BEGIN
+    r := steward._audit_purge_impl(older_than, dry_run);
+    PERFORM steward._admin_logged('steward.audit_purge', a, r);
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.audit_purge', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
+CREATE FUNCTION steward._migration_add_impl(version bigint, description text, up text, down text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_up jsonb;
+    v_down jsonb;
+    v_check jsonb;
+    v_which text;
+    v_nt boolean := false;
+BEGIN
+    PERFORM steward._require_writable();
+    IF version IS NULL OR version OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'a migration version must be a positive number' USING ERRCODE = '22023',
+              DETAIL = pg_catalog.format('got %s', coalesce(version::text, 'NULL')), HINT = 'Use increasing numbers, such as 20261202001.';
+    END IF;
+    IF description IS NULL OR pg_catalog.btrim(description) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'a migration needs a description' USING ERRCODE = '22023', HINT = 'Say what the migration does.';
+    END IF;
+    IF up IS NULL OR down IS NULL THEN
+        RAISE EXCEPTION 'a migration needs an up script and a down script' USING ERRCODE = '22023',
+              DETAIL = pg_catalog.format('%s is NULL', CASE WHEN up IS NULL THEN 'up' ELSE 'down' END),
+              HINT = 'The down script undoes the up script; migration_rollback() runs it.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM steward.schema_migrations m WHERE m.version OPERATOR(pg_catalog.=) _migration_add_impl.version) THEN
+        RAISE EXCEPTION 'migration % already exists', version USING ERRCODE = '23505',
+              DETAIL = 'Versions are unique and a registered migration never changes.',
+              HINT = 'Use a new version number.';
+    END IF;
+    v_up := steward._migration_lint(up);
+    v_down := steward._migration_lint(down);
+    FOREACH v_which IN ARRAY ARRAY['up', 'down'] LOOP
+        v_check := CASE v_which WHEN 'up' THEN v_up ELSE v_down END;
+        IF (v_check #>> '{shape,statements}')::int OPERATOR(pg_catalog.=) 0 THEN
+            RAISE EXCEPTION 'the % script has no statements', v_which USING ERRCODE = '22023',
+                  HINT = 'A migration''s scripts must each do something; a down script that cannot undo should say so by failing (a DO block that raises).';
+        END IF;
+        IF pg_catalog.jsonb_array_length(v_check #> '{shape,transaction_control}') OPERATOR(pg_catalog.>) 0 THEN
+            RAISE EXCEPTION 'the % script controls transactions', v_which USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.format('statement(s) %s are BEGIN/COMMIT/ROLLBACK/SAVEPOINT.', v_check #>> '{shape,transaction_control}'),
+                  HINT = 'Leave them out: each migration runs as one transaction.';
+        END IF;
+        IF pg_catalog.jsonb_array_length(v_check #> '{shape,non_transactional}') OPERATOR(pg_catalog.>) 0 THEN
+            IF (pg_catalog.jsonb_array_length(v_check #> '{shape,non_transactional}') OPERATOR(pg_catalog.>) 1)
+               OR ((v_check #>> '{shape,statements}')::int OPERATOR(pg_catalog.>)
+                   (1 OPERATOR(pg_catalog.+) pg_catalog.jsonb_array_length(v_check #> '{shape,settings}'))) THEN
+                RAISE EXCEPTION 'the % script mixes a statement that cannot run in a transaction with others', v_which USING ERRCODE = '22023',
+                      DETAIL = pg_catalog.format('statement(s) %s (CONCURRENTLY, VACUUM, ...) run outside any transaction, so the script could not be applied all or nothing.',
+                                                 v_check #>> '{shape,non_transactional}'),
+                      HINT = 'Put each such statement in a migration of its own (SET statements may stay with it).';
+            END IF;
+            IF v_which OPERATOR(pg_catalog.=) 'up' THEN
+                v_nt := true;
+            END IF;
+        END IF;
+    END LOOP;
+    INSERT INTO steward.schema_migrations (version, description, checksum, checksum_sha256, up_script, down_script,
+                                           non_transactional, lint, added_by)
+    VALUES (version, pg_catalog.btrim(description), pg_catalog.md5(up),
+            pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(up, 'UTF8')), 'hex'), up, down,
+            v_nt, v_up -> 'findings', steward.caller_id());
+    RETURN pg_catalog.jsonb_build_object('version', version, 'checksum', pg_catalog.md5(up),
+                                         'nonTransactional', v_nt, 'findings', v_up -> 'findings');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward.migration_add(version bigint, description text, up text, down text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('version', version, 'description', left(description, 1000), 'upMd5', md5(up), 'downMd5', md5(down), 'upBytes', octet_length(up), 'downBytes', octet_length(down));
+BEGIN
+    r := steward._migration_add_impl(version, description, up, down);
+    PERFORM steward._admin_logged('steward.migration_add', a, jsonb_build_object('version', r -> 'version', 'risk', r -> 'risk'));
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.migration_add', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
+CREATE FUNCTION steward._migration_apply_impl(tok bigint, target_version bigint, dry_run boolean, force boolean) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_caller oid := steward._caller(tok, 'steward.migration_apply');
+    v_drift jsonb;
+    v_applied bigint[] := '{}';
+    m record;
+    r steward.migration_runs;
+BEGIN
+    PERFORM steward._require_writable();
+    IF target_version IS NOT NULL AND target_version OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'target_version must be a positive number' USING ERRCODE = '22023';
+    END IF;
+    PERFORM steward._reap_migrations();
+    IF NOT coalesce(dry_run, false) AND NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pg_steward migrations')) THEN
+        PERFORM steward._migration_run(v_caller, coalesce(target_version, 0), 'up', pg_catalog.jsonb_build_object(
+            'sqlstate', '40001', 'message', 'another migration is being applied or rolled back',
+            'hint', 'Wait for it (steward.migration_status()) and try again.'));
+    END IF;
+    v_drift := steward._migration_drift();
+    IF pg_catalog.jsonb_array_length(v_drift) OPERATOR(pg_catalog.>) 0 AND NOT coalesce(force, false) THEN
+        IF coalesce(dry_run, false) THEN
+            RAISE EXCEPTION 'applied migrations have drifted from their checksums' USING ERRCODE = '22023',
+                  DETAIL = v_drift::text, HINT = 'Restore the scripts, or apply with force => true.';
+        END IF;
+        PERFORM steward._migration_run(v_caller, (v_drift -> 0 ->> 'version')::bigint, 'up', pg_catalog.jsonb_build_object(
+            'sqlstate', '22023', 'message', 'applied migrations have drifted from their checksums',
+            'detail', v_drift::text, 'hint', 'Restore the scripts, or apply with force => true.'));
+    END IF;
+    IF coalesce(dry_run, false) THEN
+        RETURN pg_catalog.jsonb_build_object('dryRun', true, 'currentVersion', steward.migration_current_version(),
+            'wouldApply', coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                               'version', x.version, 'description', x.description, 'nonTransactional', x.non_transactional,
+                               'findings', x.lint) ORDER BY x.version)
+                             FROM steward.schema_migrations x
+                            WHERE x.status OPERATOR(pg_catalog.<>) 'applied'
+                              AND (target_version IS NULL OR x.version OPERATOR(pg_catalog.<=) target_version)), '[]'));
+    END IF;
+    FOR m IN SELECT x.version, x.non_transactional FROM steward.schema_migrations x
+              WHERE x.status OPERATOR(pg_catalog.<>) 'applied'
+                AND (target_version IS NULL OR x.version OPERATOR(pg_catalog.<=) target_version)
+              ORDER BY x.version
+    LOOP
+        IF m.non_transactional THEN
+            -- It can only start once this transaction has ended; later versions wait for it.
+            r := steward._migration_run(v_caller, m.version, 'up', NULL, true);
+            RETURN pg_catalog.jsonb_build_object('dryRun', false, 'applied', pg_catalog.to_jsonb(v_applied),
+                'startedInBackground', m.version, 'run', r.id,
+                'currentVersion', steward.migration_current_version(),
+                'hint', 'CONCURRENTLY statements run after this call returns; see steward.migration_status(), then call migration_apply() again for the versions after it.');
+        END IF;
+        PERFORM steward._migration_run(v_caller, m.version, 'up', NULL);
+        v_applied := v_applied || m.version;
+    END LOOP;
+    RETURN pg_catalog.jsonb_build_object('dryRun', false, 'applied', pg_catalog.to_jsonb(v_applied),
+                                         'currentVersion', steward.migration_current_version());
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward._migration_apply(tok bigint, target_version bigint, dry_run boolean, force boolean) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('targetVersion', target_version, 'dryRun', dry_run, 'force', force);
+BEGIN
+    r := steward._migration_apply_impl(tok, target_version, dry_run, force);
+    PERFORM steward._admin_logged('steward.migration_apply', a, r - 'results');
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.migration_apply', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
+CREATE FUNCTION steward._migration_rollback_impl(tok bigint, p_version bigint, force boolean) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_caller oid := steward._caller(tok, 'steward.migration_rollback');
+    v_status text;
+    v_later bigint[];
+    v_background boolean;
+    r steward.migration_runs;
+BEGIN
+    PERFORM steward._require_writable();
+    PERFORM steward._reap_migrations();
+    SELECT m.status INTO v_status FROM steward.schema_migrations m WHERE m.version OPERATOR(pg_catalog.=) p_version;
+    IF v_status IS DISTINCT FROM 'applied' THEN
+        PERFORM steward._migration_run(v_caller, coalesce(p_version, 0), 'down', pg_catalog.jsonb_build_object(
+            'sqlstate', 'P0002',
+            'message', pg_catalog.format('migration %s is not applied', coalesce(p_version::text, 'NULL')),
+            'detail', CASE WHEN v_status IS NULL THEN 'No migration has this version.' ELSE 'Its status is ' || v_status || '.' END,
+            'hint', 'See steward.migration_status().'));
+    END IF;
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pg_steward migrations')) THEN
+        PERFORM steward._migration_run(v_caller, p_version, 'down', pg_catalog.jsonb_build_object(
+            'sqlstate', '40001', 'message', 'another migration is being applied or rolled back',
+            'hint', 'Wait for it (steward.migration_status()) and try again.'));
+    END IF;
+    v_later := ARRAY(SELECT m.version FROM steward.schema_migrations m
+                      WHERE m.status OPERATOR(pg_catalog.=) 'applied' AND m.version OPERATOR(pg_catalog.>) p_version ORDER BY 1);
+    IF cardinality(v_later) OPERATOR(pg_catalog.>) 0 AND NOT coalesce(force, false) THEN
+        PERFORM steward._migration_run(v_caller, p_version, 'down', pg_catalog.jsonb_build_object(
+            'sqlstate', '22023', 'message', pg_catalog.format('later migrations are applied: %s', v_later::text),
+            'hint', 'Roll those back first (newest first), or pass force => true.'));
+    END IF;
+    v_background := pg_catalog.jsonb_array_length(steward._migration_lint(
+                        (SELECT m.down_script FROM steward.schema_migrations m WHERE m.version OPERATOR(pg_catalog.=) p_version))
+                    #> '{shape,non_transactional}') OPERATOR(pg_catalog.>) 0;
+    r := steward._migration_run(v_caller, p_version, 'down', NULL, v_background);
+    RETURN pg_catalog.jsonb_build_object('rolledBack', p_version, 'run', r.id, 'durationMs', r.duration_ms,
+                                         'inBackground', v_background, 'currentVersion', steward.migration_current_version());
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward._migration_rollback(tok bigint, p_version bigint, force boolean) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('version', p_version, 'force', force);
+BEGIN
+    r := steward._migration_rollback_impl(tok, p_version, force);
+    PERFORM steward._admin_logged('steward.migration_rollback', a, r);
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.migration_rollback', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
+CREATE FUNCTION steward._run_maintenance_impl(
+    tok bigint,
+    operation text,
+    table_name text,
+    index_name text,
+    "full" boolean,
+    "analyze" boolean,
+    verbose boolean,
+    concurrently boolean,
+    async boolean,
+    confirm boolean,
+    force boolean
+) RETURNS steward.maintenance_operations
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_caller  oid := steward._caller(tok, 'steward.run_maintenance');
+    v_op      text := upper(btrim(coalesce(operation, '')));
+    v_type    text;
+    v_relid   oid;
+    v_idxid   oid;
+    v_ambig   boolean;
+    v_hdr     jsonb := steward._request_headers();
+    v_who     text := steward.caller_id();
+    v_refuse  text;
+    v_state   text;
+    v_detail  text;
+    v_hint    text;
+    v_hour    numeric := extract(hour FROM localtimestamp) + extract(minute FROM localtimestamp) / 60;
+    v_peak_a  numeric := steward.setting_number('maintenancePeakStartHour');
+    v_peak_b  numeric := steward.setting_number('maintenancePeakEndHour');
+    v_in_peak boolean;
+    v_req     jsonb;
+    v_id      uuid;
+    r         steward.maintenance_operations;
+BEGIN
+    PERFORM steward._require_writable();
+    PERFORM steward._reap_maintenance();
+
+    v_type := CASE v_op WHEN 'VACUUM' THEN CASE WHEN "full" THEN 'VACUUM FULL' ELSE 'VACUUM' END
+                        WHEN 'ANALYZE' THEN 'ANALYZE' WHEN 'REINDEX' THEN 'REINDEX' END;
+    IF v_type IS NULL THEN
+        RAISE EXCEPTION 'unknown maintenance operation "%"', operation
+            USING ERRCODE = '22023', HINT = 'Use VACUUM, ANALYZE or REINDEX.';
+    END IF;
+
+    -- Resolve names to OIDs first; nothing typed by the caller ever becomes SQL text.
+    IF v_type = 'REINDEX' AND index_name IS NOT NULL THEN
+        SELECT x.relid, x.ambiguous INTO v_idxid, v_ambig FROM steward._resolve_relation(index_name, '{i}') x;
+        IF v_idxid IS NULL THEN
+            v_state := CASE WHEN v_ambig THEN '42725' ELSE '42704' END;
+            v_refuse := format(CASE WHEN v_ambig THEN 'index name "%s" is ambiguous' ELSE 'index "%s" does not exist' END, index_name);
+            v_hint := 'Give an existing index name, schema-qualified when several schemas have one of that name.';
+        ELSE
+            SELECT i.indrelid INTO v_relid FROM pg_index i WHERE i.indexrelid = v_idxid;
+        END IF;
+    ELSIF table_name IS NOT NULL THEN
+        SELECT x.relid, x.ambiguous INTO v_relid, v_ambig FROM steward._resolve_relation(table_name, '{r,m}') x;
+        IF v_relid IS NULL AND v_ambig THEN
+            v_state := '42725'; v_refuse := format('table name "%s" is ambiguous', table_name);
+            v_hint := 'Several schemas have a table of that name: qualify it (schema.table).';
+        ELSIF v_relid IS NULL THEN
+            v_state := '42P01';
+            IF (SELECT x.relid FROM steward._resolve_relation(table_name, '{i}') x) IS NOT NULL THEN
+                v_refuse := format('"%s" is an index, not a table', table_name);
+                v_hint := CASE WHEN v_type = 'REINDEX' THEN 'Pass it as index_name.' ELSE 'VACUUM and ANALYZE take a table.' END;
+            ELSE
+                v_refuse := format('table "%s" does not exist', table_name);
+                v_hint := 'Give an existing table name, optionally schema-qualified.';
+            END IF;
+        END IF;
+    ELSIF v_type = 'REINDEX' THEN
+        v_state := '22023'; v_refuse := 'REINDEX needs a table name or an index name';
+        v_hint := 'Pass table_name for REINDEX TABLE or index_name for REINDEX INDEX.';
+    END IF;
+
+    -- The caller's own rights on the table (an index: on its table).
+    IF v_refuse IS NULL AND v_relid IS NOT NULL THEN
+        BEGIN
+            PERFORM steward._check_privileges(v_caller, v_relid, '{maintain}', v_type);
+        EXCEPTION WHEN insufficient_privilege OR undefined_table THEN
+            GET STACKED DIAGNOSTICS v_refuse = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                                    v_detail = PG_EXCEPTION_DETAIL, v_hint = PG_EXCEPTION_HINT;
+        END;
+    END IF;
+
+    IF v_refuse IS NULL AND "concurrently" AND v_type <> 'REINDEX' THEN
+        v_state := '22023'; v_refuse := 'CONCURRENTLY applies to REINDEX only';
+    END IF;
+    IF v_refuse IS NULL AND v_type = 'REINDEX' AND v_relid IS NULL THEN
+        v_state := '22023'; v_refuse := 'REINDEX runs on one table or index at a time';
+    END IF;
+
+    -- Rate limit per initiator (refused attempts do not count).
+    IF v_refuse IS NULL AND (SELECT count(*) FROM steward.maintenance_operations m
+                              WHERE m.initiator = v_who AND NOT m.refused
+                                AND m.created_at > now() - interval '1 minute')
+                            >= steward.setting_number('maintenanceRateLimitPerMinute') THEN
+        v_state := '54000';
+        v_refuse := format('rate limit: at most %s maintenance operations a minute', steward.setting_number('maintenanceRateLimitPerMinute'));
+        v_hint := 'Wait a minute, or raise maintenanceRateLimitPerMinute with steward.set_setting().';
+    END IF;
+
+    -- Peak window for the operations that block the table.
+    v_in_peak := CASE WHEN v_peak_a = v_peak_b THEN false
+                      WHEN v_peak_a < v_peak_b THEN v_hour >= v_peak_a AND v_hour < v_peak_b
+                      ELSE v_hour >= v_peak_a OR v_hour < v_peak_b END;
+    IF v_refuse IS NULL AND v_in_peak AND (v_type = 'VACUUM FULL' OR (v_type = 'REINDEX' AND NOT "concurrently"))
+       AND NOT (force AND confirm) THEN
+        v_state := '55000';
+        v_refuse := format('%s is not allowed during the peak window (%s:00-%s:00 server time)', v_type, v_peak_a, v_peak_b);
+        v_detail := 'It takes an ACCESS EXCLUSIVE lock for its whole duration.';
+        v_hint := CASE WHEN v_type = 'REINDEX' THEN 'Use concurrently => true, or force => true with confirm => true.'
+                       ELSE 'Run it outside the window, or pass force => true with confirm => true.' END;
+    END IF;
+
+    -- Destructive operations need an explicit confirmation.
+    IF v_refuse IS NULL AND NOT confirm AND (
+           v_type = 'VACUUM FULL'
+        OR (v_type = 'REINDEX' AND NOT "concurrently" AND v_idxid IS NULL AND
+            (SELECT coalesce(sum(s.total_bytes), 0) FROM steward._relation_storage() s
+              WHERE s.relid = v_relid OR s.relid IN (SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = v_relid))
+            > steward.setting_number('maintenanceConfirmBytes'))) THEN
+        v_state := '22023';
+        v_refuse := format('%s needs confirmation', v_type);
+        v_detail := CASE WHEN v_type = 'VACUUM FULL' THEN 'VACUUM FULL rewrites the table under an ACCESS EXCLUSIVE lock.'
+                         ELSE 'A non-concurrent REINDEX of a large table blocks writes and reads of it for its duration.' END;
+        v_hint := 'Pass confirm => true.';
+    END IF;
+
+    v_req := jsonb_build_object(
+        'id', gen_random_uuid(),
+        'operation_type', v_type,
+        'relid', v_relid::bigint, 'indexrelid', v_idxid::bigint,
+        'table_name', CASE WHEN v_relid IS NOT NULL THEN (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_relid) ELSE table_name END,
+        'index_name', CASE WHEN v_idxid IS NOT NULL THEN (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_idxid) ELSE index_name END,
+        'full', "full", 'analyze', "analyze", 'verbose', "verbose", 'concurrently', "concurrently",
+        'async', async, 'confirm', confirm, 'force', force,
+        'initiated_by', steward.caller_uuid(), 'initiator', v_who, 'caller_oid', v_caller::bigint,
+        'client_ip', nullif(btrim(split_part(v_hdr ->> 'x-forwarded-for', ',', 1)), ''),
+        'user_agent', v_hdr ->> 'user-agent',
+        'statement_timeout_ms', (steward.setting_number('maintenanceStatementTimeoutSeconds') * 1000)::bigint,
+        'lock_timeout_ms', (steward.setting_number('maintenanceLockTimeoutSeconds') * 1000)::bigint,
+        'refusal', CASE WHEN v_refuse IS NOT NULL THEN jsonb_build_object('sqlstate', v_state, 'message', v_refuse, 'detail', v_detail, 'hint', v_hint) END);
+
+    -- REINDEX CONCURRENTLY waits for every transaction older than itself to end, this
+    -- caller's included: waiting for it here could only time out.  It runs in the background.
+    IF "concurrently" AND NOT async AND v_refuse IS NULL THEN
+        async := true;
+        v_req := v_req || '{"async": true}';
+        RAISE NOTICE 'REINDEX CONCURRENTLY runs in the background: it cannot finish before this transaction ends'
+            USING HINT = 'Follow it with steward.maintenance_progress(id) or steward.maintenance_history().';
+    END IF;
+    v_id := steward._maintenance_submit(v_req, NOT async);
+
+    PERFORM steward._reap_maintenance();
+    SELECT * INTO r FROM steward.maintenance_operations m WHERE m.id = v_id;
+    IF r.id IS NULL THEN
+        RAISE EXCEPTION 'maintenance record % is missing', v_id USING ERRCODE = 'P0002';
+    END IF;
+    IF r.status = 'failed' THEN
+        RAISE EXCEPTION '%', r.error_message
+            USING ERRCODE = coalesce(r.error_sqlstate, 'P0001'),
+                  DETAIL = concat_ws(E'\n', r.error_detail, format('maintenance operation %s', r.id)),
+                  HINT = coalesce(r.error_hint, 'The attempt is recorded: see steward.maintenance_history().');
+    END IF;
+    RETURN r;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward._run_maintenance(
+    tok bigint,
+    operation text,
+    table_name text,
+    index_name text,
+    "full" boolean,
+    "analyze" boolean,
+    verbose boolean,
+    concurrently boolean,
+    async boolean,
+    confirm boolean,
+    force boolean
+) RETURNS steward.maintenance_operations
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r steward.maintenance_operations;
+    a jsonb := jsonb_build_object('operation', operation, 'table', table_name, 'index', index_name, 'full', "full", 'analyze', "analyze", 'verbose', "verbose", 'concurrently', "concurrently", 'async', async, 'confirm', confirm, 'force', force);
+BEGIN
+    r := steward._run_maintenance_impl(tok, operation, table_name, index_name, "full", "analyze", "verbose", "concurrently", async, confirm, force);
+    PERFORM steward._admin_logged('steward.run_maintenance', a, jsonb_build_object('operationId', r.id, 'status', r.status, 'durationMs', r.duration_ms));
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.run_maintenance', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
+CREATE FUNCTION steward._retention_set_impl(tok bigint, tbl regclass, timestamp_column name, keep interval,
+                                       action text, archive_table regclass, batch_size integer)
+RETURNS steward.retention_policies
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_caller oid := steward._caller(tok, 'steward.retention_set');
+    v_type regtype;
+    v_src text;
+    v_dst text;
+    r steward.retention_policies;
+BEGIN
+    PERFORM steward._require_writable();
+    IF tbl IS NULL OR timestamp_column IS NULL OR keep IS NULL THEN
+        RAISE EXCEPTION 'tbl, timestamp_column and keep are required' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl AND c.relkind IN ('r', 'p')) THEN
+        RAISE EXCEPTION '% is not a table', tbl USING ERRCODE = '42809';
+    END IF;
+    PERFORM steward._check_privileges(v_caller, tbl, '{select,delete}', 'a retention policy');
+    SELECT a.atttypid::regtype INTO v_type FROM pg_attribute a
+     WHERE a.attrelid = tbl AND a.attname = timestamp_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF v_type IS NULL THEN
+        RAISE EXCEPTION 'column "%" of % does not exist', timestamp_column, tbl USING ERRCODE = '42703';
+    END IF;
+    IF v_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+        RAISE EXCEPTION 'column "%" of % is %, not a date or timestamp', timestamp_column, tbl, v_type
+            USING ERRCODE = '42804';
+    END IF;
+    IF keep <= interval '0' THEN
+        RAISE EXCEPTION 'keep must be a positive interval' USING ERRCODE = '22023', DETAIL = format('got %s', keep);
+    END IF;
+    IF action NOT IN ('delete', 'archive') THEN
+        RAISE EXCEPTION 'action must be delete or archive' USING ERRCODE = '22023', DETAIL = format('got %s', action);
+    END IF;
+    IF (action = 'archive') <> (archive_table IS NOT NULL) THEN
+        RAISE EXCEPTION 'an archive table is required for action archive, and only for it' USING ERRCODE = '22023';
+    END IF;
+    IF archive_table IS NOT NULL THEN
+        PERFORM steward._check_privileges(v_caller, archive_table, '{insert}', 'archiving a retention policy''s rows');
+        IF (SELECT c.relowner FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) archive_table)
+           IS DISTINCT FROM (SELECT c.relowner FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl) THEN
+            RAISE EXCEPTION 'archive table % has another owner than %', archive_table, tbl
+                USING ERRCODE = '42501',
+                      DETAIL = 'The rows move in one statement run as the owner of both tables.',
+                      HINT = 'Give the archive table the owner of the source table.';
+        END IF;
+        SELECT string_agg(format('%s %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum) INTO v_src
+          FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped;
+        SELECT string_agg(format('%s %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum) INTO v_dst
+          FROM pg_attribute a WHERE a.attrelid = archive_table AND a.attnum > 0 AND NOT a.attisdropped;
+        IF v_src IS DISTINCT FROM v_dst THEN
+            RAISE EXCEPTION 'archive table % does not have the columns of %', archive_table, tbl
+                USING ERRCODE = '42804', DETAIL = format('%s: (%s); %s: (%s)', tbl, v_src, archive_table, v_dst),
+                      HINT = format('CREATE TABLE ... (LIKE %s) creates a matching archive table.', tbl);
+        END IF;
+    END IF;
+    INSERT INTO steward.retention_policies AS p (table_name, timestamp_column, keep, action, archive_table, batch_size, created_by)
+    VALUES (tbl, timestamp_column, keep, action, archive_table, batch_size, steward.caller_id())
+    ON CONFLICT ON CONSTRAINT retention_policies_table_name_timestamp_column_key DO UPDATE
+       SET keep = EXCLUDED.keep, action = EXCLUDED.action, archive_table = EXCLUDED.archive_table,
+           batch_size = EXCLUDED.batch_size, enabled = true
+    RETURNING * INTO r;
+    RETURN r;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward._retention_set(tok bigint, tbl regclass, timestamp_column name, keep interval,
+                                       action text, archive_table regclass, batch_size integer)
+RETURNS steward.retention_policies
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r steward.retention_policies;
+    a jsonb := jsonb_build_object('table', tbl::text, 'timestampColumn', timestamp_column, 'keep', keep, 'action', action, 'archiveTable', archive_table::text, 'batchSize', batch_size);
+BEGIN
+    r := steward._retention_set_impl(tok, tbl, timestamp_column, keep, action, archive_table, batch_size);
+    PERFORM steward._admin_logged('steward.retention_set', a, jsonb_build_object('policyId', r.id));
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.retention_set', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
+CREATE FUNCTION steward._retention_run_impl(tok bigint, policy_id uuid, dry_run boolean)
+RETURNS TABLE (policy uuid, relation text, policy_action text, cutoff timestamptz, eligible bigint,
+               processed bigint, batches integer, was_dry_run boolean)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_caller oid := steward._caller(tok, 'steward.retention_run');
+    p steward.retention_policies;
+    v_cut timestamptz;
+    v_eligible bigint;
+    v_done bigint;
+    v_n bigint;
+    v_batches integer;
+    v_started timestamptz;
+    v_dry boolean := coalesce(_retention_run_impl.dry_run, false);
+BEGIN
+    PERFORM steward._require_writable();
+    IF policy_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM steward.retention_policies x WHERE x.id = policy_id) THEN
+        RAISE EXCEPTION 'retention policy % does not exist', policy_id USING ERRCODE = 'P0002';
+    END IF;
+    FOR p IN SELECT * FROM steward.retention_policies x
+              WHERE (_retention_run_impl.policy_id IS NULL AND x.enabled) OR x.id = _retention_run_impl.policy_id
+              ORDER BY x.created_at LOOP
+        BEGIN
+            PERFORM steward._check_privileges(v_caller, p.table_name, '{select,delete}', 'a retention run');
+            IF p.archive_table IS NOT NULL THEN
+                PERFORM steward._check_privileges(v_caller, p.archive_table, '{insert}', 'a retention run');
+            END IF;
+        EXCEPTION WHEN insufficient_privilege THEN
+            IF _retention_run_impl.policy_id IS NOT NULL THEN
+                RAISE;
+            END IF;
+            RAISE WARNING 'retention policy % skipped: %', p.id, SQLERRM;
+            CONTINUE;
+        END;
+        v_started := clock_timestamp();
+        v_cut := now() - p.keep;
+        v_eligible := (steward._select_as_owner(p.table_name,
+            format('SELECT pg_catalog.to_jsonb(pg_catalog.count(*)) FROM %s WHERE %I < $1::pg_catalog.timestamptz',
+                   p.table_name, p.timestamp_column), ARRAY[v_cut::text]) #>> '{}')::bigint;
+        v_done := 0;
+        v_batches := 0;
+        IF NOT v_dry THEN
+            LOOP
+                IF p.action = 'archive' THEN
+                    v_n := steward._exec_as_owner(p.table_name,
+                        format('WITH gone AS (DELETE FROM %1$s WHERE ctid IN (SELECT ctid FROM %1$s WHERE %2$I < $1::pg_catalog.timestamptz LIMIT $2::pg_catalog.int8) RETURNING *)
+                                INSERT INTO %3$s SELECT * FROM gone', p.table_name, p.timestamp_column, p.archive_table),
+                        ARRAY[v_cut::text, p.batch_size::text]);
+                ELSE
+                    v_n := steward._exec_as_owner(p.table_name,
+                        format('DELETE FROM %1$s WHERE ctid IN (SELECT ctid FROM %1$s WHERE %2$I < $1::pg_catalog.timestamptz LIMIT $2::pg_catalog.int8)',
+                               p.table_name, p.timestamp_column),
+                        ARRAY[v_cut::text, p.batch_size::text]);
+                END IF;
+                EXIT WHEN v_n = 0;
+                v_done := v_done + v_n;
+                v_batches := v_batches + 1;
+                EXIT WHEN v_n < p.batch_size;
+            END LOOP;
+        END IF;
+        INSERT INTO steward.retention_runs (policy_id, dry_run, cutoff, eligible, processed, batches, duration_ms, initiator)
+        VALUES (p.id, v_dry, v_cut, v_eligible, v_done, v_batches,
+                (extract(epoch FROM clock_timestamp() - v_started) * 1000)::bigint, steward.caller_id());
+        policy := p.id; relation := p.table_name::text; policy_action := p.action; cutoff := v_cut;
+        eligible := v_eligible; processed := v_done; batches := v_batches; was_dry_run := v_dry;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward._retention_run(tok bigint, policy_id uuid, dry_run boolean)
+RETURNS TABLE (policy uuid, relation text, policy_action text, cutoff timestamptz, eligible bigint,
+               processed bigint, batches integer, was_dry_run boolean)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a jsonb := jsonb_build_object('policyId', policy_id, 'dryRun', dry_run);
+    n bigint;
+BEGIN
+    RETURN QUERY SELECT * FROM steward._retention_run_impl(tok, policy_id, dry_run);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM steward._admin_logged('steward.retention_run', a, jsonb_build_object('rows', n));
+    RETURN;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.retention_run', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
+CREATE FUNCTION steward._config_backup_impl(tok bigint, label text) RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_caller oid := steward._caller(tok, 'steward.config_backup');
+    t record;
+    v_rows jsonb;
+    v_tables jsonb := '{}';
+    v_counts jsonb := '{}';
+    v_id uuid;
+BEGIN
+    PERFORM steward._require_writable();
+    IF NOT EXISTS (SELECT 1 FROM steward.config_tables) THEN
+        RAISE EXCEPTION 'no configuration table is registered' USING ERRCODE = 'P0002',
+              HINT = 'steward.config_register(table) registers one.';
+    END IF;
+    FOR t IN SELECT c.table_name, format('%I.%I', n.nspname, k.relname) AS qualified
+               FROM steward.config_tables c JOIN pg_class k ON k.oid OPERATOR(pg_catalog.=) c.table_name
+               JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace ORDER BY 2 LOOP
+        PERFORM steward._check_privileges(v_caller, t.table_name, '{select}', 'a configuration backup');
+    END LOOP;
+    FOR t IN SELECT c.table_name, format('%I.%I', n.nspname, k.relname) AS qualified
+               FROM steward.config_tables c JOIN pg_class k ON k.oid OPERATOR(pg_catalog.=) c.table_name
+               JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace ORDER BY 2 LOOP
+        -- A consistent snapshot of every table: lock against writers for the copy.
+        PERFORM steward._exec_as_owner(t.table_name, format('LOCK TABLE %s IN SHARE MODE', t.table_name));
+        v_rows := steward._select_as_owner(t.table_name,
+            format('SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x)), ''[]''::pg_catalog.jsonb) FROM %s x', t.table_name));
+        v_tables := v_tables || jsonb_build_object(t.qualified, v_rows);
+        v_counts := v_counts || jsonb_build_object(t.qualified, jsonb_array_length(v_rows));
+    END LOOP;
+    INSERT INTO steward.config_backups (label, created_by, tables, row_counts)
+    VALUES (label, steward.caller_id(), v_tables, v_counts) RETURNING id INTO v_id;
+    INSERT INTO steward.config_backup_log (backup_id, action, initiator, row_counts)
+    VALUES (v_id, 'backup', steward.caller_id(), v_counts);
+    RETURN v_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward._config_backup(tok bigint, label text) RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r uuid;
+    a jsonb := jsonb_build_object('label', left(label, 1000));
+BEGIN
+    r := steward._config_backup_impl(tok, label);
+    PERFORM steward._admin_logged('steward.config_backup', a, jsonb_build_object('backupId', r));
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.config_backup', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
+CREATE FUNCTION steward._config_restore_impl(tok bigint, backup_id uuid, confirm boolean) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_caller oid := steward._caller(tok, 'steward.config_restore');
+    b steward.config_backups;
+    t record;
+    v_rel regclass;
+    v_counts jsonb := '{}';
+    v_n bigint;
+BEGIN
+    PERFORM steward._require_writable();
+    SELECT * INTO b FROM steward.config_backups x WHERE x.id OPERATOR(pg_catalog.=) _config_restore_impl.backup_id;
+    IF b.id IS NULL THEN
+        RAISE EXCEPTION 'configuration backup % does not exist', backup_id USING ERRCODE = 'P0002';
+    END IF;
+    IF NOT coalesce(confirm, false) THEN
+        RAISE EXCEPTION 'restoring a configuration backup replaces the current rows' USING ERRCODE = '22023',
+              DETAIL = format('tables: %s', (SELECT string_agg(k, ', ') FROM jsonb_object_keys(b.tables) k)),
+              HINT = 'Pass confirm => true.';
+    END IF;
+    -- Check every table first, so a refusal changes nothing.
+    FOR t IN SELECT key FROM jsonb_each(b.tables) ORDER BY key LOOP
+        v_rel := to_regclass(t.key);
+        IF v_rel IS NULL THEN
+            RAISE EXCEPTION 'table % of the backup no longer exists', t.key USING ERRCODE = '42P01';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM steward.config_tables c WHERE c.table_name OPERATOR(pg_catalog.=) v_rel) THEN
+            RAISE EXCEPTION 'table % of the backup is not a registered configuration table', t.key
+                USING ERRCODE = '42501', HINT = 'steward.config_register(table) registers it.';
+        END IF;
+        PERFORM steward._check_privileges(v_caller, v_rel, '{select,insert,delete}', 'a configuration restore');
+    END LOOP;
+    FOR t IN SELECT key, value FROM jsonb_each(b.tables) ORDER BY key LOOP
+        v_rel := to_regclass(t.key);
+        PERFORM steward._exec_as_owner(v_rel, format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_rel));
+        PERFORM steward._exec_as_owner(v_rel, format('DELETE FROM %s', v_rel));
+        v_n := steward._exec_as_owner(v_rel,
+            format('INSERT INTO %1$s OVERRIDING SYSTEM VALUE SELECT * FROM pg_catalog.jsonb_populate_recordset(NULL::%1$s, $1::pg_catalog.jsonb)', v_rel),
+            ARRAY[t.value::text]);
+        v_counts := v_counts || jsonb_build_object(t.key, v_n);
+    END LOOP;
+    INSERT INTO steward.config_backup_log (backup_id, action, initiator, row_counts)
+    VALUES (b.id, 'restore', steward.caller_id(), v_counts);
+    RETURN jsonb_build_object('backup_id', b.id, 'restored', v_counts);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward._config_restore(tok bigint, backup_id uuid, confirm boolean) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('backupId', backup_id, 'confirm', confirm);
+BEGIN
+    r := steward._config_restore_impl(tok, backup_id, confirm);
+    PERFORM steward._admin_logged('steward.config_restore', a, r);
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.config_restore', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
+
+-- The bodies now run in a subtransaction of the entry point: a migration added in this
+-- transaction is recognised by its xmin being any of its (sub)transaction IDs.
+CREATE FUNCTION steward."_xid_is_mine"(
+	"xid" TEXT /* & str */
+) RETURNS bool /* bool */
+STRICT STABLE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'xid_is_mine_wrapper';
+
+CREATE OR REPLACE FUNCTION steward._migration_run(p_caller oid, p_version bigint, p_direction text, p_refusal jsonb,
+                                       p_background boolean DEFAULT false)
+RETURNS steward.migration_runs
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id uuid := pg_catalog.gen_random_uuid();
+    r steward.migration_runs;
+BEGIN
+    -- The worker's transaction sees only committed migrations.
+    IF p_refusal IS NULL AND EXISTS (SELECT 1 FROM steward.schema_migrations x
+                                      WHERE x.version OPERATOR(pg_catalog.=) p_version
+                                        AND steward._xid_is_mine(x.xmin::text)) THEN
+        RAISE EXCEPTION 'migration % was added or changed in this transaction', p_version USING ERRCODE = '55000',
+              DETAIL = 'Migrations run in a transaction of their own, which sees only committed migrations.',
+              HINT = 'Commit first, then apply.';
+    END IF;
+    PERFORM steward._migration_submit(pg_catalog.jsonb_build_object(
+        'run_id', v_id, 'version', p_version, 'direction', p_direction, 'caller_oid', p_caller::bigint,
+        'run_by', steward.caller_id(),
+        'lock_timeout_ms', steward.setting_number('migrationLockTimeoutMs')::bigint,
+        'statement_timeout_ms', steward.setting_number('migrationStatementTimeoutMs')::bigint,
+        'refusal', p_refusal), NOT p_background);
+    -- A worker that was terminated or crashed left its run 'running': it is failed (57P01) now.
+    IF NOT p_background THEN
+        PERFORM steward._reap_migrations();
+    END IF;
+    SELECT * INTO r FROM steward.migration_runs x WHERE x.id OPERATOR(pg_catalog.=) v_id;
+    IF r.id IS NULL THEN
+        RAISE EXCEPTION 'the migration worker did not record run %', v_id USING ERRCODE = '58000',
+              HINT = 'See the server log.';
+    END IF;
+    IF r.status OPERATOR(pg_catalog.<>) 'succeeded' AND NOT (p_background AND r.status OPERATOR(pg_catalog.=) 'running') THEN
+        RAISE EXCEPTION '%', CASE WHEN r.status OPERATOR(pg_catalog.=) 'refused' THEN r.error_message
+                                  ELSE pg_catalog.format('migration %s (%s) failed%s: %s', p_version, p_direction,
+                                                         coalesce(' in statement ' || r.failed_statement, ''), r.error_message) END
+              USING ERRCODE = coalesce(r.error_sqlstate, 'XX000'),
+                    DETAIL = pg_catalog.concat_ws(E'\n', r.error_detail,
+                             CASE WHEN r.failed_statement IS NOT NULL
+                                  THEN pg_catalog.format('Statement %s: %s', r.failed_statement, pg_catalog.left(r.failed_statement_text, 500)) END,
+                             CASE WHEN r.status OPERATOR(pg_catalog.=) 'failed' THEN 'Nothing of the migration was kept.' END,
+                             pg_catalog.format('Recorded as run %s (steward.migration_history()).', r.id)),
+                    HINT = coalesce(r.error_hint, 'See steward.migration_history().');
+    END IF;
+    RETURN r;
+END
+$$;
 INSERT INTO steward.function_grants (signature, audience, reason) VALUES
     ('steward._check_alerts(bigint)', '{admins}', 'body of check_alerts(), which takes the caller (statement texts in alerts follow its rights)'),
     ('steward._generate_monthly_report(bigint,date)', '{admins}', 'body of generate_monthly_report(), which takes the caller'),

@@ -41,7 +41,7 @@ CREATE INDEX retention_runs_policy_idx ON steward.retention_runs (policy_id, run
 -- archive table must have the table's columns (names and types, in order) and the same owner.
 -- The caller must be able to SELECT and DELETE the table (and INSERT into the archive) with
 -- their own rights (src/common/privilege.rs); the rows are later deleted as the table's owner.
-CREATE FUNCTION steward._retention_set(tok bigint, tbl regclass, timestamp_column name, keep interval,
+CREATE FUNCTION steward._retention_set_impl(tok bigint, tbl regclass, timestamp_column name, keep interval,
                                        action text, archive_table regclass, batch_size integer)
 RETURNS steward.retention_policies
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -109,6 +109,26 @@ BEGIN
 END
 $$;
 
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward._retention_set(tok bigint, tbl regclass, timestamp_column name, keep interval,
+                                       action text, archive_table regclass, batch_size integer)
+RETURNS steward.retention_policies
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r steward.retention_policies;
+    a jsonb := jsonb_build_object('table', tbl::text, 'timestampColumn', timestamp_column, 'keep', keep, 'action', action, 'archiveTable', archive_table::text, 'batchSize', batch_size);
+BEGIN
+    r := steward._retention_set_impl(tok, tbl, timestamp_column, keep, action, archive_table, batch_size);
+    PERFORM steward._admin_logged('steward.retention_set', a, jsonb_build_object('policyId', r.id));
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.retention_set', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
 CREATE FUNCTION steward.retention_set(tbl regclass, timestamp_column name, keep interval,
                                       action text DEFAULT 'delete', archive_table regclass DEFAULT NULL,
                                       batch_size integer DEFAULT 10000)
@@ -122,7 +142,7 @@ AS $$ SELECT * FROM steward._retention_set(steward._enter(), tbl, timestamp_colu
 -- rights are checked again for every policy (a policy the caller may not run is refused when
 -- named, skipped with a warning in a run of all); the statements run as the table's owner in
 -- a security-restricted operation.
-CREATE FUNCTION steward._retention_run(tok bigint, policy_id uuid, dry_run boolean)
+CREATE FUNCTION steward._retention_run_impl(tok bigint, policy_id uuid, dry_run boolean)
 RETURNS TABLE (policy uuid, relation text, policy_action text, cutoff timestamptz, eligible bigint,
                processed bigint, batches integer, was_dry_run boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -137,14 +157,14 @@ DECLARE
     v_n bigint;
     v_batches integer;
     v_started timestamptz;
-    v_dry boolean := coalesce(_retention_run.dry_run, false);
+    v_dry boolean := coalesce(_retention_run_impl.dry_run, false);
 BEGIN
     PERFORM steward._require_writable();
     IF policy_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM steward.retention_policies x WHERE x.id = policy_id) THEN
         RAISE EXCEPTION 'retention policy % does not exist', policy_id USING ERRCODE = 'P0002';
     END IF;
     FOR p IN SELECT * FROM steward.retention_policies x
-              WHERE (_retention_run.policy_id IS NULL AND x.enabled) OR x.id = _retention_run.policy_id
+              WHERE (_retention_run_impl.policy_id IS NULL AND x.enabled) OR x.id = _retention_run_impl.policy_id
               ORDER BY x.created_at LOOP
         BEGIN
             PERFORM steward._check_privileges(v_caller, p.table_name, '{select,delete}', 'a retention run');
@@ -152,7 +172,7 @@ BEGIN
                 PERFORM steward._check_privileges(v_caller, p.archive_table, '{insert}', 'a retention run');
             END IF;
         EXCEPTION WHEN insufficient_privilege THEN
-            IF _retention_run.policy_id IS NOT NULL THEN
+            IF _retention_run_impl.policy_id IS NOT NULL THEN
                 RAISE;
             END IF;
             RAISE WARNING 'retention policy % skipped: %', p.id, SQLERRM;
@@ -191,6 +211,27 @@ BEGIN
         eligible := v_eligible; processed := v_done; batches := v_batches; was_dry_run := v_dry;
         RETURN NEXT;
     END LOOP;
+END
+$$;
+
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward._retention_run(tok bigint, policy_id uuid, dry_run boolean)
+RETURNS TABLE (policy uuid, relation text, policy_action text, cutoff timestamptz, eligible bigint,
+               processed bigint, batches integer, was_dry_run boolean)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a jsonb := jsonb_build_object('policyId', policy_id, 'dryRun', dry_run);
+    n bigint;
+BEGIN
+    RETURN QUERY SELECT * FROM steward._retention_run_impl(tok, policy_id, dry_run);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM steward._admin_logged('steward.retention_run', a, jsonb_build_object('rows', n));
+    RETURN;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.retention_run', a, SQLSTATE, SQLERRM);
+    RAISE;
 END
 $$;
 
@@ -263,7 +304,7 @@ AS $$ SELECT steward._config_register(steward._enter(), tbl) $$;
 -- (checked now, not only at registration); the rows are read as the table's owner in a
 -- security-restricted operation.  Admins see a backup's labels and counts, not its rows
 -- (column privileges, finalize.sql): the rows come back only through a restore.
-CREATE FUNCTION steward._config_backup(tok bigint, label text) RETURNS uuid
+CREATE FUNCTION steward._config_backup_impl(tok bigint, label text) RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -303,6 +344,24 @@ BEGIN
 END
 $$;
 
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward._config_backup(tok bigint, label text) RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r uuid;
+    a jsonb := jsonb_build_object('label', left(label, 1000));
+BEGIN
+    r := steward._config_backup_impl(tok, label);
+    PERFORM steward._admin_logged('steward.config_backup', a, jsonb_build_object('backupId', r));
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.config_backup', a, SQLSTATE, SQLERRM);
+    RAISE;
+END
+$$;
+
 CREATE FUNCTION steward.config_backup(label text DEFAULT NULL) RETURNS uuid
 LANGUAGE sql VOLATILE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
@@ -313,7 +372,7 @@ AS $$ SELECT steward._config_backup(steward._enter(), label) $$;
 -- caller's own INSERT and DELETE rights on every table (checked before anything changes); the
 -- statements (and so the tables' triggers) run as each table's owner in a security-restricted
 -- operation.  Only registered tables are restored.
-CREATE FUNCTION steward._config_restore(tok bigint, backup_id uuid, confirm boolean) RETURNS jsonb
+CREATE FUNCTION steward._config_restore_impl(tok bigint, backup_id uuid, confirm boolean) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -326,7 +385,7 @@ DECLARE
     v_n bigint;
 BEGIN
     PERFORM steward._require_writable();
-    SELECT * INTO b FROM steward.config_backups x WHERE x.id OPERATOR(pg_catalog.=) _config_restore.backup_id;
+    SELECT * INTO b FROM steward.config_backups x WHERE x.id OPERATOR(pg_catalog.=) _config_restore_impl.backup_id;
     IF b.id IS NULL THEN
         RAISE EXCEPTION 'configuration backup % does not exist', backup_id USING ERRCODE = 'P0002';
     END IF;
@@ -359,6 +418,24 @@ BEGIN
     INSERT INTO steward.config_backup_log (backup_id, action, initiator, row_counts)
     VALUES (b.id, 'restore', steward.caller_id(), v_counts);
     RETURN jsonb_build_object('backup_id', b.id, 'restored', v_counts);
+END
+$$;
+
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward._config_restore(tok bigint, backup_id uuid, confirm boolean) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := jsonb_build_object('backupId', backup_id, 'confirm', confirm);
+BEGIN
+    r := steward._config_restore_impl(tok, backup_id, confirm);
+    PERFORM steward._admin_logged('steward.config_restore', a, r);
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.config_restore', a, SQLSTATE, SQLERRM);
+    RAISE;
 END
 $$;
 

@@ -50,9 +50,9 @@ END
 $$;
 
 -- History older than its retention setting, removed (admins; pg_cron daily): snapshots, the
--- query log, resolved alerts, finished maintenance records, alert check runs.  Returns the rows
+-- query log, resolved alerts, finished maintenance records, alert check runs, the admin log.  Returns the rows
 -- removed per table.
-CREATE FUNCTION steward.purge_history() RETURNS jsonb
+CREATE FUNCTION steward._purge_history_impl() RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -80,7 +80,28 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT; r := r || jsonb_build_object('maintenance_operations', n);
     DELETE FROM steward.alert_checks WHERE checked_at < now() - v_snap;
     GET DIAGNOSTICS n = ROW_COUNT; r := r || jsonb_build_object('alert_checks', n);
+    DELETE FROM steward.admin_log
+     WHERE at < now() - make_interval(days => steward.setting_number('adminLogRetentionDays')::integer);
+    GET DIAGNOSTICS n = ROW_COUNT; r := r || jsonb_build_object('admin_log', n);
     RETURN r;
+END
+$$;
+
+-- The entry point: the body above, and one row of steward.admin_log for its outcome.
+CREATE FUNCTION steward.purge_history() RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r jsonb;
+    a jsonb := '{}'::jsonb;
+BEGIN
+    r := steward._purge_history_impl();
+    PERFORM steward._admin_logged('steward.purge_history', a, r);
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    PERFORM steward._admin_log_failed('steward.purge_history', a, SQLSTATE, SQLERRM);
+    RAISE;
 END
 $$;
 

@@ -15,6 +15,7 @@
 //!    `monthly.sql`     — the monthly health report with history and comparisons
 //!    `trends.sql`      — database snapshots, history retention, trend functions for charts
 //!    `maintenance_console.sql` — maintenance history filters and pages, statistics, the menu
+//!    `admin_log.sql`   — the append-only admin log every admin action writes, and its list
 //! 9. `config.sql`      — configuration tables, validators, effective configuration, provenance
 //! 10. `audit.sql`       — the audit log, audit_enable/verify/purge (trigger in `src/audit`)
 //! 11. `history.sql`     — history, statistics, CSV, rollback (diff/patch in `src/diff`,
@@ -107,6 +108,11 @@ extension_sql_file!(
 );
 extension_sql_file!("../sql/trends.sql", name = "trends", requires = ["monthly"]);
 extension_sql_file!("../sql/maintenance_console.sql", name = "maintenance_console", requires = ["trends"]);
+extension_sql_file!(
+    "../sql/admin_log.sql",
+    name = "admin_log",
+    requires = ["maintenance_console", audit::admin_log::request_identity, audit::admin_log::admin_log_submit]
+);
 extension_sql_file!(
     "../sql/config.sql",
     name = "config",

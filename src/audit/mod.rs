@@ -10,6 +10,7 @@
 //! UPDATE, DELETE and TRUNCATE from any SQL session, the owner's included; only the purge
 //! (the retention function) lifts it, with a flag no SQL can set.
 
+pub mod admin_log;
 pub mod export;
 pub mod error;
 pub mod writer;

@@ -399,6 +399,7 @@ pub extern "C-unwind" fn pg_steward_executor_main(arg: pg_sys::Datum) {
 
     let accepted: Accepted = match raw.get("kind").and_then(Value::as_str) {
         Some("migration") => crate::migrate::worker::accept(&raw),
+        Some("admin_log") => crate::audit::admin_log::accept(&raw),
         _ => crate::maintenance::worker::accept(&raw),
     };
     // Let the caller go on: the record is committed (or could not be written at all).

@@ -61,3 +61,15 @@ pub fn block_size() -> u64 {
 #[cfg(any(test, feature = "pg_test"))]
 #[path = "layout_test.rs"]
 mod layout_test;
+
+/// SQL `steward._xid_is_mine(xid text) → boolean`: whether a row's `xmin` (as text) is this
+/// transaction or one of its subtransactions — a row written in it, which a worker's own
+/// transaction cannot see yet.  Owner-only.
+#[pgrx::pg_extern(name = "_xid_is_mine", stable, parallel_unsafe)]
+fn xid_is_mine(xid: &str) -> bool {
+    match xid.trim().parse::<u32>() {
+        // SAFETY: a pure look-up in the backend's own transaction state.
+        Ok(x) => unsafe { pgrx::pg_sys::TransactionIdIsCurrentTransactionId(x.into()) },
+        Err(_) => false,
+    }
+}

@@ -84,6 +84,12 @@ fn the_checks_body_cannot_be_called_with_a_made_up_caller() {
         "SELECT steward._check_alerts_for(10::oid)",
         "SELECT steward._generate_monthly_report(42, NULL)",
         "SELECT steward._generate_monthly_report_for(10::oid, NULL)",
+        "SELECT steward._admin_logged('steward.set_setting', '{}', NULL)",
+        "SELECT steward._admin_log_failed('steward.set_setting', '{}', '22023', 'forged')",
+        "SELECT steward._admin_log_submit('{\"actor\": \"postgres\", \"action\": \"x\", \"outcome\": \"ok\"}')",
+        "SELECT steward._request_identity()",
+        "INSERT INTO steward.admin_log (actor, action, outcome) VALUES ('postgres', 'steward.set_setting', 'ok')",
+        "DELETE FROM steward.admin_log",
         "SELECT steward._alert_notify('opened', NULL::steward.performance_alerts)",
     ] {
         let err = admin.batch_execute(sql).expect_err(sql);
@@ -178,4 +184,31 @@ fn hostile_rule_changes_and_list_filters_are_refused_cleanly() {
         let err = root.batch_execute(sql).expect_err(sql);
         assert_eq!(sqlstate(&err), "22023", "{sql}: {err}");
     }
+}
+
+/// A directly connected admin who sets PostgREST's request settings is not an API request: the
+/// admin log names the admin's own role and takes neither the claimed user nor the claimed
+/// address (only API roles' request settings count, as for the audit log).
+#[test]
+fn the_admin_log_cannot_be_attributed_to_someone_else() {
+    sec_setup();
+    let mut admin = connect_as("sec_admin");
+    admin
+        .batch_execute(&format!(
+            "SELECT set_config('request.jwt.claims', '{ALICE_CLAIMS}', false);
+             SELECT set_config('request.headers', '{{\"x-forwarded-for\": \"198.51.100.9\", \"user-agent\": \"forged\"}}', false);
+             SELECT steward.set_setting('reportTableLimit', '48');
+             SELECT steward.reset_setting('reportTableLimit');"
+        ))
+        .expect("settings");
+    let mut root = connect_as("postgres");
+    let row = root
+        .query_one(
+            "SELECT actor, actor_uuid IS NULL, client_ip IS NULL, user_agent IS NULL FROM steward.admin_log
+              WHERE action = 'steward.set_setting' AND arguments ->> 'value' = '48' ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .expect("the row");
+    assert_eq!(row.get::<_, String>(0), "sec_admin");
+    assert!(row.get::<_, bool>(1) && row.get::<_, bool>(2) && row.get::<_, bool>(3), "no claimed identity or address");
 }
