@@ -44,7 +44,7 @@ psql_at "$DIR" "$PORT" -d postgres -c "DROP DATABASE IF EXISTS steward_regress" 
 REGRESS="$("${PG_CONFIG}" --pkglibdir)/pgxs/src/test/regress/pg_regress"
 if ! "$REGRESS" --use-existing --host=127.0.0.1 --port="$PORT" --user=postgres \
         --bindir="${PG_BIN}" --inputdir=test --outputdir="$DIR/regress" --dbname=steward_regress \
-        health facade alerts maintenance maintenance_console retention monthly trends admin_log cron config audit migrate; then
+        health facade alerts maintenance maintenance_console retention monthly trends admin_log ai_usage cron config audit migrate; then
     cat "$DIR/regress/regression.diffs" >&2 || true
     exit 1
 fi

@@ -67,7 +67,10 @@ SELECT 'steward.' || f, array_agg(DISTINCT a ORDER BY a), string_agg(DISTINCT r,
       _train_table(text); _require_caller(); _require_writable();
       update_user_preferences(jsonb,text); reset_user_preferences(text); _change_reason(text);
       upsert_ai_config(text,jsonb,integer,boolean,text); set_ai_config_active(text,boolean,text);
-      delete_ai_config(text,text); rotate_api_key(text,text,text)',
+      delete_ai_config(text,text); rotate_api_key(text,text,text);
+      ai_models(); record_ai_usage(text,bigint,bigint,uuid,uuid,text); ai_spending(uuid,text,date,date); ai_budget_status(uuid);
+      _enter(); _record_ai_usage(bigint,text,bigint,bigint,uuid,uuid,text); _ai_spending(bigint,uuid,text,date,date);
+      _ai_budget_status(bigint,uuid); _config_admin_of(oid)',
      '{admins,users}', 'configuration with the caller''s rights'),
     ('_audit_capture(); _audit_truncate()', '{admins}', 'audit trigger functions attached by admins'),
     -- audit_enable/audit_disable and audit_verify(uuid) run with the caller's rights (an
@@ -155,6 +158,12 @@ BEGIN
                     steward.effective_alert_rules, steward.alert_checks, steward.health_reports,
                     steward.database_snapshots TO %s, pg_monitor',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
+    -- AI usage: end users read their own calls (row-level security), admins everyone's.
+    EXECUTE format('GRANT SELECT ON steward.ai_usage, steward.ai_usage_daily TO %s',
+                   (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
+    IF v_users THEN
+        EXECUTE 'GRANT SELECT ON steward.ai_usage TO authenticated';
+    END IF;
     EXECUTE format('GRANT SELECT ON steward.admin_log TO %s',
                    (SELECT string_agg(quote_ident(r), ', ') FROM unnest(v_roles) r));
     EXECUTE format('GRANT INSERT, UPDATE, DELETE ON steward.performance_alerts, steward.query_performance_logs TO %s',

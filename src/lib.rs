@@ -16,6 +16,7 @@
 //!    `trends.sql`      — database snapshots, history retention, trend functions for charts
 //!    `maintenance_console.sql` — maintenance history filters and pages, statistics, the menu
 //!    `admin_log.sql`   — the append-only admin log every admin action writes, and its list
+//!    `ai_usage.sql`    — AI usage per model call, spending per period, budget status
 //! 9. `config.sql`      — configuration tables, validators, effective configuration, provenance
 //! 10. `audit.sql`       — the audit log, audit_enable/verify/purge (trigger in `src/audit`)
 //! 11. `history.sql`     — history, statistics, CSV, rollback (diff/patch in `src/diff`,
@@ -108,6 +109,7 @@ extension_sql_file!(
 );
 extension_sql_file!("../sql/trends.sql", name = "trends", requires = ["monthly"]);
 extension_sql_file!("../sql/maintenance_console.sql", name = "maintenance_console", requires = ["trends"]);
+extension_sql_file!("../sql/ai_usage.sql", name = "ai_usage", requires = ["config", config::ai_models]);
 extension_sql_file!(
     "../sql/admin_log.sql",
     name = "admin_log",

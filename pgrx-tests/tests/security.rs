@@ -102,3 +102,6 @@ mod migrate;
 
 #[path = "security/alerts.rs"]
 mod alerts;
+
+#[path = "security/ai_usage.rs"]
+mod ai_usage;

@@ -114,6 +114,10 @@ const READERS: &[&str] = &[
     "SELECT steward.maintenance_history_filtered('{\"status\": \"completed\"}')",
     "SELECT steward.maintenance_statistics()",
     "SELECT * FROM steward.maintenance_operations_available()",
+    "SELECT * FROM steward.ai_models()",
+    "SELECT * FROM steward.ai_spending('5ba4db00-0000-4000-8000-000000000001')",
+    "SELECT steward.ai_budget_status('5ba4db00-0000-4000-8000-000000000001')",
+    "SELECT steward.admin_log_list()",
 ];
 
 const WRITERS: &[&str] = &[
@@ -136,6 +140,7 @@ const WRITERS: &[&str] = &[
     "SELECT steward.generate_monthly_report()",
     "SELECT steward.capture_snapshots()",
     "SELECT steward.purge_history()",
+    "SELECT steward.record_ai_usage('claude-3-haiku-20240307', 1, 1, '5ba4db00-0000-4000-8000-000000000001')",
 ];
 
 #[test]

@@ -190,6 +190,20 @@ pub fn config_admin_sql() -> bool {
     config_admin()
 }
 
+/// SQL `steward._config_admin_of(role)`: `_config_admin()` for a caller a SECURITY DEFINER body
+/// took from `_caller(token)` (inside the body the current role is the extension's owner).
+#[pg_extern(name = "_config_admin_of", stable, parallel_safe)]
+pub fn config_admin_of(role: pg_sys::Oid) -> bool {
+    let member = |name: &CStr| match role_oid(name) {
+        // SAFETY: is_member_of_role only reads the catalogs' caches for two role oids.
+        Some(oid) => unsafe { pg_sys::is_member_of_role(role, oid) },
+        None => false,
+    };
+    // SAFETY: superuser_arg reads the role's attributes from the syscache.
+    let superuser = unsafe { pg_sys::superuser_arg(role) };
+    superuser || member(c"service_role") || member(c"steward_admin")
+}
+
 /// SQL `steward._sees_api_keys()`: whether API keys may be shown to the current role in clear.
 #[pg_extern(name = "_sees_api_keys", stable, parallel_safe)]
 pub fn sees_api_keys_sql() -> bool {

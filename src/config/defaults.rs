@@ -41,9 +41,46 @@ pub fn ai_config() -> Value {
     })
 }
 
-/// Known models: (name, input price per 1k tokens, output price per 1k tokens, context, output limit).
-pub const MODELS: &[(&str, f64, f64, u32, u32)] = &[
-    ("claude-sonnet-4-5-20250929", 0.003, 0.015, 200_000, 4096),
-    ("claude-3-opus-20240229", 0.015, 0.075, 200_000, 4096),
-    ("claude-3-haiku-20240307", 0.00025, 0.00125, 200_000, 4096),
+/// A model the platform may call: the one catalogue the validator (`MODEL_IDS`),
+/// `calculate_cost`, usage recording and `steward.ai_models()` read (CONTRACT §4 prices).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Model {
+    pub id: &'static str,
+    pub display_name: &'static str,
+    /// USD per 1 000 input / output tokens.
+    pub input_per_1k: f64,
+    pub output_per_1k: f64,
+    pub context_window: u32,
+    pub output_limit: u32,
+    pub features: &'static [&'static str],
+}
+
+const FEATURES: &[&str] = &["text", "vision", "tool_use", "streaming"];
+
+pub const MODELS: &[Model] = &[
+    Model { id: "claude-sonnet-4-5-20250929", display_name: "Claude Sonnet 4.5", input_per_1k: 0.003, output_per_1k: 0.015, context_window: 200_000, output_limit: 4096, features: FEATURES },
+    Model { id: "claude-3-opus-20240229", display_name: "Claude 3 Opus", input_per_1k: 0.015, output_per_1k: 0.075, context_window: 200_000, output_limit: 4096, features: FEATURES },
+    Model { id: "claude-3-haiku-20240307", display_name: "Claude 3 Haiku", input_per_1k: 0.00025, output_per_1k: 0.00125, context_window: 200_000, output_limit: 4096, features: FEATURES },
 ];
+
+/// The catalogue's ids, in its order (the validator's enumeration).
+pub const MODEL_IDS: &[&str] = &[MODELS[0].id, MODELS[1].id, MODELS[2].id];
+
+pub fn model(id: &str) -> Option<&'static Model> {
+    MODELS.iter().find(|m| m.id == id)
+}
+
+/// "a, b, c": the known ids for messages.
+pub fn model_list() -> String {
+    MODELS.iter().map(|m| m.id).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod catalogue_tests {
+    use super::*;
+
+    #[test]
+    fn the_ids_are_the_catalogues() {
+        assert_eq!(MODEL_IDS.to_vec(), MODELS.iter().map(|m| m.id).collect::<Vec<_>>());
+    }
+}

@@ -53,7 +53,7 @@ impl From<ConfigError> for ErrorReport {
                 .set_detail(limit.detail())
                 .set_hint(limit.hint()),
             ConfigError::UnknownModel(_) => ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, "pg_steward.config")
-                .set_hint("Known models: claude-sonnet-4-5-20250929, claude-3-opus-20240229, claude-3-haiku-20240307."),
+                .set_hint(format!("Known models: {}.", super::defaults::model_list())),
         }
     }
 }

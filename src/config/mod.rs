@@ -149,13 +149,46 @@ pub fn calculate_cost(input_tokens: i64, output_tokens: i64, model: default!(&st
     if input_tokens < 0 || output_tokens < 0 {
         return Err(ConfigError::Invalid { kind: "token counts", problems: vec![format!("token counts must not be negative (got {input_tokens}, {output_tokens})")] }.into());
     }
-    let Some((_, input, output, _, _)) = defaults::MODELS.iter().find(|m| m.0 == model) else {
+    let Some(m) = defaults::model(model) else {
         return Err(ConfigError::UnknownModel(model.to_string()).into());
     };
     // Prices have at most 5 decimals per 1k tokens: 8 decimals of the result are exact enough.
-    let cost = (input_tokens as f64) / 1000.0 * input + (output_tokens as f64) / 1000.0 * output;
+    let cost = (input_tokens as f64) / 1000.0 * m.input_per_1k + (output_tokens as f64) / 1000.0 * m.output_per_1k;
     pgrx::AnyNumeric::try_from(format!("{:.8}", cost).as_str())
         .map_err(|e| ConfigError::Invalid { kind: "cost", problems: vec![e.to_string()] }.into())
+}
+
+/// SQL `steward.ai_models()`: the model catalogue (issue #17) — the one table the validator,
+/// `calculate_cost` and usage recording use; prices per million tokens.
+#[pg_extern(stable, parallel_safe)]
+pub fn ai_models() -> TableIterator<
+    'static,
+    (
+        name!(model_id, String),
+        name!(display_name, String),
+        name!(context_window, i32),
+        name!(output_limit, i32),
+        name!(input_price_per_million, pgrx::AnyNumeric),
+        name!(output_price_per_million, pgrx::AnyNumeric),
+        name!(features, Vec<String>),
+    ),
+> {
+    // Per 1k × 1 000, written with the catalogue's decimals (no binary rounding in the output).
+    let per_million = |p: f64| {
+        let v = (p * 1000.0 * 1e6).round() / 1e6;
+        pgrx::AnyNumeric::try_from(format!("{v}").as_str()).unwrap_or_default()
+    };
+    TableIterator::new(defaults::MODELS.iter().map(move |m| {
+        (
+            m.id.to_string(),
+            m.display_name.to_string(),
+            m.context_window as i32,
+            m.output_limit as i32,
+            per_million(m.input_per_1k),
+            per_million(m.output_per_1k),
+            m.features.iter().map(|f| f.to_string()).collect(),
+        )
+    }))
 }
 
 /// `doc` with `update` applied (objects merged, `null` removes a key), normalised to the

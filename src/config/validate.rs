@@ -109,7 +109,7 @@ const USER_PREFERENCES: Kind = Kind::Obj(&[
     ),
 ]);
 
-const MODEL_NAMES: &[&str] = &["claude-sonnet-4-5-20250929", "claude-3-opus-20240229", "claude-3-haiku-20240307"];
+const MODEL_NAMES: &[&str] = super::defaults::MODEL_IDS;
 
 const AI_CONFIG: Kind = Kind::Obj(&[
     (

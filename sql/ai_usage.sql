@@ -1,0 +1,275 @@
+-- AI usage and spending (issue #17 items 1 and 4): one row per model call, its cost from the
+-- model catalogue (steward.ai_models(), the table calculate_cost reads), a daily roll-up per
+-- user kept in the same statement, spend per day/week/month against the budgets of the user's
+-- effective configuration, and the current budget status.  Days, weeks (ISO, from Monday) and
+-- months are UTC.
+
+CREATE TABLE steward.ai_usage (
+    id              uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    user_id         uuid NOT NULL,
+    organization_id uuid,
+    model           text NOT NULL,
+    input_tokens    bigint NOT NULL CHECK (input_tokens >= 0),
+    output_tokens   bigint NOT NULL CHECK (output_tokens >= 0),
+    cost            numeric(20, 8) NOT NULL CHECK (cost >= 0),
+    request_id      text CHECK (request_id IS NULL OR length(request_id) BETWEEN 1 AND 200),
+    recorded_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    recorded_by     text NOT NULL,
+    -- Idempotent per request: a request id counts once per user (another user's ids never collide).
+    UNIQUE (user_id, request_id)
+);
+CREATE INDEX ai_usage_user_time ON steward.ai_usage (user_id, recorded_at);
+SELECT pg_catalog.pg_extension_config_dump('steward.ai_usage', '');
+ALTER TABLE steward.ai_usage ENABLE ROW LEVEL SECURITY;
+-- End users read their own calls; admins everyone's.
+CREATE POLICY ai_usage_own ON steward.ai_usage FOR SELECT
+    USING (user_id OPERATOR(pg_catalog.=) steward.caller_uuid() OR steward._config_admin());
+
+-- Spend per user and UTC day, kept by record_ai_usage (what the budget functions read).
+CREATE TABLE steward.ai_usage_daily (
+    user_id       uuid NOT NULL,
+    day           date NOT NULL,
+    cost          numeric(20, 8) NOT NULL DEFAULT 0,
+    input_tokens  bigint NOT NULL DEFAULT 0,
+    output_tokens bigint NOT NULL DEFAULT 0,
+    calls         bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, day)
+);
+SELECT pg_catalog.pg_extension_config_dump('steward.ai_usage_daily', '');
+
+-- Record one model call.  user_id defaults to the caller; an end user records only for
+-- themselves (42501), the service role and admins for anyone.  The cost is computed here from
+-- the catalogue, never taken from the caller; an unknown model or negative token counts are
+-- 22023 and nothing is stored.  A request_id already recorded for that user returns the first
+-- row (no second row, no second charge).
+CREATE FUNCTION steward._record_ai_usage(
+    tok bigint, model text, input_tokens bigint, output_tokens bigint, user_id uuid,
+    organization_id uuid, request_id text
+) RETURNS steward.ai_usage
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_admin boolean := steward._config_admin_of(steward._caller(tok, 'steward.record_ai_usage'));
+    v_user uuid := coalesce(_record_ai_usage.user_id, steward.caller_uuid());
+    v_cost numeric;
+    r steward.ai_usage;
+BEGIN
+    PERFORM steward._require_writable();
+    IF v_user IS NULL THEN
+        RAISE EXCEPTION 'record_ai_usage needs a user' USING ERRCODE = '42501',
+              HINT = 'Call it with a user''s JWT, or pass user_id as the service role.';
+    END IF;
+    IF NOT v_admin AND v_user IS DISTINCT FROM steward.caller_uuid() THEN
+        RAISE EXCEPTION 'permission denied to record usage for another user' USING ERRCODE = '42501';
+    END IF;
+    IF _record_ai_usage.organization_id IS NOT NULL AND NOT v_admin
+       AND NOT steward._is_org_member(_record_ai_usage.organization_id, v_user) THEN
+        RAISE EXCEPTION 'permission denied to record usage for an organisation you are not a member of' USING ERRCODE = '42501';
+    END IF;
+    IF _record_ai_usage.request_id IS NOT NULL AND length(_record_ai_usage.request_id) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'request_id must be 1 to 200 characters' USING ERRCODE = '22023',
+              DETAIL = format('got %s characters', length(_record_ai_usage.request_id));
+    END IF;
+    IF _record_ai_usage.input_tokens > 1000000000000 OR _record_ai_usage.output_tokens > 1000000000000 THEN
+        RAISE EXCEPTION 'token counts above 10^12 are not a model call' USING ERRCODE = '22023',
+              DETAIL = format('got %s input and %s output tokens', _record_ai_usage.input_tokens, _record_ai_usage.output_tokens);
+    END IF;
+    -- Validates the model and the token counts (22023).
+    v_cost := steward.calculate_cost(_record_ai_usage.input_tokens, _record_ai_usage.output_tokens, _record_ai_usage.model);
+    IF _record_ai_usage.request_id IS NOT NULL THEN
+        SELECT * INTO r FROM steward.ai_usage u
+         WHERE u.user_id OPERATOR(pg_catalog.=) v_user AND u.request_id OPERATOR(pg_catalog.=) _record_ai_usage.request_id;
+        IF FOUND THEN
+            RETURN r;
+        END IF;
+    END IF;
+    INSERT INTO steward.ai_usage (user_id, organization_id, model, input_tokens, output_tokens, cost, request_id, recorded_by)
+    VALUES (v_user, _record_ai_usage.organization_id, _record_ai_usage.model, _record_ai_usage.input_tokens,
+            _record_ai_usage.output_tokens, v_cost, _record_ai_usage.request_id, steward.caller_id())
+    ON CONFLICT (user_id, request_id) DO NOTHING
+    RETURNING * INTO r;
+    IF NOT FOUND THEN
+        -- A concurrent call with the same request id won: its row is the answer.
+        SELECT * INTO r FROM steward.ai_usage u
+         WHERE u.user_id OPERATOR(pg_catalog.=) v_user AND u.request_id OPERATOR(pg_catalog.=) _record_ai_usage.request_id;
+        RETURN r;
+    END IF;
+    INSERT INTO steward.ai_usage_daily AS d (user_id, day, cost, input_tokens, output_tokens, calls)
+    VALUES (v_user, (r.recorded_at AT TIME ZONE 'UTC')::date, r.cost, r.input_tokens, r.output_tokens, 1)
+    ON CONFLICT (user_id, day) DO UPDATE
+       SET cost = d.cost + EXCLUDED.cost, input_tokens = d.input_tokens + EXCLUDED.input_tokens,
+           output_tokens = d.output_tokens + EXCLUDED.output_tokens, calls = d.calls + 1;
+    RETURN r;
+END
+$$;
+
+CREATE FUNCTION steward.record_ai_usage(
+    model text, input_tokens bigint, output_tokens bigint, user_id uuid DEFAULT NULL,
+    organization_id uuid DEFAULT NULL, request_id text DEFAULT NULL
+) RETURNS steward.ai_usage
+LANGUAGE sql VOLATILE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM steward._record_ai_usage(steward._enter(), model, input_tokens, output_tokens, user_id, organization_id, request_id) $$;
+
+-- Whether the user is a member of the organisation (the application's organization_members,
+-- once install_train_schema has created it).
+CREATE FUNCTION steward._is_org_member(p_org uuid, p_user uuid) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_schema name := (SELECT t.schema_name FROM steward.train_schema t);
+    v boolean;
+BEGIN
+    IF v_schema IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I.organization_members m
+                                    WHERE m.organization_id OPERATOR(pg_catalog.=) $1 AND m.user_id OPERATOR(pg_catalog.=) $2)', v_schema)
+       INTO v USING p_org, p_user;
+    RETURN v;
+END
+$$;
+
+-- The budgets of the user's effective AI configuration (organisation budgets apply).
+CREATE FUNCTION steward._ai_budgets(p_user uuid, OUT daily numeric, OUT weekly numeric, OUT monthly numeric, OUT thresholds numeric[])
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (b ->> 'dailyBudget')::numeric, (b ->> 'weeklyBudget')::numeric, (b ->> 'monthlyBudget')::numeric,
+           coalesce((SELECT array_agg(t::numeric ORDER BY t::numeric)
+                       FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(b -> 'alertThresholds') = 'array'
+                                                           THEN b -> 'alertThresholds' ELSE '[]' END) t), '{}')
+      FROM (SELECT steward.effective_ai_config(p_user) -> 'costBudget' AS b) x
+$$;
+
+CREATE FUNCTION steward._ai_period_start(p_period text, p_day date) RETURNS date
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT date_trunc(p_period, p_day::timestamp)::date $$;
+
+-- Spend per period bucket in [from_date, to_date] (UTC days; defaults: the last 30 days, 12
+-- weeks or 12 months), with the budget of that period and the share of it used.
+CREATE FUNCTION steward._ai_spending(tok bigint, user_id uuid, period text, from_date date, to_date date)
+RETURNS TABLE (period_start date, spend numeric, calls bigint, input_tokens bigint, output_tokens bigint, budget numeric, share_used numeric)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_admin boolean := steward._config_admin_of(steward._caller(tok, 'steward.ai_spending'));
+    v_user uuid := coalesce(_ai_spending.user_id, steward.caller_uuid());
+    v_today date := (now() AT TIME ZONE 'UTC')::date;
+    v_to date;
+    v_from date;
+    b record;
+    v_budget numeric;
+BEGIN
+    IF period IS NULL OR period NOT IN ('day', 'week', 'month') THEN
+        RAISE EXCEPTION 'period must be day, week or month' USING ERRCODE = '22023',
+              DETAIL = format('got %s', coalesce(quote_literal(period), 'NULL'));
+    END IF;
+    IF v_user IS NULL THEN
+        RAISE EXCEPTION 'ai_spending needs a user' USING ERRCODE = '42501';
+    END IF;
+    IF NOT v_admin AND v_user IS DISTINCT FROM steward.caller_uuid() THEN
+        RAISE EXCEPTION 'permission denied for the spending of another user' USING ERRCODE = '42501';
+    END IF;
+    v_to := coalesce(to_date, v_today);
+    v_from := coalesce(from_date, CASE period WHEN 'day' THEN v_to - 29
+                                              WHEN 'week' THEN steward._ai_period_start('week', v_to) - 77
+                                              ELSE (steward._ai_period_start('month', v_to) - interval '11 months')::date END);
+    IF v_from > v_to OR v_to - v_from > 3660 THEN
+        RAISE EXCEPTION 'invalid range' USING ERRCODE = '22023',
+              DETAIL = format('from %s to %s: from must not be after to, at most 3660 days apart', v_from, v_to);
+    END IF;
+    b := steward._ai_budgets(v_user);
+    v_budget := CASE period WHEN 'day' THEN b.daily WHEN 'week' THEN b.weekly ELSE b.monthly END;
+    RETURN QUERY
+    SELECT g.s::date,
+           coalesce(sum(d.cost), 0)::numeric,
+           coalesce(sum(d.calls), 0)::bigint,
+           coalesce(sum(d.input_tokens), 0)::bigint,
+           coalesce(sum(d.output_tokens), 0)::bigint,
+           v_budget,
+           CASE WHEN v_budget > 0 THEN round(coalesce(sum(d.cost), 0) / v_budget, 4) END
+      FROM generate_series(steward._ai_period_start(period, v_from)::timestamp, v_to::timestamp,
+                           CASE period WHEN 'day' THEN interval '1 day' WHEN 'week' THEN interval '1 week' ELSE interval '1 month' END) g(s)
+      LEFT JOIN steward.ai_usage_daily d
+        ON d.user_id OPERATOR(pg_catalog.=) v_user AND d.day >= greatest(g.s::date, v_from) AND d.day <= v_to
+       AND steward._ai_period_start(period, d.day) = g.s::date
+     GROUP BY g.s
+     ORDER BY g.s;
+END
+$$;
+
+CREATE FUNCTION steward.ai_spending(user_id uuid DEFAULT NULL, period text DEFAULT 'day', from_date date DEFAULT NULL, to_date date DEFAULT NULL)
+RETURNS TABLE (period_start date, spend numeric, calls bigint, input_tokens bigint, output_tokens bigint, budget numeric, share_used numeric)
+LANGUAGE sql STABLE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM steward._ai_spending(steward._enter(), user_id, period, from_date, to_date) $$;
+
+-- The current day, week and month: spend, budget, share used, the highest alert threshold
+-- crossed (from costBudget.alertThresholds) and whether the budget is exceeded.
+CREATE FUNCTION steward._ai_budget_status(tok bigint, user_id uuid) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_admin boolean := steward._config_admin_of(steward._caller(tok, 'steward.ai_budget_status'));
+    v_user uuid := coalesce(_ai_budget_status.user_id, steward.caller_uuid());
+    v_today date := (now() AT TIME ZONE 'UTC')::date;
+    v_week date := steward._ai_period_start('week', (now() AT TIME ZONE 'UTC')::date);
+    v_month date := steward._ai_period_start('month', (now() AT TIME ZONE 'UTC')::date);
+    b record;
+    v_d numeric;
+    v_w numeric;
+    v_m numeric;
+BEGIN
+    IF v_user IS NULL THEN
+        RAISE EXCEPTION 'ai_budget_status needs a user' USING ERRCODE = '42501';
+    END IF;
+    IF NOT v_admin AND v_user IS DISTINCT FROM steward.caller_uuid() THEN
+        RAISE EXCEPTION 'permission denied for the budget of another user' USING ERRCODE = '42501';
+    END IF;
+    b := steward._ai_budgets(v_user);
+    -- At most 37 roll-up rows (a week may begin in the previous month).
+    SELECT coalesce(sum(d.cost) FILTER (WHERE d.day = v_today), 0),
+           coalesce(sum(d.cost) FILTER (WHERE d.day >= v_week), 0),
+           coalesce(sum(d.cost) FILTER (WHERE d.day >= v_month), 0)
+      INTO v_d, v_w, v_m
+      FROM steward.ai_usage_daily d
+     WHERE d.user_id OPERATOR(pg_catalog.=) v_user AND d.day >= least(v_week, v_month) AND d.day <= v_today;
+    RETURN jsonb_build_object(
+        'userId', v_user,
+        'thresholds', to_jsonb(b.thresholds),
+        'day', steward._ai_budget_period(v_d, b.daily, b.thresholds, v_today),
+        'week', steward._ai_budget_period(v_w, b.weekly, b.thresholds, v_week),
+        'month', steward._ai_budget_period(v_m, b.monthly, b.thresholds, v_month));
+END
+$$;
+
+CREATE FUNCTION steward.ai_budget_status(user_id uuid DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT steward._ai_budget_status(steward._enter(), user_id) $$;
+
+CREATE FUNCTION steward._ai_budget_period(p_spend numeric, p_budget numeric, p_thresholds numeric[], p_start date) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_build_object(
+        'periodStart', p_start,
+        'spend', p_spend,
+        'budget', p_budget,
+        'shareUsed', CASE WHEN p_budget > 0 THEN round(p_spend / p_budget, 4) END,
+        'thresholdCrossed', (SELECT max(t) FROM unnest(p_thresholds) t WHERE p_budget > 0 AND p_spend >= t * p_budget),
+        'overBudget', coalesce(p_budget IS NOT NULL AND p_spend > p_budget, false))
+$$;
+
+INSERT INTO steward.facade_functions (seed_name, target, volatility, grant_to) VALUES
+    ('get_ai_models',        'steward.ai_models()',                                    'stable',   '{steward_admin,service_role,authenticated}'),
+    ('record_ai_usage',      'steward.record_ai_usage(text,bigint,bigint,uuid,uuid,text)', 'volatile', '{steward_admin,service_role,authenticated}'),
+    ('get_ai_spending',      'steward.ai_spending(uuid,text,date,date)',              'stable',   '{steward_admin,service_role,authenticated}'),
+    ('get_ai_budget_status', 'steward.ai_budget_status(uuid)',                        'stable',   '{steward_admin,service_role,authenticated}');

@@ -1,0 +1,46 @@
+-- AI usage and spending (issue #17 items 1 and 4).
+SET client_min_messages = warning;
+
+-- The model catalogue: the one table the validator, calculate_cost and usage read.
+SELECT * FROM steward.ai_models();
+SELECT m.model_id, steward.calculate_cost(1000000, 1000000, m.model_id) = m.input_price_per_million + m.output_price_per_million AS prices_agree
+  FROM steward.ai_models() m;
+
+-- Known calls for one user: costs from the catalogue, never from the caller.
+DELETE FROM steward.ai_usage_daily;
+DELETE FROM steward.ai_usage;
+SELECT model, input_tokens, output_tokens, cost, request_id
+  FROM steward.record_ai_usage('claude-3-haiku-20240307', 1000, 2000, 'a11ce000-0000-4000-8000-000000000001', NULL, 'req-1');
+SELECT model, cost FROM steward.record_ai_usage('claude-3-opus-20240229', 10000, 1000, 'a11ce000-0000-4000-8000-000000000001');
+-- The same request id again: the first row, no second charge.
+SELECT cost, request_id FROM steward.record_ai_usage('claude-3-opus-20240229', 999999, 999999, 'a11ce000-0000-4000-8000-000000000001', NULL, 'req-1');
+-- Another user's request ids never collide.
+SELECT cost FROM steward.record_ai_usage('claude-3-haiku-20240307', 4000, 0, 'b0b00000-0000-4000-8000-000000000002', NULL, 'req-1');
+SELECT count(*) AS calls, sum(cost) AS total FROM steward.ai_usage;
+SELECT user_id, day = (now() AT TIME ZONE 'UTC')::date AS today, cost, calls FROM steward.ai_usage_daily ORDER BY user_id;
+
+-- Spend per period with the budget of the user's effective configuration (database layer here).
+INSERT INTO steward.config_overrides (kind, document)
+VALUES ('ai_config', '{"costBudget": {"dailyBudget": 0.3, "weeklyBudget": 1, "monthlyBudget": 2, "alertThresholds": [0.5, 0.75, 0.9]}}')
+ON CONFLICT (kind) DO UPDATE SET document = EXCLUDED.document;
+SELECT period_start = (now() AT TIME ZONE 'UTC')::date AS today, spend, calls, input_tokens, output_tokens, budget, share_used
+  FROM steward.ai_spending('a11ce000-0000-4000-8000-000000000001', 'day', (now() AT TIME ZONE 'UTC')::date, (now() AT TIME ZONE 'UTC')::date);
+SELECT count(*) AS days, sum(spend) AS spend FROM steward.ai_spending('a11ce000-0000-4000-8000-000000000001', 'day');
+SELECT count(*) AS months, max(budget) AS budget FROM steward.ai_spending('a11ce000-0000-4000-8000-000000000001', 'month');
+SELECT s -> 'thresholds' AS thresholds, (s -> 'day') - 'periodStart' AS day, s -> 'month' ->> 'overBudget' AS month_over
+  FROM steward.ai_budget_status('a11ce000-0000-4000-8000-000000000001') s;
+DELETE FROM steward.config_overrides WHERE kind = 'ai_config';
+
+-- Bad input: clear errors, nothing stored.
+\set VERBOSITY default
+SELECT steward.record_ai_usage('gpt-4', 1, 1, 'a11ce000-0000-4000-8000-000000000001');
+SELECT steward.record_ai_usage('claude-3-haiku-20240307', -5, 1, 'a11ce000-0000-4000-8000-000000000001');
+SELECT steward.record_ai_usage('claude-3-haiku-20240307', 1, 1);
+SELECT steward.record_ai_usage('claude-3-haiku-20240307', 1, 1, 'a11ce000-0000-4000-8000-000000000001', NULL, repeat('x', 201));
+SELECT * FROM steward.ai_spending('a11ce000-0000-4000-8000-000000000001', 'year');
+SELECT * FROM steward.ai_spending('a11ce000-0000-4000-8000-000000000001', 'day', '2026-02-01', '2026-01-01');
+\set VERBOSITY terse
+SELECT count(*) AS still FROM steward.ai_usage;
+DELETE FROM steward.ai_usage_daily;
+DELETE FROM steward.ai_usage;
+RESET client_min_messages;
