@@ -68,9 +68,7 @@ SELECT 'steward.' || f, array_agg(DISTINCT a ORDER BY a), string_agg(DISTINCT r,
       update_user_preferences(jsonb,text); reset_user_preferences(text); _change_reason(text);
       upsert_ai_config(text,jsonb,integer,boolean,text); set_ai_config_active(text,boolean,text);
       delete_ai_config(text,text); rotate_api_key(text,text,text);
-      ai_models(); record_ai_usage(text,bigint,bigint,uuid,uuid,text); ai_spending(uuid,text,date,date); ai_budget_status(uuid);
-      _enter(); _record_ai_usage(bigint,text,bigint,bigint,uuid,uuid,text); _ai_spending(bigint,uuid,text,date,date);
-      _ai_budget_status(bigint,uuid); _config_admin_of(oid)',
+      ai_models(); record_ai_usage(text,bigint,bigint,uuid,uuid,text); ai_spending(uuid,text,date,date); ai_budget_status(uuid)',
      '{admins,users}', 'configuration with the caller''s rights'),
     ('_audit_capture(); _audit_truncate()', '{admins}', 'audit trigger functions attached by admins'),
     -- audit_enable/audit_disable and audit_verify(uuid) run with the caller's rights (an

@@ -3634,12 +3634,10 @@ STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'ai_models_wrapper';
 
-CREATE FUNCTION steward."_config_admin_of"(
-	"role" oid /* pg_sys :: Oid */
-) RETURNS bool /* bool */
+CREATE FUNCTION steward."_caller_config_admin"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'config_admin_of_wrapper';
+AS 'MODULE_PATHNAME', 'caller_config_admin_wrapper';
 
 -- AI usage and spending (issue #17 items 1 and 4): one row per model call, its cost from the
 -- model catalogue (steward.ai_models(), the table calculate_cost reads), a daily roll-up per
@@ -3685,17 +3683,17 @@ SELECT pg_catalog.pg_extension_config_dump('steward.ai_usage_daily', '');
 -- the catalogue, never taken from the caller; an unknown model or negative token counts are
 -- 22023 and nothing is stored.  A request_id already recorded for that user returns the first
 -- row (no second row, no second charge).
-CREATE FUNCTION steward._record_ai_usage(
-    tok bigint, model text, input_tokens bigint, output_tokens bigint, user_id uuid,
-    organization_id uuid, request_id text
+CREATE FUNCTION steward.record_ai_usage(
+    model text, input_tokens bigint, output_tokens bigint, user_id uuid DEFAULT NULL,
+    organization_id uuid DEFAULT NULL, request_id text DEFAULT NULL
 ) RETURNS steward.ai_usage
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    v_admin boolean := steward._config_admin_of(steward._caller(tok, 'steward.record_ai_usage'));
-    v_user uuid := coalesce(_record_ai_usage.user_id, steward.caller_uuid());
+    v_admin boolean := steward._caller_config_admin();
+    v_user uuid := coalesce(record_ai_usage.user_id, steward.caller_uuid());
     v_cost numeric;
     r steward.ai_usage;
 BEGIN
@@ -3707,36 +3705,36 @@ BEGIN
     IF NOT v_admin AND v_user IS DISTINCT FROM steward.caller_uuid() THEN
         RAISE EXCEPTION 'permission denied to record usage for another user' USING ERRCODE = '42501';
     END IF;
-    IF _record_ai_usage.organization_id IS NOT NULL AND NOT v_admin
-       AND NOT steward._is_org_member(_record_ai_usage.organization_id, v_user) THEN
+    IF record_ai_usage.organization_id IS NOT NULL AND NOT v_admin
+       AND NOT steward._is_org_member(record_ai_usage.organization_id, v_user) THEN
         RAISE EXCEPTION 'permission denied to record usage for an organisation you are not a member of' USING ERRCODE = '42501';
     END IF;
-    IF _record_ai_usage.request_id IS NOT NULL AND length(_record_ai_usage.request_id) NOT BETWEEN 1 AND 200 THEN
+    IF record_ai_usage.request_id IS NOT NULL AND length(record_ai_usage.request_id) NOT BETWEEN 1 AND 200 THEN
         RAISE EXCEPTION 'request_id must be 1 to 200 characters' USING ERRCODE = '22023',
-              DETAIL = format('got %s characters', length(_record_ai_usage.request_id));
+              DETAIL = format('got %s characters', length(record_ai_usage.request_id));
     END IF;
-    IF _record_ai_usage.input_tokens > 1000000000000 OR _record_ai_usage.output_tokens > 1000000000000 THEN
+    IF record_ai_usage.input_tokens > 1000000000000 OR record_ai_usage.output_tokens > 1000000000000 THEN
         RAISE EXCEPTION 'token counts above 10^12 are not a model call' USING ERRCODE = '22023',
-              DETAIL = format('got %s input and %s output tokens', _record_ai_usage.input_tokens, _record_ai_usage.output_tokens);
+              DETAIL = format('got %s input and %s output tokens', record_ai_usage.input_tokens, record_ai_usage.output_tokens);
     END IF;
     -- Validates the model and the token counts (22023).
-    v_cost := steward.calculate_cost(_record_ai_usage.input_tokens, _record_ai_usage.output_tokens, _record_ai_usage.model);
-    IF _record_ai_usage.request_id IS NOT NULL THEN
+    v_cost := steward.calculate_cost(record_ai_usage.input_tokens, record_ai_usage.output_tokens, record_ai_usage.model);
+    IF record_ai_usage.request_id IS NOT NULL THEN
         SELECT * INTO r FROM steward.ai_usage u
-         WHERE u.user_id OPERATOR(pg_catalog.=) v_user AND u.request_id OPERATOR(pg_catalog.=) _record_ai_usage.request_id;
+         WHERE u.user_id OPERATOR(pg_catalog.=) v_user AND u.request_id OPERATOR(pg_catalog.=) record_ai_usage.request_id;
         IF FOUND THEN
             RETURN r;
         END IF;
     END IF;
     INSERT INTO steward.ai_usage (user_id, organization_id, model, input_tokens, output_tokens, cost, request_id, recorded_by)
-    VALUES (v_user, _record_ai_usage.organization_id, _record_ai_usage.model, _record_ai_usage.input_tokens,
-            _record_ai_usage.output_tokens, v_cost, _record_ai_usage.request_id, steward.caller_id())
+    VALUES (v_user, record_ai_usage.organization_id, record_ai_usage.model, record_ai_usage.input_tokens,
+            record_ai_usage.output_tokens, v_cost, record_ai_usage.request_id, steward.caller_id())
     ON CONFLICT (user_id, request_id) DO NOTHING
     RETURNING * INTO r;
     IF NOT FOUND THEN
         -- A concurrent call with the same request id won: its row is the answer.
         SELECT * INTO r FROM steward.ai_usage u
-         WHERE u.user_id OPERATOR(pg_catalog.=) v_user AND u.request_id OPERATOR(pg_catalog.=) _record_ai_usage.request_id;
+         WHERE u.user_id OPERATOR(pg_catalog.=) v_user AND u.request_id OPERATOR(pg_catalog.=) record_ai_usage.request_id;
         RETURN r;
     END IF;
     INSERT INTO steward.ai_usage_daily AS d (user_id, day, cost, input_tokens, output_tokens, calls)
@@ -3747,14 +3745,6 @@ BEGIN
     RETURN r;
 END
 $$;
-
-CREATE FUNCTION steward.record_ai_usage(
-    model text, input_tokens bigint, output_tokens bigint, user_id uuid DEFAULT NULL,
-    organization_id uuid DEFAULT NULL, request_id text DEFAULT NULL
-) RETURNS steward.ai_usage
-LANGUAGE sql VOLATILE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT * FROM steward._record_ai_usage(steward._enter(), model, input_tokens, output_tokens, user_id, organization_id, request_id) $$;
 
 -- Whether the user is a member of the organisation (the application's organization_members,
 -- once install_train_schema has created it).
@@ -3795,14 +3785,14 @@ AS $$ SELECT date_trunc(p_period, p_day::timestamp)::date $$;
 
 -- Spend per period bucket in [from_date, to_date] (UTC days; defaults: the last 30 days, 12
 -- weeks or 12 months), with the budget of that period and the share of it used.
-CREATE FUNCTION steward._ai_spending(tok bigint, user_id uuid, period text, from_date date, to_date date)
+CREATE FUNCTION steward.ai_spending(user_id uuid DEFAULT NULL, period text DEFAULT 'day', from_date date DEFAULT NULL, to_date date DEFAULT NULL)
 RETURNS TABLE (period_start date, spend numeric, calls bigint, input_tokens bigint, output_tokens bigint, budget numeric, share_used numeric)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_admin boolean := steward._config_admin_of(steward._caller(tok, 'steward.ai_spending'));
-    v_user uuid := coalesce(_ai_spending.user_id, steward.caller_uuid());
+    v_admin boolean := steward._caller_config_admin();
+    v_user uuid := coalesce(ai_spending.user_id, steward.caller_uuid());
     v_today date := (now() AT TIME ZONE 'UTC')::date;
     v_to date;
     v_from date;
@@ -3847,21 +3837,15 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION steward.ai_spending(user_id uuid DEFAULT NULL, period text DEFAULT 'day', from_date date DEFAULT NULL, to_date date DEFAULT NULL)
-RETURNS TABLE (period_start date, spend numeric, calls bigint, input_tokens bigint, output_tokens bigint, budget numeric, share_used numeric)
-LANGUAGE sql STABLE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT * FROM steward._ai_spending(steward._enter(), user_id, period, from_date, to_date) $$;
-
 -- The current day, week and month: spend, budget, share used, the highest alert threshold
 -- crossed (from costBudget.alertThresholds) and whether the budget is exceeded.
-CREATE FUNCTION steward._ai_budget_status(tok bigint, user_id uuid) RETURNS jsonb
+CREATE FUNCTION steward.ai_budget_status(user_id uuid DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_admin boolean := steward._config_admin_of(steward._caller(tok, 'steward.ai_budget_status'));
-    v_user uuid := coalesce(_ai_budget_status.user_id, steward.caller_uuid());
+    v_admin boolean := steward._caller_config_admin();
+    v_user uuid := coalesce(ai_budget_status.user_id, steward.caller_uuid());
     v_today date := (now() AT TIME ZONE 'UTC')::date;
     v_week date := steward._ai_period_start('week', (now() AT TIME ZONE 'UTC')::date);
     v_month date := steward._ai_period_start('month', (now() AT TIME ZONE 'UTC')::date);
@@ -3893,11 +3877,6 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION steward.ai_budget_status(user_id uuid DEFAULT NULL) RETURNS jsonb
-LANGUAGE sql STABLE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT steward._ai_budget_status(steward._enter(), user_id) $$;
-
 CREATE FUNCTION steward._ai_budget_period(p_spend numeric, p_budget numeric, p_thresholds numeric[], p_start date) RETURNS jsonb
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -3926,27 +3905,7 @@ INSERT INTO steward.function_grants (signature, audience, reason) VALUES
     ('steward.ai_models()', '{admins,users}', 'configuration with the caller''s rights'),
     ('steward.record_ai_usage(text,bigint,bigint,uuid,uuid,text)', '{admins,users}', 'configuration with the caller''s rights'),
     ('steward.ai_spending(uuid,text,date,date)', '{admins,users}', 'configuration with the caller''s rights'),
-    ('steward.ai_budget_status(uuid)', '{admins,users}', 'configuration with the caller''s rights'),
-    ('steward._record_ai_usage(bigint,text,bigint,bigint,uuid,uuid,text)', '{admins,users}', 'configuration with the caller''s rights'),
-    ('steward._ai_spending(bigint,uuid,text,date,date)', '{admins,users}', 'configuration with the caller''s rights'),
-    ('steward._ai_budget_status(bigint,uuid)', '{admins,users}', 'configuration with the caller''s rights'),
-    ('steward._config_admin_of(oid)', '{admins,users}', 'configuration with the caller''s rights');
--- End users' AI usage functions take the caller through _enter() too.
-UPDATE steward.function_grants
-   SET audience = '{admins,monitor,users}',
-       reason = 'bodies of read-only entry points that take the caller; configuration with the caller''s rights'
- WHERE signature = 'steward._enter()';
--- Its grants are made again below by refresh_grants() in one statement, as a fresh install's.
-DO $revoke$
-DECLARE
-    r text;
-BEGIN
-    FOR r IN SELECT rolname FROM pg_catalog.pg_roles
-              WHERE rolname IN ('steward_admin', 'service_role', 'pg_monitor', 'authenticated') LOOP
-        EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION steward._enter() FROM %I', r);
-    END LOOP;
-END
-$revoke$;
+    ('steward.ai_budget_status(uuid)', '{admins,users}', 'configuration with the caller''s rights');
 
 -- Every upgrade script ends like the install script: nothing new is executable by PUBLIC,
 -- steward.function_grants names only functions that exist, and the grants are re-applied.

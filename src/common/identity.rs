@@ -190,10 +190,8 @@ pub fn config_admin_sql() -> bool {
     config_admin()
 }
 
-/// SQL `steward._config_admin_of(role)`: `_config_admin()` for a caller a SECURITY DEFINER body
-/// took from `_caller(token)` (inside the body the current role is the extension's owner).
-#[pg_extern(name = "_config_admin_of", stable, parallel_safe)]
-pub fn config_admin_of(role: pg_sys::Oid) -> bool {
+/// Whether `role` may act on anyone's configuration (steward_admin, service_role, superusers).
+fn config_admin_of(role: pg_sys::Oid) -> bool {
     let member = |name: &CStr| match role_oid(name) {
         // SAFETY: is_member_of_role only reads the catalogs' caches for two role oids.
         Some(oid) => unsafe { pg_sys::is_member_of_role(role, oid) },
@@ -202,6 +200,14 @@ pub fn config_admin_of(role: pg_sys::Oid) -> bool {
     // SAFETY: superuser_arg reads the role's attributes from the syscache.
     let superuser = unsafe { pg_sys::superuser_arg(role) };
     superuser || member(c"service_role") || member(c"steward_admin")
+}
+
+/// SQL `steward._caller_config_admin()`: `_config_admin()` for the role the request acts as
+/// (the session's `SET ROLE`, else its login) — what a SECURITY DEFINER body asks, inside which
+/// the current role is the extension's owner.
+#[pg_extern(name = "_caller_config_admin", stable, parallel_safe)]
+pub fn caller_config_admin() -> bool {
+    config_admin_of(outer_role())
 }
 
 /// SQL `steward._sees_api_keys()`: whether API keys may be shown to the current role in clear.
