@@ -57,7 +57,7 @@ for ((r = 0; r < ROUNDS; r++)); do
             body="INSERT INTO public.plain_usage (user_id, model, input_tokens, output_tokens, cost, request_id, recorded_by)
                   VALUES (('00000000-0000-4000-8000-' || lpad(to_hex(i % ${USERS}), 12, '0'))::uuid, 'claude-3-haiku-20240307', 1000, 500, 0.000875, 'r${r}-' || i, 'bench');"
         fi
-        us=$(q -At <<SQL
+        us=$(q -At <<SQL 2>&1 | grep -o 'us [0-9.]*' | awk '{print $2}'
 DO \$\$
 DECLARE t0 timestamptz := clock_timestamp();
 BEGIN
@@ -68,7 +68,7 @@ BEGIN
 END
 \$\$;
 SQL
-        2>&1 | grep -o 'us [0-9.]*' | awk '{print $2}')
+)
         echo "$r $kind $us" >> "$WORK/raw"
     done
     us=$(q -At <<SQL 2>&1 | grep -o 'us [0-9.]*' | awk '{print $2}'
