@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::AlertsError;
-use crate::health::report::aligned;
+use crate::health::report::{aligned, bytes};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -182,9 +182,6 @@ fn ms(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.1} ms")).unwrap_or_else(|| "-".into())
 }
 
-fn bytes(v: Option<f64>) -> String {
-    v.map(super::rules::pretty_bytes).unwrap_or_else(|| "-".into())
-}
 
 fn signed(v: Option<f64>, unit: fn(Option<f64>) -> String) -> String {
     match v {

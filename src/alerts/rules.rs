@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::error::AlertsError;
+use crate::common::truncate_with_ellipsis as truncate;
+use crate::health::report::kind_of;
 
 // ---------------------------------------------------------------------------------------
 // The report, as far as the rules read it.  Every part is optional: a report of an older
@@ -817,15 +819,9 @@ fn number(v: f64, places: Option<usize>) -> String {
     }
 }
 
+/// A size as the text report writes it ("5120 kB").
 pub fn pretty_bytes(v: f64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "kB", "MB", "GB", "TB"];
-    let mut x = v;
-    let mut u = 0;
-    while x.abs() >= 10240.0 && u < UNITS.len() - 1 {
-        x /= 1024.0;
-        u += 1;
-    }
-    format!("{} {}", x.round() as i64, UNITS[u])
+    crate::health::report::bytes(Some(v))
 }
 
 fn lookup(key: &str, vars: &Vars) -> Option<Value> {
@@ -882,26 +878,7 @@ fn short_hash(text: &str) -> String {
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(max).collect();
-        t.push('…');
-        t
-    }
-}
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -73,3 +73,16 @@ fn xid_is_mine(xid: &str) -> bool {
         Err(_) => false,
     }
 }
+
+/// `s` cut to at most `max` bytes on a character boundary, with "…" when it was cut (texts
+/// quoted in findings, alerts and messages).
+pub fn truncate_with_ellipsis(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}

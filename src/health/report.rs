@@ -28,7 +28,7 @@ fn text(v: &Value, key: &str) -> String {
     }
 }
 
-fn kind_of(v: &Value) -> &'static str {
+pub(crate) fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -78,7 +78,8 @@ pub fn aligned(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn bytes(v: Option<f64>) -> String {
+/// A size in bytes, kB, MB, GB or TB (whole units; "-" when unknown).
+pub(crate) fn bytes(v: Option<f64>) -> String {
     let Some(b) = v else { return "-".into() };
     let units = ["bytes", "kB", "MB", "GB", "TB"];
     let mut value = b;

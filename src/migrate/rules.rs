@@ -10,6 +10,7 @@
 //! rewrite finding is reported for them.  A finding is silenced for one statement by a
 //! comment in it (or right before it): `-- steward:ignore rule_id[, rule_id ...]`.
 
+use crate::common::truncate_with_ellipsis as truncate;
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 
@@ -1300,16 +1301,6 @@ pub fn pretty_bytes(b: i64) -> String {
     if u == 0 { format!("{b} bytes") } else { format!("{v:.0} {}", UNITS[u]) }
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
 
 /// Parse and analyse in one step (migration_check, migration_add).
 pub fn check(script: &str, thresholds: Thresholds) -> Result<(Vec<Finding>, Shape), parse::ParseError> {
