@@ -1950,7 +1950,9 @@ BEGIN
         'size', v_activity -> 'size',
         'alerts', v_activity -> 'alerts',
         'maintenance', v_activity -> 'maintenance',
-        'queries', coalesce(v_activity -> 'queries', jsonb_build_object('count', 0, 'slowCount', 0, 'byWeek', '[]'::jsonb)),
+        -- A month without logged queries has no row to aggregate: JSON null there, zeros here.
+        'queries', CASE WHEN jsonb_typeof(v_activity -> 'queries') = 'object' THEN v_activity -> 'queries'
+                        ELSE jsonb_build_object('count', 0, 'slowCount', 0, 'byWeek', '[]'::jsonb) END,
         'findings', v_findings,
         'recommendations', v_health -> 'recommendations',
         'overview', jsonb_build_object('databaseSize', v_health #> '{overview,database_size}',

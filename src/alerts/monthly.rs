@@ -203,7 +203,10 @@ pub fn render(report: &Value) -> Result<String, AlertsError> {
     if !report.is_object() || report.get("month").is_none() {
         return Err(AlertsError::NotAMonthlyReport("expected an object with a \"month\"".into()));
     }
-    let m = Monthly::deserialize(report).map_err(|e| AlertsError::NotAMonthlyReport(e.to_string()))?;
+    // A part that is JSON null reads as absent (empty), as a missing one does.
+    let mut parts = report.as_object().cloned().unwrap_or_default();
+    parts.retain(|_, v| !v.is_null());
+    let m = Monthly::deserialize(Value::Object(parts)).map_err(|e| AlertsError::NotAMonthlyReport(e.to_string()))?;
     let mut out = format!(
         "pg_steward monthly report for database {}, {}{}\ngenerated {}\n",
         m.database.as_deref().unwrap_or("?"),
@@ -352,5 +355,7 @@ mod tests {
         assert!(text.contains("public.a"), "{text}");
         assert!(text.contains("50.0%"), "{text}");
         assert!(render(&json!({"x": 1})).is_err());
+        let empty = render(&json!({"month": "2026-10-01", "queries": null, "size": null})).expect("null parts read as empty");
+        assert!(empty.contains("Logged queries: - (- slow)"), "{empty}");
     }
 }

@@ -54,6 +54,11 @@ SELECT (r -> 'alerts') - 'byRule' AS alerts, (r -> 'queries') - 'byWeek' AS quer
 SELECT jsonb_pretty(steward.monthly_report('2024-11-30') -> 'comparison' -> 'alertsByRule') AS alerts_by_rule;
 SELECT jsonb_pretty(steward.monthly_report('2024-11-30') -> 'queries' -> 'byWeek') AS november_weeks;
 
+-- A month without any activity still has its report (the monthly job runs on every database).
+SELECT (r -> 'queries') AS queries, (r -> 'alerts') - 'byRule' AS alerts, r -> 'size' ->> 'trackedTables' AS tables
+  FROM steward.generate_monthly_report('2023-06-10') r;
+SELECT length(steward.monthly_report_text('2023-06-01')) > 0 AS has_text;
+DELETE FROM steward.health_reports WHERE month = '2023-06-01';
 -- Regenerating a month replaces its row; both months are listed, newest first.
 SELECT (steward.generate_monthly_report('2024-11-01') -> 'month') AS regenerated;
 SELECT count(*) AS stored FROM steward.health_reports;
