@@ -212,3 +212,83 @@ fn the_admin_log_cannot_be_attributed_to_someone_else() {
     assert_eq!(row.get::<_, String>(0), "sec_admin");
     assert!(row.get::<_, bool>(1) && row.get::<_, bool>(2) && row.get::<_, bool>(3), "no claimed identity or address");
 }
+
+/// A schema owner (here a non-superuser admin owning `sec_admin_schema`) plants functions and
+/// an operator that shadow pg_catalog's and puts its schema first in the path, then calls this
+/// stop's entry points — itself and as the service role through PostgREST.  None of them may
+/// run: every body pins `search_path` and qualifies its names.  Nothing changes: the trap's log
+/// stays empty and the attacker stays a plain role.  The trap works where nothing pins the path
+/// (so the test can fail).
+#[test]
+fn a_schema_owners_search_path_never_reaches_the_alert_trend_report_and_log_functions() {
+    sec_setup();
+    let mut root = connect_as("postgres");
+    let mut admin = connect_as("sec_admin");
+    admin
+        .batch_execute(
+            "DROP OPERATOR IF EXISTS sec_admin_schema.>= (timestamptz, timestamptz);
+             DROP FUNCTION IF EXISTS sec_admin_schema.evil_ge(timestamptz, timestamptz);
+             DROP FUNCTION IF EXISTS sec_admin_schema.lower(text);
+             DROP FUNCTION IF EXISTS sec_admin_schema.strpos(text, text);
+             DROP TABLE IF EXISTS sec_admin_schema.trap_log;
+             CREATE TABLE sec_admin_schema.trap_log (who text, what text);
+             GRANT USAGE ON SCHEMA sec_admin_schema TO PUBLIC;
+             GRANT INSERT, SELECT ON sec_admin_schema.trap_log TO PUBLIC;
+             CREATE FUNCTION sec_admin_schema.lower(t text) RETURNS text LANGUAGE plpgsql AS $f$
+             BEGIN
+                 INSERT INTO sec_admin_schema.trap_log VALUES (current_user, 'lower');
+                 BEGIN ALTER ROLE sec_admin SUPERUSER; EXCEPTION WHEN OTHERS THEN NULL; END;
+                 RETURN pg_catalog.lower(t);
+             END $f$;
+             CREATE FUNCTION sec_admin_schema.strpos(a text, b text) RETURNS integer LANGUAGE plpgsql AS $f$
+             BEGIN
+                 INSERT INTO sec_admin_schema.trap_log VALUES (current_user, 'strpos');
+                 RETURN pg_catalog.strpos(a, b);
+             END $f$;
+             CREATE FUNCTION sec_admin_schema.evil_ge(a timestamptz, b timestamptz) RETURNS boolean LANGUAGE plpgsql AS $f$
+             BEGIN
+                 INSERT INTO sec_admin_schema.trap_log VALUES (current_user, '>=');
+                 RETURN a OPERATOR(pg_catalog.>=) b;
+             END $f$;
+             CREATE OPERATOR sec_admin_schema.>= (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = sec_admin_schema.evil_ge);",
+        )
+        .expect("the schema owner's trap");
+    let calls = [
+        "SELECT steward.list_alerts('{\"status\": \"all\", \"object\": \"x\", \"startDate\": \"2020-01-01\"}')",
+        "SELECT steward.admin_log_list('{\"search\": \"x\", \"startDate\": \"2020-01-01\"}')",
+        "SELECT steward.maintenance_history_filtered('{\"table\": \"x\", \"startDate\": \"2020-01-01\"}')",
+        "SELECT steward.maintenance_statistics('2020-01-01', now())",
+        "SELECT steward.size_trend()",
+        "SELECT steward.size_trend('public.x')",
+        "SELECT steward.index_usage_trend('public.x_pkey')",
+        "SELECT steward.xid_trend()",
+        "SELECT steward.query_trend()",
+        "SELECT steward.list_monthly_reports()",
+        "SELECT steward.check_alerts()",
+        "SELECT steward.generate_monthly_report()",
+        "SELECT * FROM steward.ai_spending('a11ce000-0000-4000-8000-000000000001')",
+        "SELECT steward.ai_budget_status('a11ce000-0000-4000-8000-000000000001')",
+    ];
+    for sql in calls {
+        admin
+            .batch_execute(&format!("SET search_path = sec_admin_schema, pg_catalog, public; {sql}; RESET search_path"))
+            .unwrap_or_else(|e| panic!("sec_admin: {sql}: {e}"));
+    }
+    let mut api = connect_as("authenticator");
+    for sql in calls {
+        crate::common::as_role(&mut api, "service_role", r#"{"role": "service_role"}"#, |tx| {
+            tx.batch_execute(&format!("SET LOCAL search_path = sec_admin_schema, pg_catalog, public; {sql}"))
+        })
+        .unwrap_or_else(|e| panic!("service_role: {sql}: {e}"));
+    }
+    let used: i64 = root.query_one("SELECT count(*) FROM sec_admin_schema.trap_log", &[]).expect("log").get(0);
+    assert_eq!(used, 0, "a shadowing function or operator ran inside a pg_steward statement");
+    assert!(!is_superuser(&mut root, "sec_admin"));
+    // The trap itself works where the path is not pinned.
+    admin
+        .batch_execute("SET search_path = sec_admin_schema, pg_catalog; SELECT lower('X'); RESET search_path")
+        .expect("plain use");
+    let used: i64 = root.query_one("SELECT count(*) FROM sec_admin_schema.trap_log", &[]).expect("log").get(0);
+    assert_eq!(used, 1, "the trap is picked where nothing pins the path");
+    root.batch_execute("DELETE FROM sec_admin_schema.trap_log").expect("clean");
+}
