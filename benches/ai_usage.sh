@@ -29,7 +29,7 @@ start_server "$DIR" "$PORT" "shared_buffers = '1GB'" "max_wal_size = '8GB'"
 q() { psql_at "$DIR" "$PORT" -v ON_ERROR_STOP=1 "$@"; }
 q -q -c "CREATE EXTENSION pg_steward" >/dev/null
 
-log "filling ${ROWS} calls of ${USERS} users over 365 days, and their daily roll-up"
+log "filling ${ROWS} calls of ${USERS} users over 365 days, and rolling up the days that are over"
 start=$(date +%s)
 q -q <<SQL
 SET synchronous_commit = off;
@@ -38,9 +38,7 @@ SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g % ${USERS}), 12, '0'))::uuid
        'claude-3-haiku-20240307', 1000, 500, 0.000875,
        now() - make_interval(secs => (g::float8 / ${ROWS}) * 365 * 86400), 'bench'
   FROM generate_series(1, ${ROWS}) g;
-INSERT INTO steward.ai_usage_daily (user_id, day, cost, input_tokens, output_tokens, calls)
-SELECT user_id, (recorded_at AT TIME ZONE 'UTC')::date, sum(cost), sum(input_tokens), sum(output_tokens), count(*)
-  FROM steward.ai_usage GROUP BY 1, 2;
+SELECT steward.rollup_ai_usage();
 VACUUM (ANALYZE) steward.ai_usage, steward.ai_usage_daily;
 CREATE TABLE public.plain_usage (LIKE steward.ai_usage INCLUDING DEFAULTS INCLUDING INDEXES INCLUDING CONSTRAINTS);
 SQL

@@ -1,8 +1,9 @@
 -- AI usage and spending (issue #17 items 1 and 4): one row per model call, its cost from the
 -- model catalogue (steward.ai_models(), the table calculate_cost reads), a daily roll-up per
--- user kept in the same statement, spend per day/week/month against the budgets of the user's
--- effective configuration, and the current budget status.  Days, weeks (ISO, from Monday) and
--- months are UTC.
+-- user of the days that are over (rollup_ai_usage(), the daily job), spend per day/week/month
+-- against the budgets of the user's effective configuration, and the current budget status —
+-- both read the roll-up up to its watermark and the calls after it.  Days, weeks (ISO, from
+-- Monday) and months are UTC.
 
 CREATE TABLE steward.ai_usage (
     id              uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
@@ -25,7 +26,7 @@ ALTER TABLE steward.ai_usage ENABLE ROW LEVEL SECURITY;
 CREATE POLICY ai_usage_own ON steward.ai_usage FOR SELECT
     USING (user_id OPERATOR(pg_catalog.=) steward.caller_uuid() OR steward._config_admin());
 
--- Spend per user and UTC day, kept by record_ai_usage (what the budget functions read).
+-- Spend per user and UTC day, for the days up to ai_usage_rollup.rolled_through.
 CREATE TABLE steward.ai_usage_daily (
     user_id       uuid NOT NULL,
     day           date NOT NULL,
@@ -36,6 +37,72 @@ CREATE TABLE steward.ai_usage_daily (
     PRIMARY KEY (user_id, day)
 );
 SELECT pg_catalog.pg_extension_config_dump('steward.ai_usage_daily', '');
+
+-- The last UTC day ai_usage_daily holds in full (later days are summed from ai_usage).
+CREATE TABLE steward.ai_usage_rollup (
+    singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    rolled_through date NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('steward.ai_usage_rollup', '');
+
+-- Roll up the calls of the days that are over (up to the day before yesterday, UTC: a
+-- transaction that began before midnight may still commit a call of yesterday), and move the
+-- watermark.  Returns the roll-up rows written.  Admins; the daily pg_cron job runs it.
+CREATE FUNCTION steward.rollup_ai_usage() RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_from date;
+    v_to date := (now() AT TIME ZONE 'UTC')::date - 2;
+    n integer;
+BEGIN
+    PERFORM steward._require_writable();
+    -- One roll-up at a time.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_steward rollup_ai_usage'));
+    SELECT r.rolled_through + 1 INTO v_from FROM steward.ai_usage_rollup r;
+    IF v_from IS NULL THEN
+        SELECT (min(u.recorded_at) AT TIME ZONE 'UTC')::date INTO v_from FROM steward.ai_usage u;
+    END IF;
+    IF v_from IS NULL OR v_from > v_to THEN
+        IF v_from IS NULL THEN
+            INSERT INTO steward.ai_usage_rollup (rolled_through) VALUES (v_to) ON CONFLICT (singleton) DO NOTHING;
+        END IF;
+        RETURN 0;
+    END IF;
+    INSERT INTO steward.ai_usage_daily AS d (user_id, day, cost, input_tokens, output_tokens, calls)
+    SELECT u.user_id, (u.recorded_at AT TIME ZONE 'UTC')::date, sum(u.cost), sum(u.input_tokens), sum(u.output_tokens), count(*)
+      FROM steward.ai_usage u
+     WHERE u.recorded_at >= (v_from::timestamp AT TIME ZONE 'UTC') AND u.recorded_at < ((v_to + 1)::timestamp AT TIME ZONE 'UTC')
+     GROUP BY 1, 2
+    ON CONFLICT (user_id, day) DO UPDATE
+       SET cost = EXCLUDED.cost, input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens, calls = EXCLUDED.calls;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    INSERT INTO steward.ai_usage_rollup (rolled_through) VALUES (v_to)
+    ON CONFLICT (singleton) DO UPDATE SET rolled_through = EXCLUDED.rolled_through;
+    RETURN n;
+END
+$$;
+
+-- A user's spend per UTC day in [p_from, p_to]: the roll-up up to its watermark, the calls
+-- after it (through the (user_id, recorded_at) index).
+CREATE FUNCTION steward._ai_daily(p_user uuid, p_from date, p_to date)
+RETURNS TABLE (day date, cost numeric, input_tokens bigint, output_tokens bigint, calls bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH w AS (SELECT coalesce((SELECT r.rolled_through FROM steward.ai_usage_rollup r), date '1999-12-31') AS through)
+    SELECT d.day, d.cost, d.input_tokens, d.output_tokens, d.calls
+      FROM steward.ai_usage_daily d, w
+     WHERE d.user_id OPERATOR(pg_catalog.=) p_user AND d.day >= p_from AND d.day <= least(p_to, w.through)
+    UNION ALL
+    SELECT (u.recorded_at AT TIME ZONE 'UTC')::date, sum(u.cost), sum(u.input_tokens)::bigint, sum(u.output_tokens)::bigint, count(*)
+      FROM steward.ai_usage u, w
+     WHERE u.user_id OPERATOR(pg_catalog.=) p_user
+       AND u.recorded_at >= (greatest(p_from, w.through + 1)::timestamp AT TIME ZONE 'UTC')
+       AND u.recorded_at < ((p_to + 1)::timestamp AT TIME ZONE 'UTC')
+     GROUP BY 1
+$$;
 
 -- Record one model call.  user_id defaults to the caller; an end user records only for
 -- themselves (42501), the service role and admins for anyone.  The cost is computed here from
@@ -51,22 +118,26 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    v_admin boolean := steward._caller_config_admin();
-    v_user uuid := coalesce(record_ai_usage.user_id, steward.caller_uuid());
+    v_caller uuid := steward.caller_uuid();
+    v_user uuid := coalesce(record_ai_usage.user_id, v_caller);
     v_cost numeric;
     r steward.ai_usage;
 BEGIN
-    PERFORM steward._require_writable();
+    IF pg_catalog.pg_is_in_recovery() OR pg_catalog.current_setting('transaction_read_only')::boolean THEN
+        PERFORM steward._require_writable();
+    END IF;
     IF v_user IS NULL THEN
         RAISE EXCEPTION 'record_ai_usage needs a user' USING ERRCODE = '42501',
               HINT = 'Call it with a user''s JWT, or pass user_id as the service role.';
     END IF;
-    IF NOT v_admin AND v_user IS DISTINCT FROM steward.caller_uuid() THEN
-        RAISE EXCEPTION 'permission denied to record usage for another user' USING ERRCODE = '42501';
-    END IF;
-    IF record_ai_usage.organization_id IS NOT NULL AND NOT v_admin
-       AND NOT steward._is_org_member(record_ai_usage.organization_id, v_user) THEN
-        RAISE EXCEPTION 'permission denied to record usage for an organisation you are not a member of' USING ERRCODE = '42501';
+    -- The common case (a user's own call) needs no role look-up.
+    IF (v_user IS DISTINCT FROM v_caller OR record_ai_usage.organization_id IS NOT NULL) AND NOT steward._caller_config_admin() THEN
+        IF v_user IS DISTINCT FROM v_caller THEN
+            RAISE EXCEPTION 'permission denied to record usage for another user' USING ERRCODE = '42501';
+        END IF;
+        IF NOT steward._is_org_member(record_ai_usage.organization_id, v_user) THEN
+            RAISE EXCEPTION 'permission denied to record usage for an organisation you are not a member of' USING ERRCODE = '42501';
+        END IF;
     END IF;
     IF record_ai_usage.request_id IS NOT NULL AND length(record_ai_usage.request_id) NOT BETWEEN 1 AND 200 THEN
         RAISE EXCEPTION 'request_id must be 1 to 200 characters' USING ERRCODE = '22023',
@@ -78,29 +149,16 @@ BEGIN
     END IF;
     -- Validates the model and the token counts (22023).
     v_cost := steward.calculate_cost(record_ai_usage.input_tokens, record_ai_usage.output_tokens, record_ai_usage.model);
-    IF record_ai_usage.request_id IS NOT NULL THEN
-        SELECT * INTO r FROM steward.ai_usage u
-         WHERE u.user_id OPERATOR(pg_catalog.=) v_user AND u.request_id OPERATOR(pg_catalog.=) record_ai_usage.request_id;
-        IF FOUND THEN
-            RETURN r;
-        END IF;
-    END IF;
     INSERT INTO steward.ai_usage (user_id, organization_id, model, input_tokens, output_tokens, cost, request_id, recorded_by)
     VALUES (v_user, record_ai_usage.organization_id, record_ai_usage.model, record_ai_usage.input_tokens,
             record_ai_usage.output_tokens, v_cost, record_ai_usage.request_id, steward.caller_id())
     ON CONFLICT (user_id, request_id) DO NOTHING
     RETURNING * INTO r;
     IF NOT FOUND THEN
-        -- A concurrent call with the same request id won: its row is the answer.
+        -- That request id is recorded already (earlier, or by a concurrent call): its row is the answer.
         SELECT * INTO r FROM steward.ai_usage u
          WHERE u.user_id OPERATOR(pg_catalog.=) v_user AND u.request_id OPERATOR(pg_catalog.=) record_ai_usage.request_id;
-        RETURN r;
     END IF;
-    INSERT INTO steward.ai_usage_daily AS d (user_id, day, cost, input_tokens, output_tokens, calls)
-    VALUES (v_user, (r.recorded_at AT TIME ZONE 'UTC')::date, r.cost, r.input_tokens, r.output_tokens, 1)
-    ON CONFLICT (user_id, day) DO UPDATE
-       SET cost = d.cost + EXCLUDED.cost, input_tokens = d.input_tokens + EXCLUDED.input_tokens,
-           output_tokens = d.output_tokens + EXCLUDED.output_tokens, calls = d.calls + 1;
     RETURN r;
 END
 $$;
@@ -188,9 +246,8 @@ BEGIN
            CASE WHEN v_budget > 0 THEN round(coalesce(sum(d.cost), 0) / v_budget, 4) END
       FROM generate_series(steward._ai_period_start(period, v_from)::timestamp, v_to::timestamp,
                            CASE period WHEN 'day' THEN interval '1 day' WHEN 'week' THEN interval '1 week' ELSE interval '1 month' END) g(s)
-      LEFT JOIN steward.ai_usage_daily d
-        ON d.user_id OPERATOR(pg_catalog.=) v_user AND d.day >= greatest(g.s::date, v_from) AND d.day <= v_to
-       AND steward._ai_period_start(period, d.day) = g.s::date
+      LEFT JOIN steward._ai_daily(v_user, v_from, v_to) d
+        ON steward._ai_period_start(period, d.day) = g.s::date
      GROUP BY g.s
      ORDER BY g.s;
 END
@@ -220,13 +277,12 @@ BEGIN
         RAISE EXCEPTION 'permission denied for the budget of another user' USING ERRCODE = '42501';
     END IF;
     b := steward._ai_budgets(v_user);
-    -- At most 37 roll-up rows (a week may begin in the previous month).
+    -- At most 37 days (a week may begin in the previous month): roll-up rows and the last days' calls.
     SELECT coalesce(sum(d.cost) FILTER (WHERE d.day = v_today), 0),
            coalesce(sum(d.cost) FILTER (WHERE d.day >= v_week), 0),
            coalesce(sum(d.cost) FILTER (WHERE d.day >= v_month), 0)
       INTO v_d, v_w, v_m
-      FROM steward.ai_usage_daily d
-     WHERE d.user_id OPERATOR(pg_catalog.=) v_user AND d.day >= least(v_week, v_month) AND d.day <= v_today;
+      FROM steward._ai_daily(v_user, least(v_week, v_month), v_today) d;
     RETURN jsonb_build_object(
         'userId', v_user,
         'thresholds', to_jsonb(b.thresholds),

@@ -141,6 +141,7 @@ const WRITERS: &[&str] = &[
     "SELECT steward.capture_snapshots()",
     "SELECT steward.purge_history()",
     "SELECT steward.record_ai_usage('claude-3-haiku-20240307', 1, 1, '5ba4db00-0000-4000-8000-000000000001')",
+    "SELECT steward.rollup_ai_usage()",
 ];
 
 #[test]

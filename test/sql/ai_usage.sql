@@ -8,6 +8,7 @@ SELECT m.model_id, steward.calculate_cost(1000000, 1000000, m.model_id) = m.inpu
 
 -- Known calls for one user: costs from the catalogue, never from the caller.
 DELETE FROM steward.ai_usage_daily;
+DELETE FROM steward.ai_usage_rollup;
 DELETE FROM steward.ai_usage;
 SELECT model, input_tokens, output_tokens, cost, request_id
   FROM steward.record_ai_usage('claude-3-haiku-20240307', 1000, 2000, 'a11ce000-0000-4000-8000-000000000001', NULL, 'req-1');
@@ -17,7 +18,20 @@ SELECT cost, request_id FROM steward.record_ai_usage('claude-3-opus-20240229', 9
 -- Another user's request ids never collide.
 SELECT cost FROM steward.record_ai_usage('claude-3-haiku-20240307', 4000, 0, 'b0b00000-0000-4000-8000-000000000002', NULL, 'req-1');
 SELECT count(*) AS calls, sum(cost) AS total FROM steward.ai_usage;
-SELECT user_id, day = (now() AT TIME ZONE 'UTC')::date AS today, cost, calls FROM steward.ai_usage_daily ORDER BY user_id;
+-- Calls of days that are over are rolled up by the daily job; spend reads the roll-up up to
+-- its watermark and the calls after it, so it is the same before and after.
+DELETE FROM steward.ai_usage_rollup;
+INSERT INTO steward.ai_usage (user_id, model, input_tokens, output_tokens, cost, recorded_at, recorded_by)
+SELECT 'a11ce000-0000-4000-8000-000000000001', 'claude-3-haiku-20240307', 1000, 0, 0.00025, now() - make_interval(days => d), 'test'
+  FROM generate_series(3, 5) d;
+SELECT sum(spend) AS spend_before FROM steward.ai_spending('a11ce000-0000-4000-8000-000000000001', 'day');
+SELECT steward.rollup_ai_usage() AS rolled_up_rows;
+SELECT count(*) AS days, sum(calls) AS calls, max(day) < (now() AT TIME ZONE 'UTC')::date - 1 AS only_closed_days FROM steward.ai_usage_daily;
+SELECT sum(spend) AS spend_after FROM steward.ai_spending('a11ce000-0000-4000-8000-000000000001', 'day');
+SELECT steward.rollup_ai_usage() AS nothing_new;
+DELETE FROM steward.ai_usage WHERE recorded_by = 'test';
+DELETE FROM steward.ai_usage_daily;
+DELETE FROM steward.ai_usage_rollup;
 
 -- Spend per period with the budget of the user's effective configuration (database layer here).
 INSERT INTO steward.config_overrides (kind, document)
