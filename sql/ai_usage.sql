@@ -85,22 +85,26 @@ END
 $$;
 
 -- A user's spend per UTC day in [p_from, p_to]: the roll-up up to its watermark, the calls
--- after it (through the (user_id, recorded_at) index).
+-- after it (through the (user_id, recorded_at) index).  LANGUAGE sql without a SET clause so the
+-- planner inlines it into the callers (SECURITY DEFINER functions with a pinned search_path);
+-- names are schema-qualified, operators pinned to pg_catalog.
 CREATE FUNCTION steward._ai_daily(p_user uuid, p_from date, p_to date)
 RETURNS TABLE (day date, cost numeric, input_tokens bigint, output_tokens bigint, calls bigint)
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH w AS (SELECT coalesce((SELECT r.rolled_through FROM steward.ai_usage_rollup r), date '1999-12-31') AS through)
     SELECT d.day, d.cost, d.input_tokens, d.output_tokens, d.calls
-      FROM steward.ai_usage_daily d, w
-     WHERE d.user_id OPERATOR(pg_catalog.=) p_user AND d.day >= p_from AND d.day <= least(p_to, w.through)
+      FROM steward.ai_usage_daily d
+     WHERE d.user_id OPERATOR(pg_catalog.=) p_user AND d.day OPERATOR(pg_catalog.>=) p_from
+       AND d.day OPERATOR(pg_catalog.<=) LEAST(p_to, (SELECT r.rolled_through FROM steward.ai_usage_rollup r))
     UNION ALL
-    SELECT (u.recorded_at AT TIME ZONE 'UTC')::date, sum(u.cost), sum(u.input_tokens)::bigint, sum(u.output_tokens)::bigint, count(*)
-      FROM steward.ai_usage u, w
+    SELECT (u.recorded_at AT TIME ZONE 'UTC')::date, pg_catalog.sum(u.cost), pg_catalog.sum(u.input_tokens)::bigint,
+           pg_catalog.sum(u.output_tokens)::bigint, pg_catalog.count(*)
+      FROM steward.ai_usage u
      WHERE u.user_id OPERATOR(pg_catalog.=) p_user
-       AND u.recorded_at >= (greatest(p_from, w.through + 1)::timestamp AT TIME ZONE 'UTC')
-       AND u.recorded_at < ((p_to + 1)::timestamp AT TIME ZONE 'UTC')
+       AND u.recorded_at OPERATOR(pg_catalog.>=)
+           ((GREATEST(p_from, coalesce((SELECT r.rolled_through FROM steward.ai_usage_rollup r) OPERATOR(pg_catalog.+) 1, p_from)))::timestamp
+            AT TIME ZONE 'UTC')
+       AND u.recorded_at OPERATOR(pg_catalog.<) (((p_to OPERATOR(pg_catalog.+) 1))::timestamp AT TIME ZONE 'UTC')
      GROUP BY 1
 $$;
 
@@ -151,7 +155,9 @@ BEGIN
     v_cost := steward.calculate_cost(record_ai_usage.input_tokens, record_ai_usage.output_tokens, record_ai_usage.model);
     INSERT INTO steward.ai_usage (user_id, organization_id, model, input_tokens, output_tokens, cost, request_id, recorded_by)
     VALUES (v_user, record_ai_usage.organization_id, record_ai_usage.model, record_ai_usage.input_tokens,
-            record_ai_usage.output_tokens, v_cost, record_ai_usage.request_id, steward.caller_id())
+            record_ai_usage.output_tokens, v_cost, record_ai_usage.request_id,
+            -- caller_id() is the JWT subject when there is one: no second look-up then.
+            coalesce(v_caller::text, steward.caller_id()))
     ON CONFLICT (user_id, request_id) DO NOTHING
     RETURNING * INTO r;
     IF NOT FOUND THEN
@@ -185,14 +191,20 @@ $$;
 
 -- The budgets of the user's effective AI configuration (organisation budgets apply).
 CREATE FUNCTION steward._ai_budgets(p_user uuid, OUT daily numeric, OUT weekly numeric, OUT monthly numeric, OUT thresholds numeric[])
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT (b ->> 'dailyBudget')::numeric, (b ->> 'weeklyBudget')::numeric, (b ->> 'monthlyBudget')::numeric,
-           coalesce((SELECT array_agg(t::numeric ORDER BY t::numeric)
-                       FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(b -> 'alertThresholds') = 'array'
-                                                           THEN b -> 'alertThresholds' ELSE '[]' END) t), '{}')
-      FROM (SELECT steward.effective_ai_config(p_user) -> 'costBudget' AS b) x
+DECLARE
+    -- PL/pgSQL, not SQL: its plans are kept for the session (ai_budget_status runs it per call).
+    b jsonb := steward.effective_ai_config(p_user) -> 'costBudget';
+BEGIN
+    daily := (b ->> 'dailyBudget')::numeric;
+    weekly := (b ->> 'weeklyBudget')::numeric;
+    monthly := (b ->> 'monthlyBudget')::numeric;
+    thresholds := coalesce((SELECT array_agg(t::numeric ORDER BY t::numeric)
+                              FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(b -> 'alertThresholds') = 'array'
+                                                                  THEN b -> 'alertThresholds' ELSE '[]' END) t), '{}');
+END
 $$;
 
 CREATE FUNCTION steward._ai_period_start(p_period text, p_day date) RETURNS date
