@@ -20,6 +20,8 @@ CREATE TABLE steward.ai_usage (
     UNIQUE (user_id, request_id)
 );
 CREATE INDEX ai_usage_user_time ON steward.ai_usage (user_id, recorded_at);
+-- The days the roll-up reads, and the users with calls after its watermark (budget alerts).
+CREATE INDEX ai_usage_time ON steward.ai_usage (recorded_at);
 SELECT pg_catalog.pg_extension_config_dump('steward.ai_usage', '');
 ALTER TABLE steward.ai_usage ENABLE ROW LEVEL SECURITY;
 -- End users read their own calls; admins everyone's.
@@ -126,6 +128,11 @@ DECLARE
     v_user uuid := coalesce(record_ai_usage.user_id, v_caller);
     v_cost numeric;
     r steward.ai_usage;
+    b record;
+    v_today date;
+    v_week date;
+    v_month date;
+    v_spent record;
 BEGIN
     IF pg_catalog.pg_is_in_recovery() OR pg_catalog.current_setting('transaction_read_only')::boolean THEN
         PERFORM steward._require_writable();
@@ -153,6 +160,43 @@ BEGIN
     END IF;
     -- Validates the model and the token counts (22023).
     v_cost := steward.calculate_cost(record_ai_usage.input_tokens, record_ai_usage.output_tokens, record_ai_usage.model);
+    -- budgetEnforcement (a setting, off by default): a call that would take the user's spend
+    -- of the current day, week or month past the budget of the effective configuration is
+    -- refused with 54000 and nothing is stored, so a server can refuse the model call before
+    -- making it.  One decision per user at a time; a request already recorded is returned.
+    IF EXISTS (SELECT 1 FROM steward.settings s
+                WHERE s.key OPERATOR(pg_catalog.=) 'budgetEnforcement' AND (s.value #>> '{}')::numeric > 0) THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_steward ai budget'), pg_catalog.hashtext(v_user::text));
+        IF record_ai_usage.request_id IS NOT NULL THEN
+            SELECT * INTO r FROM steward.ai_usage u
+             WHERE u.user_id OPERATOR(pg_catalog.=) v_user AND u.request_id OPERATOR(pg_catalog.=) record_ai_usage.request_id;
+            IF FOUND THEN
+                RETURN r;
+            END IF;
+        END IF;
+        v_today := (now() AT TIME ZONE 'UTC')::date;
+        v_week := steward._ai_period_start('week', v_today);
+        v_month := steward._ai_period_start('month', v_today);
+        b := steward._ai_budgets(v_user);
+        SELECT coalesce(sum(d.cost) FILTER (WHERE d.day = v_today), 0) AS day,
+               coalesce(sum(d.cost) FILTER (WHERE d.day >= v_week), 0) AS week,
+               coalesce(sum(d.cost) FILTER (WHERE d.day >= v_month), 0) AS month
+          INTO v_spent
+          FROM steward._ai_daily(v_user, least(v_week, v_month), v_today) d;
+        IF (b.daily > 0 AND v_spent.day + v_cost > b.daily)
+           OR (b.weekly > 0 AND v_spent.week + v_cost > b.weekly)
+           OR (b.monthly > 0 AND v_spent.month + v_cost > b.monthly) THEN
+            RAISE EXCEPTION 'AI budget exceeded: the call is not recorded' USING ERRCODE = '54000',
+                  DETAIL = format('this call costs %s; %s', v_cost, concat_ws('; ',
+                      CASE WHEN b.daily > 0 AND v_spent.day + v_cost > b.daily
+                           THEN format('daily budget %s, spent %s on %s', b.daily, v_spent.day, v_today) END,
+                      CASE WHEN b.weekly > 0 AND v_spent.week + v_cost > b.weekly
+                           THEN format('weekly budget %s, spent %s since %s', b.weekly, v_spent.week, v_week) END,
+                      CASE WHEN b.monthly > 0 AND v_spent.month + v_cost > b.monthly
+                           THEN format('monthly budget %s, spent %s since %s', b.monthly, v_spent.month, v_month) END)),
+                  HINT = 'Raise costBudget in the effective AI configuration, or wait for the next period (UTC); an admin can switch off the budgetEnforcement setting.';
+        END IF;
+    END IF;
     INSERT INTO steward.ai_usage (user_id, organization_id, model, input_tokens, output_tokens, cost, request_id, recorded_by)
     VALUES (v_user, record_ai_usage.organization_id, record_ai_usage.model, record_ai_usage.input_tokens,
             record_ai_usage.output_tokens, v_cost, record_ai_usage.request_id,
@@ -169,9 +213,9 @@ BEGIN
 END
 $$;
 
--- Whether the user is a member of the organisation (the application's organization_members,
--- once install_train_schema has created it).
-CREATE FUNCTION steward._is_org_member(p_org uuid, p_user uuid) RETURNS boolean
+-- Whether the user is a member of the organisation (with p_role: in that role), from the
+-- application's organization_members once install_train_schema has created it.
+CREATE FUNCTION steward._is_org_member(p_org uuid, p_user uuid, p_role text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -183,8 +227,9 @@ BEGIN
         RETURN false;
     END IF;
     EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I.organization_members m
-                                    WHERE m.organization_id OPERATOR(pg_catalog.=) $1 AND m.user_id OPERATOR(pg_catalog.=) $2)', v_schema)
-       INTO v USING p_org, p_user;
+                                    WHERE m.organization_id OPERATOR(pg_catalog.=) $1 AND m.user_id OPERATOR(pg_catalog.=) $2
+                                      AND ($3 IS NULL OR m.role OPERATOR(pg_catalog.=) $3))', v_schema)
+       INTO v USING p_org, p_user, p_role;
     RETURN v;
 END
 $$;
@@ -322,3 +367,155 @@ INSERT INTO steward.facade_functions (seed_name, target, volatility, grant_to) V
     ('record_ai_usage',      'steward.record_ai_usage(text,bigint,bigint,uuid,uuid,text)', 'volatile', '{steward_admin,service_role,authenticated}'),
     ('get_ai_spending',      'steward.ai_spending(uuid,text,date,date)',              'stable',   '{steward_admin,service_role,authenticated}'),
     ('get_ai_budget_status', 'steward.ai_budget_status(uuid)',                        'stable',   '{steward_admin,service_role,authenticated}');
+
+INSERT INTO steward.setting_defaults (key, value, min_value, max_value, description) VALUES
+    ('budgetEnforcement', '0', 0, 1, 'steward.record_ai_usage() refuses (54000) a call that would take a user past the day''s, week''s or month''s budget of the effective AI configuration (1), or records it anyway (0)');
+
+-- ---------------------------------------------------------------------------------------
+-- Budget alerts: the current day's, week's and month's spend of every user with calls in
+-- them and a budget, with the thresholds of the user's effective configuration.  Read by
+-- check_alerts() (the ai_budget rule, src/alerts/rules.rs), not by the health report.
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION steward._ai_budget_usage() RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_today date := (now() AT TIME ZONE 'UTC')::date;
+    v_week date := steward._ai_period_start('week', (now() AT TIME ZONE 'UTC')::date);
+    v_month date := steward._ai_period_start('month', (now() AT TIME ZONE 'UTC')::date);
+    v_from date;
+    v_after date;
+    v_out jsonb;
+BEGIN
+    v_from := least(v_week, v_month);
+    -- Calls after the roll-up's watermark are read from ai_usage (through its time index).
+    v_after := greatest(v_from, coalesce((SELECT r.rolled_through + 1 FROM steward.ai_usage_rollup r), v_from));
+    WITH users AS (
+        SELECT d.user_id FROM steward.ai_usage_daily d WHERE d.day >= v_from AND d.day <= v_today
+        UNION
+        SELECT u.user_id FROM steward.ai_usage u WHERE u.recorded_at >= (v_after::timestamp AT TIME ZONE 'UTC')
+    ), spend AS (
+        SELECT x.user_id,
+               coalesce(sum(s.cost) FILTER (WHERE s.day = v_today), 0) AS d,
+               coalesce(sum(s.cost) FILTER (WHERE s.day >= v_week), 0) AS w,
+               coalesce(sum(s.cost) FILTER (WHERE s.day >= v_month), 0) AS m
+          FROM users x CROSS JOIN LATERAL steward._ai_daily(x.user_id, v_from, v_today) s
+         GROUP BY x.user_id
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('user_id', sp.user_id, 'period', p.period, 'period_start', p.start,
+                                                 'spend', p.spend, 'budget', p.budget, 'thresholds', to_jsonb(b.thresholds))
+                              ORDER BY sp.user_id, p.ord), '[]')
+      INTO v_out
+      FROM spend sp
+      CROSS JOIN LATERAL steward._ai_budgets(sp.user_id) b
+      CROSS JOIN LATERAL (VALUES (1, 'day', v_today, sp.d, b.daily), (2, 'week', v_week, sp.w, b.weekly),
+                                 (3, 'month', v_month, sp.m, b.monthly)) p(ord, period, start, spend, budget)
+     WHERE p.spend > 0 AND p.budget > 0;
+    RETURN v_out;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- API key rotation (issue #17 item 5).  A configuration's key is as old as its vault entry
+-- (steward.api_key_vault.created_at: when that key was first stored for that owner); the
+-- schedule is the row's apiKeys.rotationSchedule, else the database layer's, else manual.
+-- monthly: due after 30 days, quarterly: after 90; manual: never.  Active configurations
+-- with a primary key only.
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION steward._ai_keys_due_rows()
+RETURNS TABLE (config_id uuid, user_id uuid, organization_id uuid, config_name text, rotation_schedule text,
+               key_version integer, key_stored_at timestamptz, due_at timestamptz, days_overdue numeric)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_schema name := (SELECT t.schema_name FROM steward.train_schema t);
+    v_default text := (SELECT o.document #>> '{apiKeys,rotationSchedule}' FROM steward.config_overrides o WHERE o.kind = 'ai_config');
+BEGIN
+    IF v_schema IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        SELECT c.id, c.user_id, c.organization_id, c.config_name::text, s.schedule,
+               CASE WHEN jsonb_typeof(c.configuration #> '{apiKeys,keyVersion}') = 'number'
+                    THEN (c.configuration #>> '{apiKeys,keyVersion}')::numeric::integer END,
+               v.created_at, v.created_at + s.every,
+               round((extract(epoch FROM now() - (v.created_at + s.every)) / 86400)::numeric, 1)
+          FROM %I.ai_configurations c
+         CROSS JOIN LATERAL (SELECT x.schedule, CASE x.schedule WHEN 'monthly' THEN interval '30 days'
+                                                                WHEN 'quarterly' THEN interval '90 days' END AS every
+                               FROM (SELECT coalesce(c.configuration #>> '{apiKeys,rotationSchedule}', $1, 'manual') AS schedule) x) s
+          JOIN steward.api_key_vault v
+            ON v.token = c.configuration #>> '{apiKeys,primaryKey}'
+           AND v.owner_kind = CASE WHEN c.user_id IS NOT NULL THEN 'user' ELSE 'organization' END
+           AND v.owner_id = coalesce(c.user_id, c.organization_id)
+         WHERE c.is_active AND s.every IS NOT NULL AND v.created_at + s.every <= now()
+         ORDER BY v.created_at, c.id
+        $q$, v_schema) USING v_default;
+END
+$$;
+
+-- The check's source: the same rows as jsonb (names for the alert's text).
+CREATE FUNCTION steward._ai_keys_due() RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'config_id', k.config_id, 'config_name', k.config_name,
+               'owner', CASE WHEN k.user_id IS NOT NULL THEN 'user ' || k.user_id ELSE 'organisation ' || k.organization_id END,
+               'rotation_schedule', k.rotation_schedule, 'key_stored_at', k.key_stored_at, 'due_at', k.due_at,
+               'days_overdue', k.days_overdue)), '[]')
+      FROM steward._ai_keys_due_rows() k
+$$;
+
+-- Configurations whose key is due for rotation: admins and the service role see all, a user
+-- their own and those of the organisations they are an admin of.
+CREATE FUNCTION steward.ai_key_rotation_due()
+RETURNS TABLE (config_id uuid, user_id uuid, organization_id uuid, config_name text, rotation_schedule text,
+               key_version integer, key_stored_at timestamptz, due_at timestamptz, days_overdue numeric)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_admin boolean := steward._caller_config_admin();
+    v_caller uuid := steward.caller_uuid();
+BEGIN
+    IF NOT v_admin AND v_caller IS NULL THEN
+        RAISE EXCEPTION 'ai_key_rotation_due needs a user' USING ERRCODE = '42501',
+              HINT = 'Call it with a user''s JWT, or as an admin.';
+    END IF;
+    RETURN QUERY
+    SELECT k.* FROM steward._ai_keys_due_rows() k
+     WHERE v_admin OR k.user_id = v_caller
+        OR (k.organization_id IS NOT NULL AND steward._is_org_member(k.organization_id, v_caller, 'admin'));
+END
+$$;
+
+-- After a rotation: the configuration's open api_key_rotation_due alert is resolved when its
+-- key is no longer due (a fact anyone may have established; nothing else is changed).
+CREATE FUNCTION steward._api_key_rotated(p_config_id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a steward.performance_alerts;
+BEGIN
+    IF p_config_id IS NULL OR EXISTS (SELECT 1 FROM steward._ai_keys_due_rows() k WHERE k.config_id = p_config_id) THEN
+        RETURN;
+    END IF;
+    FOR a IN
+        UPDATE steward.performance_alerts p
+           SET resolved_at = now(), resolved_by = steward.caller_uuid(),
+               resolution_notes = 'Resolved: the API key was rotated.'
+         WHERE p.fingerprint OPERATOR(pg_catalog.=) ('api_key_rotation_due:configuration ' || p_config_id)
+           AND p.resolved_at IS NULL
+        RETURNING p.*
+    LOOP
+        PERFORM steward._alert_notify('resolved', a);
+    END LOOP;
+END
+$$;
+
+INSERT INTO steward.facade_functions (seed_name, target, volatility, grant_to) VALUES
+    ('get_ai_key_rotation_due', 'steward.ai_key_rotation_due()', 'stable', '{steward_admin,service_role,authenticated}');

@@ -21,8 +21,10 @@ CREATE TABLE steward.alert_rules (
                           'vacuum_overdue', 'analyze_overdue', 'xid_wraparound_pct', 'mxid_wraparound_pct',
                           'table_freeze_age_pct', 'sequence_used_pct', 'long_running_seconds',
                           'idle_in_transaction_seconds', 'blocked_seconds', 'slot_retained_bytes',
-                          'slot_inactive', 'replication_lag_bytes', 'stat_statements_missing')),
-    object_kind       text NOT NULL CHECK (object_kind IN ('database', 'table', 'index', 'query', 'session', 'sequence', 'slot', 'standby')),
+                          'slot_inactive', 'replication_lag_bytes', 'stat_statements_missing',
+                          'ai_budget_share', 'api_key_overdue_days')),
+    object_kind       text NOT NULL CHECK (object_kind IN ('database', 'table', 'index', 'query', 'session', 'sequence', 'slot', 'standby',
+                                                           'user', 'configuration')),
     direction         text NOT NULL CHECK (direction IN ('above', 'below')),
     info_at           numeric,
     warning_at        numeric,
@@ -39,6 +41,8 @@ CREATE TABLE steward.alert_rules (
     action            text NOT NULL,
     impact            text NOT NULL,
     effort            text NOT NULL CHECK (effort IN ('low', 'medium', 'high')),
+    -- Clear checks before an open alert resolves (NULL: the alertResolveAfterChecks setting).
+    resolve_after_checks integer CHECK (resolve_after_checks BETWEEN 1 AND 1000),
     CHECK ((threshold_setting IS NULL) = (threshold_tier IS NULL)),
     CHECK (coalesce(info_at, warning_at, error_at, critical_at) IS NOT NULL OR threshold_setting IS NOT NULL)
 );
@@ -223,6 +227,31 @@ INSERT INTO steward.alert_rules (rule_id, position, alert_type, metric, object_k
      'Add pg_stat_statements to shared_preload_libraries, restart, and CREATE EXTENSION pg_stat_statements.',
      'Server-side view of every slow query', 'low');
 
+-- AI spending and API keys (issue #17): read by check_alerts() only (sources outside the
+-- health report).  ai_budget: one alert per user, period (day, week, month), period start
+-- and level — each of the user's effective costBudget.alertThresholds crossed (the highest
+-- error, lower ones warning) and the budget exceeded (critical) — so each is raised once per
+-- period; the rule's tiers are not used (warning_at 0 only marks it as an alert rule).  Both
+-- resolve at the first check where they no longer hold (a new period, a raised budget, a
+-- rotated key; rotate_api_key resolves its configuration's alert at once).
+INSERT INTO steward.alert_rules (rule_id, position, alert_type, metric, object_kind, direction, info_at, warning_at, error_at, critical_at,
+                                 threshold_setting, threshold_tier, category, priority, title, description, message, action, impact, effort,
+                                 resolve_after_checks) VALUES
+    ('ai_budget', 260, 'ai_budget', 'ai_budget_share', 'user', 'above', NULL, 0, NULL, NULL,
+     NULL, NULL, 'capacity', 'high',
+     'AI spending above the budget thresholds',
+     'Users whose AI spending of the current day, week or month crossed an alert threshold of their budget.',
+     'User {user_id} has spent {share_pct:0}% of the {budget_name} AI budget ({spend:2} of {budget:2} since {period_start}; level {level})',
+     'Review the user''s usage (ai_spending), raise costBudget in the effective configuration, or switch on budgetEnforcement.',
+     'Spending stays within what the configuration allows', 'low', 1),
+    ('api_key_rotation_due', 270, 'api_key_rotation_due', 'api_key_overdue_days', 'configuration', 'above', NULL, 0, 30, NULL,
+     NULL, NULL, 'maintenance', 'medium',
+     'API keys due for rotation',
+     'AI configurations whose API key is older than apiKeys.rotationSchedule allows (monthly: 30 days, quarterly: 90).',
+     'The API key of AI configuration "{config_name}" ({owner}) is {value:0} days past its {rotation_schedule} rotation',
+     'Rotate the key with steward.rotate_api_key(config_name, new_key[, reason, organization_id]).',
+     'Limits what a leaked key can be used for', 'low', 1);
+
 -- What administrators changed (dumped with the database).
 CREATE TABLE steward.alert_rule_overrides (
     rule_id     text PRIMARY KEY REFERENCES steward.alert_rules (rule_id),
@@ -250,7 +279,7 @@ SELECT r.rule_id, r.position, r.alert_type, r.metric, r.object_kind, r.direction
             WHEN r.threshold_tier = 'error' THEN (s.value #>> '{}')::numeric ELSE r.error_at END AS error_at,
        CASE WHEN 'critical' = ANY (o.tiers_set) THEN o.critical_at
             WHEN r.threshold_tier = 'critical' THEN (s.value #>> '{}')::numeric ELSE r.critical_at END AS critical_at,
-       coalesce(o.resolve_after_checks,
+       coalesce(o.resolve_after_checks, r.resolve_after_checks,
                 (SELECT (e.value #>> '{}')::integer FROM steward.effective_settings e
                   WHERE e.key OPERATOR(pg_catalog.=) 'alertResolveAfterChecks')) AS resolve_after_checks,
        r.threshold_setting, r.threshold_tier,
@@ -483,7 +512,8 @@ BEGIN
     -- One check at a time (two would both open the same alert).
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_steward check_alerts'));
     v_rules := steward._alert_rules_json();
-    v_report := steward._health_report_for(caller, steward.setting_number('alertObjectLimit')::integer);
+    v_report := steward._health_report_for(caller, steward.setting_number('alertObjectLimit')::integer)
+                || jsonb_build_object('aiBudgets', steward._ai_budget_usage(), 'apiKeysDue', steward._ai_keys_due());
     v_eval := steward._report_findings(v_report, v_rules);
 
     FOR f IN

@@ -66,12 +66,22 @@ BEGIN
                       AND pg_catalog.pg_has_role(r.oid, 'USAGE')) THEN
         IF TG_OP = 'UPDATE' THEN
             NEW.id := OLD.id;
+            -- created_by decides who may change an organisation's configuration (its creator):
+            -- it never changes, and an end user cannot claim someone else's row.
+            IF TG_ARGV[0] = 'ai_config' THEN
+                NEW := pg_catalog.jsonb_populate_record(NEW, pg_catalog.jsonb_build_object('created_by', pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.->) 'created_by'));
+            END IF;
         ELSE
             EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %I.%I t WHERE t.id OPERATOR(pg_catalog.=) $1)',
                                       TG_TABLE_SCHEMA, TG_TABLE_NAME)
                INTO v_visible USING NEW.id;
             IF NEW.id IS NULL OR NOT v_visible THEN
                 NEW.id := pg_catalog.gen_random_uuid();
+            END IF;
+            -- An end user's new row is created by that user (the service role and admins may
+            -- name the creator of a row they write on someone's behalf).
+            IF TG_ARGV[0] = 'ai_config' AND NOT steward._config_admin() THEN
+                NEW := pg_catalog.jsonb_populate_record(NEW, pg_catalog.jsonb_build_object('created_by', steward.caller_uuid()));
             END IF;
         END IF;
     END IF;
@@ -203,9 +213,13 @@ BEGIN
         EXECUTE pg_catalog.format('CREATE TABLE %1$I.organization_members (
             organization_id uuid NOT NULL REFERENCES %1$I.organizations (id) ON DELETE CASCADE,
             user_id uuid NOT NULL,
-            role text NOT NULL DEFAULT ''member'',
+            role text NOT NULL DEFAULT ''member'' CHECK (role IN (''member'', ''admin'')),
             created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
             PRIMARY KEY (organization_id, user_id))', s);
+    ELSE
+        -- The application's own table: its members' role (admin: may write the organisation's
+        -- configurations), added when missing; rows already there are members.
+        EXECUTE pg_catalog.format('ALTER TABLE %I.organization_members ADD COLUMN IF NOT EXISTS role text NOT NULL DEFAULT ''member''', s);
     END IF;
     EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS organization_members_user_idx ON %I.organization_members (user_id)', s);
     IF pg_catalog.to_regclass(pg_catalog.format('%I.user_preferences', s)) IS NULL THEN
@@ -279,6 +293,30 @@ BEGIN
             CREATE POLICY member_reads_organization ON %1$I.ai_configurations FOR SELECT TO authenticated
                 USING (organization_id IN (SELECT m.organization_id FROM %1$I.organization_members m
                                             WHERE m.user_id OPERATOR(pg_catalog.=) steward.caller_uuid()));
+            -- Organisation configurations: the organisation's admins write them all; a
+            -- configuration's creator (created_by, set by the row guard) changes and deletes
+            -- it while still a member.  Everyone else in the organisation only reads.
+            DROP POLICY IF EXISTS organization_admins_write ON %1$I.ai_configurations;
+            CREATE POLICY organization_admins_write ON %1$I.ai_configurations FOR ALL TO authenticated
+                USING (organization_id IN (SELECT m.organization_id FROM %1$I.organization_members m
+                                            WHERE m.user_id OPERATOR(pg_catalog.=) steward.caller_uuid()
+                                              AND m.role OPERATOR(pg_catalog.=) 'admin'))
+                WITH CHECK (organization_id IN (SELECT m.organization_id FROM %1$I.organization_members m
+                                                 WHERE m.user_id OPERATOR(pg_catalog.=) steward.caller_uuid()
+                                                   AND m.role OPERATOR(pg_catalog.=) 'admin'));
+            DROP POLICY IF EXISTS organization_creator_updates ON %1$I.ai_configurations;
+            CREATE POLICY organization_creator_updates ON %1$I.ai_configurations FOR UPDATE TO authenticated
+                USING (created_by OPERATOR(pg_catalog.=) steward.caller_uuid()
+                       AND organization_id IN (SELECT m.organization_id FROM %1$I.organization_members m
+                                                WHERE m.user_id OPERATOR(pg_catalog.=) steward.caller_uuid()))
+                WITH CHECK (created_by OPERATOR(pg_catalog.=) steward.caller_uuid()
+                            AND organization_id IN (SELECT m.organization_id FROM %1$I.organization_members m
+                                                     WHERE m.user_id OPERATOR(pg_catalog.=) steward.caller_uuid()));
+            DROP POLICY IF EXISTS organization_creator_deletes ON %1$I.ai_configurations;
+            CREATE POLICY organization_creator_deletes ON %1$I.ai_configurations FOR DELETE TO authenticated
+                USING (created_by OPERATOR(pg_catalog.=) steward.caller_uuid()
+                       AND organization_id IN (SELECT m.organization_id FROM %1$I.organization_members m
+                                                WHERE m.user_id OPERATOR(pg_catalog.=) steward.caller_uuid()));
             DROP POLICY IF EXISTS own_memberships ON %1$I.organization_members;
             CREATE POLICY own_memberships ON %1$I.organization_members FOR SELECT TO authenticated
                 USING (user_id OPERATOR(pg_catalog.=) steward.caller_uuid());
@@ -591,10 +629,59 @@ BEGIN
 END
 $$;
 
--- Create or partially update the caller's AI configuration of that name.
+-- Which rows the AI-configuration writers below act on: the caller's own (p_organization_id
+-- NULL) or organisation p_organization_id's.  For an organisation it checks first, with the
+-- caller's rights, that the caller is an admin of it — or, for a change to an existing
+-- configuration, its creator and still a member — and says so with 42501 (only admins create
+-- one: a configuration that does not exist has no creator); row-level security
+-- (install_train_schema's policies) decides in the end either way.  Returns the owner column
+-- and the owner's id.
+CREATE FUNCTION steward._ai_config_owner(p_organization_id uuid, p_config_name text,
+                                         OUT owner_column text, OUT owner_id uuid)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_user uuid := steward._require_caller();
+    v_role text;
+    v_creator uuid;
+BEGIN
+    IF p_organization_id IS NULL THEN
+        owner_column := 'user_id';
+        owner_id := v_user;
+        RETURN;
+    END IF;
+    owner_column := 'organization_id';
+    owner_id := p_organization_id;
+    IF steward._config_admin() THEN
+        RETURN;
+    END IF;
+    EXECUTE format('SELECT m.role FROM %s m WHERE m.organization_id OPERATOR(pg_catalog.=) $1 AND m.user_id OPERATOR(pg_catalog.=) $2',
+                   steward._train_table('organization_members'))
+       INTO v_role USING p_organization_id, v_user;
+    IF v_role IS NULL THEN
+        RAISE EXCEPTION 'permission denied for the configurations of an organisation you are not a member of' USING ERRCODE = '42501',
+              DETAIL = format('organisation %s', p_organization_id);
+    END IF;
+    IF v_role OPERATOR(pg_catalog.=) 'admin' THEN
+        RETURN;
+    END IF;
+    EXECUTE format('SELECT c.created_by FROM %s c WHERE c.organization_id OPERATOR(pg_catalog.=) $1 AND c.config_name OPERATOR(pg_catalog.=) $2',
+                   steward._train_table('ai_configurations'))
+       INTO v_creator USING p_organization_id, p_config_name;
+    IF v_creator IS NULL OR v_creator OPERATOR(pg_catalog.<>) v_user THEN
+        RAISE EXCEPTION 'only the organisation''s admins may write its configurations' USING ERRCODE = '42501',
+              DETAIL = format('your role in organisation %s is %s; a configuration''s creator may also change or delete it', p_organization_id, v_role),
+              HINT = 'An admin of the organisation sets organization_members.role to ''admin''.';
+    END IF;
+END
+$$;
+
+-- Create or partially update an AI configuration of that name: the caller's own, or with
+-- p_organization_id the organisation's (its admins; its creator for an existing one).
 CREATE FUNCTION steward.upsert_ai_config(p_config_name text, p_configuration jsonb DEFAULT '{}',
                                          p_priority integer DEFAULT NULL, p_is_active boolean DEFAULT NULL,
-                                         p_reason text DEFAULT NULL)
+                                         p_reason text DEFAULT NULL, p_organization_id uuid DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -602,6 +689,7 @@ AS $$
 DECLARE
     v_user uuid := steward._require_caller();
     v_table text := steward._train_table('ai_configurations');
+    o record;
     v_old jsonb;
     v_row jsonb;
 BEGIN
@@ -610,31 +698,35 @@ BEGIN
     IF p_config_name IS NULL OR btrim(p_config_name) = '' OR length(p_config_name) > 255 THEN
         RAISE EXCEPTION 'config_name must be 1 to 255 characters' USING ERRCODE = '22023';
     END IF;
-    EXECUTE format('SELECT configuration FROM %s WHERE user_id = $1 AND config_name = $2 FOR UPDATE', v_table)
-       INTO v_old USING v_user, p_config_name;
-    EXECUTE format('INSERT INTO %s AS c (user_id, config_name, configuration, priority, is_active, created_by)
-                    VALUES ($1, $2, $3, coalesce($4, 0), coalesce($5, true), $1)
-                    ON CONFLICT (user_id, config_name) DO UPDATE
+    o := steward._ai_config_owner(p_organization_id, p_config_name);
+    EXECUTE format('SELECT configuration FROM %s WHERE %I = $1 AND config_name = $2 FOR UPDATE', v_table, o.owner_column)
+       INTO v_old USING o.owner_id, p_config_name;
+    EXECUTE format('INSERT INTO %1$s AS c (%2$I, config_name, configuration, priority, is_active, created_by)
+                    VALUES ($1, $2, $3, coalesce($4, 0), coalesce($5, true), $6)
+                    ON CONFLICT (%2$I, config_name) DO UPDATE
                        SET configuration = EXCLUDED.configuration,
                            priority = coalesce($4, c.priority), is_active = coalesce($5, c.is_active)
-                    RETURNING to_jsonb(c)', v_table)
-       INTO v_row USING v_user, p_config_name, steward._apply_update('ai_config', v_old, coalesce(p_configuration, '{}')),
-                        p_priority, p_is_active;
+                    RETURNING to_jsonb(c)', v_table, o.owner_column)
+       INTO v_row USING o.owner_id, p_config_name, steward._apply_update('ai_config', v_old, coalesce(p_configuration, '{}')),
+                        p_priority, p_is_active, v_user;
     RETURN jsonb_set(v_row, '{configuration}', steward._reveal_api_keys(v_row -> 'configuration', v_user));
 END
 $$;
 
-CREATE FUNCTION steward.set_ai_config_active(p_config_name text, p_active boolean, p_reason text DEFAULT NULL) RETURNS boolean
+CREATE FUNCTION steward.set_ai_config_active(p_config_name text, p_active boolean, p_reason text DEFAULT NULL,
+                                             p_organization_id uuid DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    o record;
     v_n integer;
 BEGIN
     PERFORM steward._require_writable();
     PERFORM steward._change_reason(p_reason);
-    EXECUTE format('UPDATE %s SET is_active = $3 WHERE user_id = $1 AND config_name = $2', steward._train_table('ai_configurations'))
-      USING steward._require_caller(), p_config_name, coalesce(p_active, true);
+    o := steward._ai_config_owner(p_organization_id, p_config_name);
+    EXECUTE format('UPDATE %s SET is_active = $3 WHERE %I = $1 AND config_name = $2', steward._train_table('ai_configurations'), o.owner_column)
+      USING o.owner_id, p_config_name, coalesce(p_active, true);
     GET DIAGNOSTICS v_n = ROW_COUNT;
     IF v_n = 0 THEN
         RAISE EXCEPTION 'no AI configuration named "%"', p_config_name USING ERRCODE = 'P0002';
@@ -643,17 +735,20 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION steward.delete_ai_config(p_config_name text, p_reason text DEFAULT NULL) RETURNS boolean
+CREATE FUNCTION steward.delete_ai_config(p_config_name text, p_reason text DEFAULT NULL,
+                                         p_organization_id uuid DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    o record;
     v_n integer;
 BEGIN
     PERFORM steward._require_writable();
     PERFORM steward._change_reason(p_reason);
-    EXECUTE format('DELETE FROM %s WHERE user_id = $1 AND config_name = $2', steward._train_table('ai_configurations'))
-      USING steward._require_caller(), p_config_name;
+    o := steward._ai_config_owner(p_organization_id, p_config_name);
+    EXECUTE format('DELETE FROM %s WHERE %I = $1 AND config_name = $2', steward._train_table('ai_configurations'), o.owner_column)
+      USING o.owner_id, p_config_name;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     IF v_n = 0 THEN
         RAISE EXCEPTION 'no AI configuration named "%"', p_config_name USING ERRCODE = 'P0002';
@@ -662,14 +757,17 @@ BEGIN
 END
 $$;
 
--- API-key rotation: the new key becomes primary, the old one secondary, version + 1.
-CREATE FUNCTION steward.rotate_api_key(p_config_name text, p_new_key text, p_reason text DEFAULT NULL) RETURNS jsonb
+-- API-key rotation: the new key becomes primary, the old one secondary, version + 1, and an
+-- open api_key_rotation_due alert of that configuration is resolved.
+CREATE FUNCTION steward.rotate_api_key(p_config_name text, p_new_key text, p_reason text DEFAULT NULL,
+                                       p_organization_id uuid DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_user uuid := steward._require_caller();
     v_table text := steward._train_table('ai_configurations');
+    o record;
+    v_id uuid;
     v_old jsonb;
     v_keys jsonb;
 BEGIN
@@ -678,8 +776,9 @@ BEGIN
     IF p_new_key IS NULL OR length(p_new_key) < 8 THEN
         RAISE EXCEPTION 'the new key must have at least 8 characters' USING ERRCODE = '22023';
     END IF;
-    EXECUTE format('SELECT configuration FROM %s WHERE user_id = $1 AND config_name = $2 FOR UPDATE', v_table)
-       INTO v_old USING v_user, p_config_name;
+    o := steward._ai_config_owner(p_organization_id, p_config_name);
+    EXECUTE format('SELECT id, configuration FROM %s WHERE %I = $1 AND config_name = $2 FOR UPDATE', v_table, o.owner_column)
+       INTO v_id, v_old USING o.owner_id, p_config_name;
     IF v_old IS NULL THEN
         RAISE EXCEPTION 'no AI configuration named "%"', p_config_name USING ERRCODE = 'P0002';
     END IF;
@@ -687,8 +786,9 @@ BEGIN
         'primaryKey', p_new_key,
         'secondaryKey', nullif(v_old #>> '{apiKeys,primaryKey}', ''),
         'keyVersion', coalesce((v_old #>> '{apiKeys,keyVersion}')::int, 1) + 1));
-    EXECUTE format('UPDATE %s SET configuration = $3 WHERE user_id = $1 AND config_name = $2', v_table)
-      USING v_user, p_config_name, steward._apply_update('ai_config', v_old, v_keys);
+    EXECUTE format('UPDATE %s SET configuration = $3 WHERE %I = $1 AND config_name = $2', v_table, o.owner_column)
+      USING o.owner_id, p_config_name, steward._apply_update('ai_config', v_old, v_keys);
+    PERFORM steward._api_key_rotated(v_id);
     RETURN jsonb_build_object('keyVersion', v_keys #> '{apiKeys,keyVersion}',
                               'primaryKey', steward._mask_api_keys(v_keys) #> '{apiKeys,primaryKey}');
 END
@@ -698,10 +798,10 @@ INSERT INTO steward.facade_functions (seed_name, target, volatility, grant_to) V
     ('update_user_preferences', 'steward.update_user_preferences(jsonb,text)', 'volatile', '{steward_admin,service_role,authenticated}'),
     ('reset_user_preferences',  'steward.reset_user_preferences(text)',       'volatile', '{steward_admin,service_role,authenticated}'),
     ('get_effective_user_preferences', 'steward.effective_user_preferences(uuid)', 'stable', '{steward_admin,service_role,authenticated}'),
-    ('upsert_ai_config',        'steward.upsert_ai_config(text,jsonb,integer,boolean,text)', 'volatile', '{steward_admin,service_role,authenticated}'),
-    ('set_ai_config_active',    'steward.set_ai_config_active(text,boolean,text)', 'volatile', '{steward_admin,service_role,authenticated}'),
-    ('delete_ai_config',        'steward.delete_ai_config(text,text)',          'volatile', '{steward_admin,service_role,authenticated}'),
-    ('rotate_api_key',          'steward.rotate_api_key(text,text,text)',       'volatile', '{steward_admin,service_role,authenticated}');
+    ('upsert_ai_config',        'steward.upsert_ai_config(text,jsonb,integer,boolean,text,uuid)', 'volatile', '{steward_admin,service_role,authenticated}'),
+    ('set_ai_config_active',    'steward.set_ai_config_active(text,boolean,text,uuid)', 'volatile', '{steward_admin,service_role,authenticated}'),
+    ('delete_ai_config',        'steward.delete_ai_config(text,text,uuid)',     'volatile', '{steward_admin,service_role,authenticated}'),
+    ('rotate_api_key',          'steward.rotate_api_key(text,text,text,uuid)',  'volatile', '{steward_admin,service_role,authenticated}');
 
 INSERT INTO steward.facade_functions (seed_name, target, volatility, grant_to) VALUES
     ('get_effective_ai_config',  'steward.get_effective_ai_config(uuid)',   'stable', '{steward_admin,service_role,authenticated}'),

@@ -57,6 +57,39 @@ pub struct Report {
     pub replication: Option<Replication>,
     pub wraparound: Wraparound,
     pub sequences: Vec<SequenceItem>,
+    /// Spend of the current day, week and month per user with a budget (issue #17).  Not
+    /// part of health_report(): check_alerts() adds it (steward._ai_budget_usage()).
+    #[serde(rename = "aiBudgets")]
+    pub ai_budgets: Option<Vec<BudgetUse>>,
+    /// Configurations whose API key is older than its rotation schedule allows (added by
+    /// check_alerts() from steward._ai_keys_due()).
+    #[serde(rename = "apiKeysDue")]
+    pub api_keys_due: Option<Vec<KeyDue>>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct BudgetUse {
+    pub user_id: String,
+    /// day | week | month
+    pub period: String,
+    pub period_start: String,
+    pub spend: f64,
+    pub budget: f64,
+    /// costBudget.alertThresholds of the user's effective configuration (shares of the budget).
+    pub thresholds: Vec<f64>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct KeyDue {
+    pub config_id: String,
+    pub config_name: String,
+    pub owner: String,
+    pub rotation_schedule: String,
+    pub key_stored_at: Option<String>,
+    pub due_at: Option<String>,
+    pub days_overdue: f64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -366,6 +399,8 @@ pub enum Metric {
     SlotInactive,
     ReplicationLagBytes,
     StatStatementsMissing,
+    AiBudgetShare,
+    ApiKeyOverdueDays,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -432,6 +467,9 @@ struct Candidate {
     object: String,
     value: f64,
     details: Value,
+    /// A severity and threshold the object carries itself (budget thresholds come from each
+    /// user's configuration, not from the rule's tiers).
+    graded: Option<(Severity, f64)>,
 }
 
 fn details<T: Serialize>(item: &T) -> Value {
@@ -454,7 +492,7 @@ fn database_name(r: &Report) -> String {
 
 fn single(r: &Report, value: Option<f64>, details: Value, missing: &'static str) -> Measured {
     match value {
-        Some(v) if v.is_finite() => Measured::Candidates(vec![Candidate { object: database_name(r), value: v, details }]),
+        Some(v) if v.is_finite() => Measured::Candidates(vec![Candidate { object: database_name(r), value: v, details, graded: None }]),
         _ => Measured::Unavailable(missing),
     }
 }
@@ -463,7 +501,7 @@ fn tables(items: &[TableItem], value: impl Fn(&TableItem) -> Option<f64>) -> Mea
     Measured::Candidates(
         items
             .iter()
-            .filter_map(|t| value(t).filter(|v| v.is_finite()).map(|v| Candidate { object: t.table.clone(), value: v, details: details(t) }))
+            .filter_map(|t| value(t).filter(|v| v.is_finite()).map(|v| Candidate { object: t.table.clone(), value: v, details: details(t), graded: None }))
             .collect(),
     )
 }
@@ -472,7 +510,7 @@ fn indexes(items: &[IndexItem], value: impl Fn(&IndexItem) -> Option<f64>) -> Me
     Measured::Candidates(
         items
             .iter()
-            .filter_map(|i| value(i).filter(|v| v.is_finite()).map(|v| Candidate { object: i.index.clone(), value: v, details: details(i) }))
+            .filter_map(|i| value(i).filter(|v| v.is_finite()).map(|v| Candidate { object: i.index.clone(), value: v, details: details(i), graded: None }))
             .collect(),
     )
 }
@@ -489,7 +527,7 @@ fn sessions(items: &[Session], value: impl Fn(&Session) -> Option<f64>) -> Measu
                     s.pid.unwrap_or_default(),
                     s.backend_start.as_deref().unwrap_or("?")
                 );
-                Some(Candidate { object, value: v, details: details(s) })
+                Some(Candidate { object, value: v, details: details(s), graded: None })
             })
             .collect(),
     )
@@ -525,7 +563,7 @@ fn measure(metric: Metric, r: &Report) -> Measured {
                     if let (Value::Object(m), Some(text), Some("query_performance_logs")) = (&mut d, &q.query_text, q.source.as_deref()) {
                         m.insert("query".into(), Value::String(truncate(text, 200)));
                     }
-                    Some(Candidate { object, value: v, details: d })
+                    Some(Candidate { object, value: v, details: d, graded: None })
                 })
                 .collect(),
         ),
@@ -568,27 +606,27 @@ fn measure(metric: Metric, r: &Report) -> Measured {
             r.wraparound
                 .databases
                 .iter()
-                .filter_map(|d| d.pct_towards_wraparound.map(|v| Candidate { object: d.datname.clone(), value: v, details: details(d) }))
+                .filter_map(|d| d.pct_towards_wraparound.map(|v| Candidate { object: d.datname.clone(), value: v, details: details(d), graded: None }))
                 .collect(),
         ),
         MxidWraparoundPct => Measured::Candidates(
             r.wraparound
                 .databases
                 .iter()
-                .filter_map(|d| d.pct_towards_mxid_wraparound.map(|v| Candidate { object: d.datname.clone(), value: v, details: details(d) }))
+                .filter_map(|d| d.pct_towards_mxid_wraparound.map(|v| Candidate { object: d.datname.clone(), value: v, details: details(d), graded: None }))
                 .collect(),
         ),
         TableFreezeAgePct => Measured::Candidates(
             r.wraparound
                 .tables
                 .iter()
-                .filter_map(|t| t.pct_of_freeze_max_age.map(|v| Candidate { object: t.table.clone(), value: v, details: details(t) }))
+                .filter_map(|t| t.pct_of_freeze_max_age.map(|v| Candidate { object: t.table.clone(), value: v, details: details(t), graded: None }))
                 .collect(),
         ),
         SequenceUsedPct => Measured::Candidates(
             r.sequences
                 .iter()
-                .filter_map(|s| s.pct_used.map(|v| Candidate { object: s.sequence.clone(), value: v, details: details(s) }))
+                .filter_map(|s| s.pct_used.map(|v| Candidate { object: s.sequence.clone(), value: v, details: details(s), graded: None }))
                 .collect(),
         ),
         LongRunningSeconds => sessions(&r.long_running, |s| s.duration_seconds),
@@ -602,6 +640,7 @@ fn measure(metric: Metric, r: &Report) -> Measured {
                         object: format!("pid {} blocked by pid {}", b.blocked_pid.unwrap_or_default(), b.blocking_pid.unwrap_or_default()),
                         value: v,
                         details: details(b),
+                        graded: None,
                     })
                 })
                 .collect(),
@@ -617,7 +656,7 @@ fn measure(metric: Metric, r: &Report) -> Measured {
                         } else {
                             s.retained_wal_bytes?
                         };
-                        Some(Candidate { object: s.slot_name.clone(), value: v, details: details(s) })
+                        Some(Candidate { object: s.slot_name.clone(), value: v, details: details(s), graded: None })
                     })
                     .collect(),
             ),
@@ -631,16 +670,34 @@ fn measure(metric: Metric, r: &Report) -> Measured {
                     .filter_map(|s| {
                         let v = s.replay_lag_bytes?;
                         let name = s.application_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "standby".into());
-                        Some(Candidate { object: format!("{name} {}", s.client_addr.as_deref().unwrap_or("")).trim().to_string(), value: v, details: details(s) })
+                        Some(Candidate { object: format!("{name} {}", s.client_addr.as_deref().unwrap_or("")).trim().to_string(), value: v, details: details(s), graded: None })
                     })
                     .collect();
                 if let Some(sb) = &rep.standby {
                     if let Some(v) = sb.replay_lag_bytes {
-                        out.push(Candidate { object: "this standby".into(), value: v, details: details(sb) });
+                        out.push(Candidate { object: "this standby".into(), value: v, details: details(sb), graded: None });
                     }
                 }
                 Measured::Candidates(out)
             }
+        },
+        AiBudgetShare => match &r.ai_budgets {
+            None => Measured::Unavailable("AI spending is read by check_alerts(), not by the health report"),
+            Some(uses) => Measured::Candidates(uses.iter().flat_map(budget_candidates).collect()),
+        },
+        ApiKeyOverdueDays => match &r.api_keys_due {
+            None => Measured::Unavailable("API key ages are read by check_alerts(), not by the health report"),
+            Some(keys) => Measured::Candidates(
+                keys.iter()
+                    .filter(|k| k.days_overdue.is_finite())
+                    .map(|k| Candidate {
+                        object: format!("configuration {}", k.config_id),
+                        value: k.days_overdue,
+                        details: details(k),
+                        graded: None,
+                    })
+                    .collect(),
+            ),
         },
         StatStatementsMissing => match r.capabilities.pg_stat_statements {
             Some(false) => single(r, Some(1.0), Value::Null, ""),
@@ -648,6 +705,44 @@ fn measure(metric: Metric, r: &Report) -> Measured {
             None => Measured::Unavailable("the report does not say whether pg_stat_statements is loaded"),
         },
     }
+}
+
+/// One candidate per level a user's spend of one period has reached: each alert threshold
+/// crossed (the highest one error, the lower ones warning) and the budget itself exceeded
+/// (critical).  Each is its own alert (user, period, period start, level), raised once.
+fn budget_candidates(u: &BudgetUse) -> Vec<Candidate> {
+    if !(u.budget.is_finite() && u.budget > 0.0 && u.spend.is_finite()) {
+        return Vec::new();
+    }
+    let share = u.spend / u.budget;
+    let mut levels: Vec<f64> = u.thresholds.iter().copied().filter(|t| t.is_finite() && *t > 0.0).collect();
+    levels.sort_by(f64::total_cmp);
+    levels.dedup();
+    let top = levels.len();
+    let mut out = Vec::new();
+    let mut push = |label: String, sev: Severity, at: f64| {
+        let details = json!({
+            "user_id": u.user_id, "period": u.period, "period_start": u.period_start,
+            "budget_name": match u.period.as_str() { "day" => "daily", "week" => "weekly", "month" => "monthly", other => other },
+            "spend": u.spend, "budget": u.budget, "share_pct": share * 100.0, "level": label,
+        });
+        out.push(Candidate {
+            object: format!("user {} {} {} {}", u.user_id, u.period, u.period_start, label),
+            value: share,
+            details,
+            graded: Some((sev, at)),
+        });
+    };
+    for (i, t) in levels.iter().enumerate() {
+        if share >= *t {
+            let sev = if i + 1 == top { Severity::Error } else { Severity::Warning };
+            push(format!("{}%", number(t * 100.0, None)), sev, *t);
+        }
+    }
+    if u.spend > u.budget {
+        push("over budget".into(), Severity::Critical, 1.0);
+    }
+    out
 }
 
 /// Which summary count counts this metric's objects exactly (its list may be capped).
@@ -724,8 +819,14 @@ pub fn evaluate(report: &Report, rules: &[Rule]) -> Evaluation {
                 ev.evaluated.push(rule.rule_id.clone());
                 let before = ev.findings.len();
                 for c in cands {
-                    let Some(sev) = rule.severity(c.value) else { continue };
-                    let vars = Vars { object: &c.object, value: c.value, threshold: rule.threshold_of(sev), details: &c.details, n: 1, names: "" };
+                    let (sev, threshold) = match c.graded {
+                        Some((sev, at)) => (sev, Some(at)),
+                        None => {
+                            let Some(sev) = rule.severity(c.value) else { continue };
+                            (sev, rule.threshold_of(sev))
+                        }
+                    };
+                    let vars = Vars { object: &c.object, value: c.value, threshold, details: &c.details, n: 1, names: "" };
                     ev.findings.push(Finding {
                         rule_id: rule.rule_id.clone(),
                         alert_type: rule.alert_type.clone(),
@@ -735,7 +836,7 @@ pub fn evaluate(report: &Report, rules: &[Rule]) -> Evaluation {
                         message: render(&rule.message, &vars),
                         object_name: c.object,
                         value: c.value,
-                        threshold: rule.threshold_of(sev),
+                        threshold,
                         details: c.details,
                     });
                 }
