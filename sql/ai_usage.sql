@@ -189,11 +189,11 @@ BEGIN
             RAISE EXCEPTION 'AI budget exceeded: the call is not recorded' USING ERRCODE = '54000',
                   DETAIL = format('this call costs %s; %s', v_cost, concat_ws('; ',
                       CASE WHEN b.daily > 0 AND v_spent.day + v_cost > b.daily
-                           THEN format('daily budget %s, spent %s on %s', b.daily, v_spent.day, v_today) END,
+                           THEN format('daily budget %s, spent %s today', b.daily, v_spent.day) END,
                       CASE WHEN b.weekly > 0 AND v_spent.week + v_cost > b.weekly
-                           THEN format('weekly budget %s, spent %s since %s', b.weekly, v_spent.week, v_week) END,
+                           THEN format('weekly budget %s, spent %s this week', b.weekly, v_spent.week) END,
                       CASE WHEN b.monthly > 0 AND v_spent.month + v_cost > b.monthly
-                           THEN format('monthly budget %s, spent %s since %s', b.monthly, v_spent.month, v_month) END)),
+                           THEN format('monthly budget %s, spent %s this month', b.monthly, v_spent.month) END)),
                   HINT = 'Raise costBudget in the effective AI configuration, or wait for the next period (UTC); an admin can switch off the budgetEnforcement setting.';
         END IF;
     END IF;

@@ -1058,6 +1058,43 @@ mod tests {
     }
 
     #[test]
+    fn budget_levels_are_graded_by_the_users_own_thresholds() {
+        let budget = parse_rules(&json!([{
+            "rule_id": "ai_budget", "alert_type": "ai_budget", "metric": "ai_budget_share", "object_kind": "user",
+            "direction": "above", "enabled": true, "info_at": null, "warning_at": 0, "error_at": null, "critical_at": null,
+            "category": "capacity", "priority": "high", "title": "t", "description": "d",
+            "message": "{share_pct:0}% of the {budget_name} budget, level {level}", "action": "a", "impact": "i", "effort": "low"
+        }]))
+        .expect("rule");
+        let report = |spend: f64, thresholds: Value| {
+            parse_report(&json!({"aiBudgets": [{"user_id": "u1", "period": "week", "period_start": "2026-11-30",
+                                                "spend": spend, "budget": 100.0, "thresholds": thresholds}]}))
+            .expect("report")
+        };
+        let levels = |ev: &Evaluation| ev.findings.iter().map(|f| (f.severity, f.details["level"].as_str().unwrap_or("").to_string())).collect::<Vec<_>>();
+        // Below the lowest threshold: nothing; thresholds unsorted and repeated are read in order.
+        assert!(evaluate(&report(49.0, json!([0.9, 0.5, 0.75, 0.5])), &budget).findings.is_empty());
+        let ev = evaluate(&report(80.0, json!([0.9, 0.5, 0.75, 0.5])), &budget);
+        assert_eq!(levels(&ev), vec![(Severity::Warning, "50%".into()), (Severity::Warning, "75%".into())]);
+        assert_eq!(ev.findings[1].fingerprint, "ai_budget:user u1 week 2026-11-30 75%");
+        assert_eq!(ev.findings[1].message, "80% of the weekly budget, level 75%");
+        let ev = evaluate(&report(100.5, json!([0.5, 0.75, 0.9])), &budget);
+        assert_eq!(
+            levels(&ev),
+            vec![(Severity::Warning, "50%".into()), (Severity::Warning, "75%".into()), (Severity::Error, "90%".into()), (Severity::Critical, "over budget".into())]
+        );
+        // Exactly the budget is not over it; no thresholds: only "over budget"; no budget: nothing.
+        assert_eq!(levels(&evaluate(&report(100.0, json!([])), &budget)), vec![]);
+        assert_eq!(levels(&evaluate(&report(101.0, json!([])), &budget)), vec![(Severity::Critical, "over budget".into())]);
+        let none = parse_report(&json!({"aiBudgets": [{"user_id": "u1", "period": "day", "spend": 5.0, "budget": 0.0, "thresholds": [0.5]}]})).unwrap();
+        assert!(evaluate(&none, &budget).findings.is_empty());
+        // The health report has no spending: the rule is unavailable there, not "all clear".
+        let ev = evaluate(&parse_report(&json!({})).unwrap(), &budget);
+        assert_eq!(ev.unavailable.len(), 1);
+        assert!(ev.evaluated.is_empty());
+    }
+
+    #[test]
     fn not_a_report_or_bad_rules_are_errors() {
         assert!(parse_report(&json!([1])).is_err());
         assert!(parse_rules(&json!([{"rule_id": "x"}])).is_err());

@@ -45,6 +45,46 @@ SELECT s -> 'thresholds' AS thresholds, (s -> 'day') - 'periodStart' AS day, s -
   FROM steward.ai_budget_status('a11ce000-0000-4000-8000-000000000001') s;
 DELETE FROM steward.config_overrides WHERE kind = 'ai_config';
 
+-- Budget alerts (rule ai_budget, kept by check_alerts): each threshold of the user's effective
+-- configuration crossed is one alert per user, period and level, raised once (the highest
+-- threshold error, lower ones warning), the budget exceeded critical; resolved when the period
+-- is over.  budgetEnforcement (off by default) refuses a call beyond the budget with 54000.
+DELETE FROM steward.ai_usage;
+INSERT INTO steward.config_overrides (kind, document)
+VALUES ('ai_config', '{"costBudget": {"dailyBudget": 1, "weeklyBudget": 1000, "monthlyBudget": 1000, "alertThresholds": [0.5, 0.75, 0.9]}}')
+ON CONFLICT (kind) DO UPDATE SET document = EXCLUDED.document;
+CREATE VIEW pg_temp.budget_alerts AS
+SELECT severity, regexp_replace(object_name, '\d{4}-\d{2}-\d{2}', 'START') AS object, occurrences, resolved_at IS NOT NULL AS resolved
+  FROM steward.performance_alerts WHERE rule_id = 'ai_budget' ORDER BY created_at, object_name;
+SELECT cost FROM steward.record_ai_usage('claude-3-opus-20240229', 40000, 0, 'a11ce000-0000-4000-8000-000000000001', NULL, 'b-1');
+SELECT steward.check_alerts() >= 1 AS raised;
+SELECT * FROM pg_temp.budget_alerts;
+SELECT steward.check_alerts() >= 0 AS checked_again;
+SELECT * FROM pg_temp.budget_alerts;
+SELECT cost FROM steward.record_ai_usage('claude-3-opus-20240229', 20000, 0, 'a11ce000-0000-4000-8000-000000000001', NULL, 'b-2');
+SELECT steward.check_alerts() >= 2 AS raised;
+SELECT * FROM pg_temp.budget_alerts;
+SELECT cost FROM steward.record_ai_usage('claude-3-opus-20240229', 10000, 0, 'a11ce000-0000-4000-8000-000000000001', NULL, 'b-3');
+SELECT steward.check_alerts() >= 1 AS raised;
+SELECT * FROM pg_temp.budget_alerts;
+SELECT regexp_replace(message, '\d{4}-\d{2}-\d{2}', 'START') AS message FROM steward.performance_alerts WHERE rule_id = 'ai_budget' AND severity = 'critical';
+SELECT steward.set_setting('budgetEnforcement', '1');
+\set VERBOSITY default
+SELECT cost FROM steward.record_ai_usage('claude-3-haiku-20240307', 1000, 0, 'a11ce000-0000-4000-8000-000000000001', NULL, 'b-4');
+\set VERBOSITY terse
+SELECT cost, request_id FROM steward.record_ai_usage('claude-3-opus-20240229', 10000, 0, 'a11ce000-0000-4000-8000-000000000001', NULL, 'b-3') AS already_recorded;
+SELECT count(*) AS calls, sum(cost) AS spent FROM steward.ai_usage;
+SELECT steward.reset_setting('budgetEnforcement');
+SELECT cost AS recorded_without_enforcement FROM steward.record_ai_usage('claude-3-haiku-20240307', 1000, 0, 'a11ce000-0000-4000-8000-000000000001', NULL, 'b-4');
+-- The period is over (the calls are 40 days old now): every budget alert resolves at the next check.
+UPDATE steward.ai_usage SET recorded_at = recorded_at - interval '40 days';
+SELECT steward.check_alerts() >= 0 AS checked;
+SELECT * FROM pg_temp.budget_alerts;
+SELECT DISTINCT resolution_notes FROM steward.performance_alerts WHERE rule_id = 'ai_budget';
+DELETE FROM steward.performance_alerts WHERE rule_id = 'ai_budget';
+DELETE FROM steward.ai_usage;
+DELETE FROM steward.config_overrides WHERE kind = 'ai_config';
+
 -- Bad input: clear errors, nothing stored.
 \set VERBOSITY default
 SELECT steward.record_ai_usage('gpt-4', 1, 1, 'a11ce000-0000-4000-8000-000000000001');

@@ -63,3 +63,88 @@ SELECT steward.calculate_cost(1000, 2000, 'claude-3-opus-20240229') AS opus,
        steward.calculate_cost(1000000, 0) AS sonnet_default;
 SELECT steward.calculate_cost(1, 1, 'gpt-4');
 SELECT steward.calculate_cost(-1, 1);
+
+-- Organisation configurations (issue #17): the organisation's admins write them, a plain
+-- member only reads them (and inherits them); a configuration's creator keeps changing it
+-- while a member; created_by is the writer, whatever the client sends; every write audited.
+GRANT USAGE ON SCHEMA train TO authenticated;
+UPDATE train.organization_members SET role = 'admin' WHERE user_id = '00000000-0000-0000-0000-000000000001';
+INSERT INTO train.organization_members (organization_id, user_id, role)
+VALUES ('00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-000000000002', 'member');
+INSERT INTO train.organization_members (organization_id, user_id, role)
+VALUES ('00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-000000000003', 'owner');
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-000000000001", "role": "authenticated"}', true) IS NOT NULL AS admin_signed_in;
+SELECT c ->> 'config_name' AS name, c ->> 'organization_id' AS organization, c ->> 'created_by' AS created_by,
+       c #> '{configuration,costBudget,dailyBudget}' AS daily
+  FROM steward.upsert_ai_config('org-budget', '{"costBudget": {"dailyBudget": 5}}', 3, NULL, 'team budget',
+                                '00000000-0000-0000-0000-00000000000a') c;
+COMMIT;
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-000000000002", "role": "authenticated"}', true) IS NOT NULL AS member_signed_in;
+SELECT steward.effective_ai_config('00000000-0000-0000-0000-000000000002') #> '{costBudget,dailyBudget}' AS inherited_daily_budget;
+SAVEPOINT s;
+SELECT steward.upsert_ai_config('org-budget', '{"costBudget": {"dailyBudget": 500}}', NULL, NULL, NULL, '00000000-0000-0000-0000-00000000000a');
+ROLLBACK TO s;
+SELECT steward.delete_ai_config('org-budget', NULL, '00000000-0000-0000-0000-00000000000a');
+ROLLBACK TO s;
+SELECT steward.upsert_ai_config('elsewhere', '{}', NULL, NULL, NULL, '00000000-0000-0000-0000-0000000000ff');
+ROLLBACK TO s;
+-- Straight at the table: row-level security says the same.
+UPDATE train.ai_configurations SET priority = 99 WHERE config_name = 'org-budget';
+SELECT priority AS priority_unchanged FROM train.ai_configurations WHERE config_name = 'org-budget';
+INSERT INTO train.ai_configurations (organization_id, config_name, created_by)
+VALUES ('00000000-0000-0000-0000-00000000000a', 'sneaky', '00000000-0000-0000-0000-000000000001');
+ROLLBACK TO s;
+UPDATE train.organization_members SET role = 'admin';
+COMMIT;
+SELECT user_id, role FROM train.organization_members ORDER BY user_id;
+-- A creator demoted to member still changes its own configuration, not the others'.
+UPDATE train.organization_members SET role = 'admin' WHERE user_id = '00000000-0000-0000-0000-000000000002';
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-000000000002", "role": "authenticated"}', true) IS NOT NULL AS signed_in;
+INSERT INTO train.ai_configurations (organization_id, config_name, configuration, created_by)
+VALUES ('00000000-0000-0000-0000-00000000000a', 'team-notes', '{"model": {"temperature": 0.2}}', '00000000-0000-0000-0000-000000000001');
+COMMIT;
+UPDATE train.organization_members SET role = 'member' WHERE user_id = '00000000-0000-0000-0000-000000000002';
+SELECT config_name, created_by FROM train.ai_configurations WHERE config_name IN ('org-budget', 'team-notes') ORDER BY 1;
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-000000000002", "role": "authenticated"}', true) IS NOT NULL AS signed_in;
+SELECT steward.set_ai_config_active('team-notes', false, 'paused', '00000000-0000-0000-0000-00000000000a') AS creator_paused_it;
+SAVEPOINT s;
+SELECT steward.set_ai_config_active('org-budget', false, NULL, '00000000-0000-0000-0000-00000000000a');
+ROLLBACK TO s;
+COMMIT;
+SELECT e.action, e.changed_by, e.change_reason, c.config_name
+  FROM steward.audit_entries e JOIN train.ai_configurations c ON c.id = e.config_id
+ WHERE c.config_name IN ('org-budget', 'team-notes') ORDER BY e.changed_at, e.seq;
+
+-- Key rotation schedules: a key older than its schedule allows is listed and alerted
+-- (api_key_rotation_due); rotating it resolves the alert.
+UPDATE train.ai_configurations SET configuration = configuration || '{"apiKeys": {"primaryKey": "sk-org-rotate-000001", "rotationSchedule": "quarterly"}}'
+ WHERE config_name = 'org-budget';
+UPDATE train.ai_configurations SET configuration = configuration || '{"apiKeys": {"primaryKey": "sk-org-manual-000001"}}'
+ WHERE config_name = 'org-default';
+SELECT config_name, rotation_schedule FROM steward.ai_key_rotation_due();
+UPDATE steward.api_key_vault SET created_at = now() - interval '100 days' WHERE owner_id = '00000000-0000-0000-0000-00000000000a';
+SELECT config_name, rotation_schedule, days_overdue BETWEEN 9.9 AND 10.1 AS ten_days_over FROM steward.ai_key_rotation_due();
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-000000000002", "role": "authenticated"}', true) IS NOT NULL AS member_signed_in;
+SELECT count(*) AS a_member_sees FROM steward.ai_key_rotation_due();
+COMMIT;
+SELECT steward.check_alerts() >= 1 AS raised;
+SELECT severity, message LIKE 'The API key of AI configuration "org-budget" (organisation 00000000-0000-0000-0000-00000000000a) is 10 days past its quarterly rotation' AS message_ok
+  FROM steward.performance_alerts WHERE rule_id = 'api_key_rotation_due' AND resolved_at IS NULL;
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-000000000001", "role": "authenticated"}', true) IS NOT NULL AS admin_signed_in;
+SELECT steward.rotate_api_key('org-budget', 'sk-org-rotate-000002', 'quarterly rotation', '00000000-0000-0000-0000-00000000000a');
+COMMIT;
+SELECT resolved_at IS NOT NULL AS resolved, resolved_by, resolution_notes FROM steward.performance_alerts WHERE rule_id = 'api_key_rotation_due';
+SELECT count(*) AS still_due FROM steward.ai_key_rotation_due();
+DELETE FROM steward.performance_alerts WHERE rule_id = 'api_key_rotation_due';
