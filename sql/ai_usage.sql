@@ -97,7 +97,7 @@ AS $$
     SELECT d.day, d.cost, d.input_tokens, d.output_tokens, d.calls
       FROM steward.ai_usage_daily d
      WHERE d.user_id OPERATOR(pg_catalog.=) p_user AND d.day OPERATOR(pg_catalog.>=) p_from
-       AND d.day OPERATOR(pg_catalog.<=) LEAST(p_to, (SELECT r.rolled_through FROM steward.ai_usage_rollup r))
+       AND d.day OPERATOR(pg_catalog.<=) LEAST(p_to, coalesce((SELECT r.rolled_through FROM steward.ai_usage_rollup r), '-infinity'::date))
     UNION ALL
     SELECT (u.recorded_at AT TIME ZONE 'UTC')::date, pg_catalog.sum(u.cost), pg_catalog.sum(u.input_tokens)::bigint,
            pg_catalog.sum(u.output_tokens)::bigint, pg_catalog.count(*)

@@ -891,8 +891,10 @@ CREATE TABLE steward.alert_rules (
                           'vacuum_overdue', 'analyze_overdue', 'xid_wraparound_pct', 'mxid_wraparound_pct',
                           'table_freeze_age_pct', 'sequence_used_pct', 'long_running_seconds',
                           'idle_in_transaction_seconds', 'blocked_seconds', 'slot_retained_bytes',
-                          'slot_inactive', 'replication_lag_bytes', 'stat_statements_missing')),
-    object_kind       text NOT NULL CHECK (object_kind IN ('database', 'table', 'index', 'query', 'session', 'sequence', 'slot', 'standby')),
+                          'slot_inactive', 'replication_lag_bytes', 'stat_statements_missing',
+                          'ai_budget_share', 'api_key_overdue_days')),
+    object_kind       text NOT NULL CHECK (object_kind IN ('database', 'table', 'index', 'query', 'session', 'sequence', 'slot', 'standby',
+                                                           'user', 'configuration')),
     direction         text NOT NULL CHECK (direction IN ('above', 'below')),
     info_at           numeric,
     warning_at        numeric,
@@ -909,6 +911,8 @@ CREATE TABLE steward.alert_rules (
     action            text NOT NULL,
     impact            text NOT NULL,
     effort            text NOT NULL CHECK (effort IN ('low', 'medium', 'high')),
+    -- Clear checks before an open alert resolves (NULL: the alertResolveAfterChecks setting).
+    resolve_after_checks integer CHECK (resolve_after_checks BETWEEN 1 AND 1000),
     CHECK ((threshold_setting IS NULL) = (threshold_tier IS NULL)),
     CHECK (coalesce(info_at, warning_at, error_at, critical_at) IS NOT NULL OR threshold_setting IS NOT NULL)
 );
@@ -1093,6 +1097,31 @@ INSERT INTO steward.alert_rules (rule_id, position, alert_type, metric, object_k
      'Add pg_stat_statements to shared_preload_libraries, restart, and CREATE EXTENSION pg_stat_statements.',
      'Server-side view of every slow query', 'low');
 
+-- AI spending and API keys (issue #17): read by check_alerts() only (sources outside the
+-- health report).  ai_budget: one alert per user, period (day, week, month), period start
+-- and level — each of the user's effective costBudget.alertThresholds crossed (the highest
+-- error, lower ones warning) and the budget exceeded (critical) — so each is raised once per
+-- period; the rule's tiers are not used (warning_at 0 only marks it as an alert rule).  Both
+-- resolve at the first check where they no longer hold (a new period, a raised budget, a
+-- rotated key; rotate_api_key resolves its configuration's alert at once).
+INSERT INTO steward.alert_rules (rule_id, position, alert_type, metric, object_kind, direction, info_at, warning_at, error_at, critical_at,
+                                 threshold_setting, threshold_tier, category, priority, title, description, message, action, impact, effort,
+                                 resolve_after_checks) VALUES
+    ('ai_budget', 260, 'ai_budget', 'ai_budget_share', 'user', 'above', NULL, 0, NULL, NULL,
+     NULL, NULL, 'capacity', 'high',
+     'AI spending above the budget thresholds',
+     'Users whose AI spending of the current day, week or month crossed an alert threshold of their budget.',
+     'User {user_id} has spent {share_pct:0}% of the {budget_name} AI budget ({spend:2} of {budget:2} since {period_start}; level {level})',
+     'Review the user''s usage (ai_spending), raise costBudget in the effective configuration, or switch on budgetEnforcement.',
+     'Spending stays within what the configuration allows', 'low', 1),
+    ('api_key_rotation_due', 270, 'api_key_rotation_due', 'api_key_overdue_days', 'configuration', 'above', NULL, 0, 30, NULL,
+     NULL, NULL, 'maintenance', 'medium',
+     'API keys due for rotation',
+     'AI configurations whose API key is older than apiKeys.rotationSchedule allows (monthly: 30 days, quarterly: 90).',
+     'The API key of AI configuration "{config_name}" ({owner}) is {value:0} days past its {rotation_schedule} rotation',
+     'Rotate the key with steward.rotate_api_key(config_name, new_key[, reason, organization_id]).',
+     'Limits what a leaked key can be used for', 'low', 1);
+
 -- What administrators changed (dumped with the database).
 CREATE TABLE steward.alert_rule_overrides (
     rule_id     text PRIMARY KEY REFERENCES steward.alert_rules (rule_id),
@@ -1120,7 +1149,7 @@ SELECT r.rule_id, r.position, r.alert_type, r.metric, r.object_kind, r.direction
             WHEN r.threshold_tier = 'error' THEN (s.value #>> '{}')::numeric ELSE r.error_at END AS error_at,
        CASE WHEN 'critical' = ANY (o.tiers_set) THEN o.critical_at
             WHEN r.threshold_tier = 'critical' THEN (s.value #>> '{}')::numeric ELSE r.critical_at END AS critical_at,
-       coalesce(o.resolve_after_checks,
+       coalesce(o.resolve_after_checks, r.resolve_after_checks,
                 (SELECT (e.value #>> '{}')::integer FROM steward.effective_settings e
                   WHERE e.key OPERATOR(pg_catalog.=) 'alertResolveAfterChecks')) AS resolve_after_checks,
        r.threshold_setting, r.threshold_tier,
@@ -1353,7 +1382,8 @@ BEGIN
     -- One check at a time (two would both open the same alert).
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_steward check_alerts'));
     v_rules := steward._alert_rules_json();
-    v_report := steward._health_report_for(caller, steward.setting_number('alertObjectLimit')::integer);
+    v_report := steward._health_report_for(caller, steward.setting_number('alertObjectLimit')::integer)
+                || jsonb_build_object('aiBudgets', steward._ai_budget_usage(), 'apiKeysDue', steward._ai_keys_due());
     v_eval := steward._report_findings(v_report, v_rules);
 
     FOR f IN
@@ -3663,6 +3693,8 @@ CREATE TABLE steward.ai_usage (
     UNIQUE (user_id, request_id)
 );
 CREATE INDEX ai_usage_user_time ON steward.ai_usage (user_id, recorded_at);
+-- The days the roll-up reads, and the users with calls after its watermark (budget alerts).
+CREATE INDEX ai_usage_time ON steward.ai_usage (recorded_at);
 SELECT pg_catalog.pg_extension_config_dump('steward.ai_usage', '');
 ALTER TABLE steward.ai_usage ENABLE ROW LEVEL SECURITY;
 -- End users read their own calls; admins everyone's.
@@ -3728,22 +3760,26 @@ END
 $$;
 
 -- A user's spend per UTC day in [p_from, p_to]: the roll-up up to its watermark, the calls
--- after it (through the (user_id, recorded_at) index).
+-- after it (through the (user_id, recorded_at) index).  LANGUAGE sql without a SET clause so the
+-- planner inlines it into the callers (SECURITY DEFINER functions with a pinned search_path);
+-- names are schema-qualified, operators pinned to pg_catalog.
 CREATE FUNCTION steward._ai_daily(p_user uuid, p_from date, p_to date)
 RETURNS TABLE (day date, cost numeric, input_tokens bigint, output_tokens bigint, calls bigint)
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH w AS (SELECT coalesce((SELECT r.rolled_through FROM steward.ai_usage_rollup r), date '1999-12-31') AS through)
     SELECT d.day, d.cost, d.input_tokens, d.output_tokens, d.calls
-      FROM steward.ai_usage_daily d, w
-     WHERE d.user_id OPERATOR(pg_catalog.=) p_user AND d.day >= p_from AND d.day <= least(p_to, w.through)
+      FROM steward.ai_usage_daily d
+     WHERE d.user_id OPERATOR(pg_catalog.=) p_user AND d.day OPERATOR(pg_catalog.>=) p_from
+       AND d.day OPERATOR(pg_catalog.<=) LEAST(p_to, coalesce((SELECT r.rolled_through FROM steward.ai_usage_rollup r), '-infinity'::date))
     UNION ALL
-    SELECT (u.recorded_at AT TIME ZONE 'UTC')::date, sum(u.cost), sum(u.input_tokens)::bigint, sum(u.output_tokens)::bigint, count(*)
-      FROM steward.ai_usage u, w
+    SELECT (u.recorded_at AT TIME ZONE 'UTC')::date, pg_catalog.sum(u.cost), pg_catalog.sum(u.input_tokens)::bigint,
+           pg_catalog.sum(u.output_tokens)::bigint, pg_catalog.count(*)
+      FROM steward.ai_usage u
      WHERE u.user_id OPERATOR(pg_catalog.=) p_user
-       AND u.recorded_at >= (greatest(p_from, w.through + 1)::timestamp AT TIME ZONE 'UTC')
-       AND u.recorded_at < ((p_to + 1)::timestamp AT TIME ZONE 'UTC')
+       AND u.recorded_at OPERATOR(pg_catalog.>=)
+           ((GREATEST(p_from, coalesce((SELECT r.rolled_through FROM steward.ai_usage_rollup r) OPERATOR(pg_catalog.+) 1, p_from)))::timestamp
+            AT TIME ZONE 'UTC')
+       AND u.recorded_at OPERATOR(pg_catalog.<) (((p_to OPERATOR(pg_catalog.+) 1))::timestamp AT TIME ZONE 'UTC')
      GROUP BY 1
 $$;
 
@@ -3765,6 +3801,11 @@ DECLARE
     v_user uuid := coalesce(record_ai_usage.user_id, v_caller);
     v_cost numeric;
     r steward.ai_usage;
+    b record;
+    v_today date;
+    v_week date;
+    v_month date;
+    v_spent record;
 BEGIN
     IF pg_catalog.pg_is_in_recovery() OR pg_catalog.current_setting('transaction_read_only')::boolean THEN
         PERFORM steward._require_writable();
@@ -3792,9 +3833,48 @@ BEGIN
     END IF;
     -- Validates the model and the token counts (22023).
     v_cost := steward.calculate_cost(record_ai_usage.input_tokens, record_ai_usage.output_tokens, record_ai_usage.model);
+    -- budgetEnforcement (a setting, off by default): a call that would take the user's spend
+    -- of the current day, week or month past the budget of the effective configuration is
+    -- refused with 54000 and nothing is stored, so a server can refuse the model call before
+    -- making it.  One decision per user at a time; a request already recorded is returned.
+    IF EXISTS (SELECT 1 FROM steward.settings s
+                WHERE s.key OPERATOR(pg_catalog.=) 'budgetEnforcement' AND (s.value #>> '{}')::numeric > 0) THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_steward ai budget'), pg_catalog.hashtext(v_user::text));
+        IF record_ai_usage.request_id IS NOT NULL THEN
+            SELECT * INTO r FROM steward.ai_usage u
+             WHERE u.user_id OPERATOR(pg_catalog.=) v_user AND u.request_id OPERATOR(pg_catalog.=) record_ai_usage.request_id;
+            IF FOUND THEN
+                RETURN r;
+            END IF;
+        END IF;
+        v_today := (now() AT TIME ZONE 'UTC')::date;
+        v_week := steward._ai_period_start('week', v_today);
+        v_month := steward._ai_period_start('month', v_today);
+        b := steward._ai_budgets(v_user);
+        SELECT coalesce(sum(d.cost) FILTER (WHERE d.day = v_today), 0) AS day,
+               coalesce(sum(d.cost) FILTER (WHERE d.day >= v_week), 0) AS week,
+               coalesce(sum(d.cost) FILTER (WHERE d.day >= v_month), 0) AS month
+          INTO v_spent
+          FROM steward._ai_daily(v_user, least(v_week, v_month), v_today) d;
+        IF (b.daily > 0 AND v_spent.day + v_cost > b.daily)
+           OR (b.weekly > 0 AND v_spent.week + v_cost > b.weekly)
+           OR (b.monthly > 0 AND v_spent.month + v_cost > b.monthly) THEN
+            RAISE EXCEPTION 'AI budget exceeded: the call is not recorded' USING ERRCODE = '54000',
+                  DETAIL = format('this call costs %s; %s', v_cost, concat_ws('; ',
+                      CASE WHEN b.daily > 0 AND v_spent.day + v_cost > b.daily
+                           THEN format('daily budget %s, spent %s today', b.daily, v_spent.day) END,
+                      CASE WHEN b.weekly > 0 AND v_spent.week + v_cost > b.weekly
+                           THEN format('weekly budget %s, spent %s this week', b.weekly, v_spent.week) END,
+                      CASE WHEN b.monthly > 0 AND v_spent.month + v_cost > b.monthly
+                           THEN format('monthly budget %s, spent %s this month', b.monthly, v_spent.month) END)),
+                  HINT = 'Raise costBudget in the effective AI configuration, or wait for the next period (UTC); an admin can switch off the budgetEnforcement setting.';
+        END IF;
+    END IF;
     INSERT INTO steward.ai_usage (user_id, organization_id, model, input_tokens, output_tokens, cost, request_id, recorded_by)
     VALUES (v_user, record_ai_usage.organization_id, record_ai_usage.model, record_ai_usage.input_tokens,
-            record_ai_usage.output_tokens, v_cost, record_ai_usage.request_id, steward.caller_id())
+            record_ai_usage.output_tokens, v_cost, record_ai_usage.request_id,
+            -- caller_id() is the JWT subject when there is one: no second look-up then.
+            coalesce(v_caller::text, steward.caller_id()))
     ON CONFLICT (user_id, request_id) DO NOTHING
     RETURNING * INTO r;
     IF NOT FOUND THEN
@@ -3806,9 +3886,9 @@ BEGIN
 END
 $$;
 
--- Whether the user is a member of the organisation (the application's organization_members,
--- once install_train_schema has created it).
-CREATE FUNCTION steward._is_org_member(p_org uuid, p_user uuid) RETURNS boolean
+-- Whether the user is a member of the organisation (with p_role: in that role), from the
+-- application's organization_members once install_train_schema has created it.
+CREATE FUNCTION steward._is_org_member(p_org uuid, p_user uuid, p_role text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -3820,22 +3900,29 @@ BEGIN
         RETURN false;
     END IF;
     EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I.organization_members m
-                                    WHERE m.organization_id OPERATOR(pg_catalog.=) $1 AND m.user_id OPERATOR(pg_catalog.=) $2)', v_schema)
-       INTO v USING p_org, p_user;
+                                    WHERE m.organization_id OPERATOR(pg_catalog.=) $1 AND m.user_id OPERATOR(pg_catalog.=) $2
+                                      AND ($3 IS NULL OR m.role OPERATOR(pg_catalog.=) $3))', v_schema)
+       INTO v USING p_org, p_user, p_role;
     RETURN v;
 END
 $$;
 
 -- The budgets of the user's effective AI configuration (organisation budgets apply).
 CREATE FUNCTION steward._ai_budgets(p_user uuid, OUT daily numeric, OUT weekly numeric, OUT monthly numeric, OUT thresholds numeric[])
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT (b ->> 'dailyBudget')::numeric, (b ->> 'weeklyBudget')::numeric, (b ->> 'monthlyBudget')::numeric,
-           coalesce((SELECT array_agg(t::numeric ORDER BY t::numeric)
-                       FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(b -> 'alertThresholds') = 'array'
-                                                           THEN b -> 'alertThresholds' ELSE '[]' END) t), '{}')
-      FROM (SELECT steward.effective_ai_config(p_user) -> 'costBudget' AS b) x
+DECLARE
+    -- PL/pgSQL, not SQL: its plans are kept for the session (ai_budget_status runs it per call).
+    b jsonb := steward.effective_ai_config(p_user) -> 'costBudget';
+BEGIN
+    daily := (b ->> 'dailyBudget')::numeric;
+    weekly := (b ->> 'weeklyBudget')::numeric;
+    monthly := (b ->> 'monthlyBudget')::numeric;
+    thresholds := coalesce((SELECT array_agg(t::numeric ORDER BY t::numeric)
+                              FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(b -> 'alertThresholds') = 'array'
+                                                                  THEN b -> 'alertThresholds' ELSE '[]' END) t), '{}');
+END
 $$;
 
 CREATE FUNCTION steward._ai_period_start(p_period text, p_day date) RETURNS date
@@ -3953,6 +4040,716 @@ INSERT INTO steward.facade_functions (seed_name, target, volatility, grant_to) V
     ('record_ai_usage',      'steward.record_ai_usage(text,bigint,bigint,uuid,uuid,text)', 'volatile', '{steward_admin,service_role,authenticated}'),
     ('get_ai_spending',      'steward.ai_spending(uuid,text,date,date)',              'stable',   '{steward_admin,service_role,authenticated}'),
     ('get_ai_budget_status', 'steward.ai_budget_status(uuid)',                        'stable',   '{steward_admin,service_role,authenticated}');
+
+INSERT INTO steward.setting_defaults (key, value, min_value, max_value, description) VALUES
+    ('budgetEnforcement', '0', 0, 1, 'steward.record_ai_usage() refuses (54000) a call that would take a user past the day''s, week''s or month''s budget of the effective AI configuration (1), or records it anyway (0)');
+
+-- ---------------------------------------------------------------------------------------
+-- Budget alerts: the current day's, week's and month's spend of every user with calls in
+-- them and a budget, with the thresholds of the user's effective configuration.  Read by
+-- check_alerts() (the ai_budget rule, src/alerts/rules.rs), not by the health report.
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION steward._ai_budget_usage() RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_today date := (now() AT TIME ZONE 'UTC')::date;
+    v_week date := steward._ai_period_start('week', (now() AT TIME ZONE 'UTC')::date);
+    v_month date := steward._ai_period_start('month', (now() AT TIME ZONE 'UTC')::date);
+    v_from date;
+    v_after date;
+    v_out jsonb;
+BEGIN
+    v_from := least(v_week, v_month);
+    -- Calls after the roll-up's watermark are read from ai_usage (through its time index).
+    v_after := greatest(v_from, coalesce((SELECT r.rolled_through + 1 FROM steward.ai_usage_rollup r), v_from));
+    WITH users AS (
+        SELECT d.user_id FROM steward.ai_usage_daily d WHERE d.day >= v_from AND d.day <= v_today
+        UNION
+        SELECT u.user_id FROM steward.ai_usage u WHERE u.recorded_at >= (v_after::timestamp AT TIME ZONE 'UTC')
+    ), spend AS (
+        SELECT x.user_id,
+               coalesce(sum(s.cost) FILTER (WHERE s.day = v_today), 0) AS d,
+               coalesce(sum(s.cost) FILTER (WHERE s.day >= v_week), 0) AS w,
+               coalesce(sum(s.cost) FILTER (WHERE s.day >= v_month), 0) AS m
+          FROM users x CROSS JOIN LATERAL steward._ai_daily(x.user_id, v_from, v_today) s
+         GROUP BY x.user_id
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('user_id', sp.user_id, 'period', p.period, 'period_start', p.start,
+                                                 'spend', p.spend, 'budget', p.budget, 'thresholds', to_jsonb(b.thresholds))
+                              ORDER BY sp.user_id, p.ord), '[]')
+      INTO v_out
+      FROM spend sp
+      CROSS JOIN LATERAL steward._ai_budgets(sp.user_id) b
+      CROSS JOIN LATERAL (VALUES (1, 'day', v_today, sp.d, b.daily), (2, 'week', v_week, sp.w, b.weekly),
+                                 (3, 'month', v_month, sp.m, b.monthly)) p(ord, period, start, spend, budget)
+     WHERE p.spend > 0 AND p.budget > 0;
+    RETURN v_out;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------
+-- API key rotation (issue #17 item 5).  A configuration's key is as old as its vault entry
+-- (steward.api_key_vault.created_at: when that key was first stored for that owner); the
+-- schedule is the row's apiKeys.rotationSchedule, else the database layer's, else manual.
+-- monthly: due after 30 days, quarterly: after 90; manual: never.  Active configurations
+-- with a primary key only.
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION steward._ai_keys_due_rows()
+RETURNS TABLE (config_id uuid, user_id uuid, organization_id uuid, config_name text, rotation_schedule text,
+               key_version integer, key_stored_at timestamptz, due_at timestamptz, days_overdue numeric)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_schema name := (SELECT t.schema_name FROM steward.train_schema t);
+    v_default text := (SELECT o.document #>> '{apiKeys,rotationSchedule}' FROM steward.config_overrides o WHERE o.kind = 'ai_config');
+BEGIN
+    IF v_schema IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        SELECT c.id, c.user_id, c.organization_id, c.config_name::text, s.schedule,
+               CASE WHEN jsonb_typeof(c.configuration #> '{apiKeys,keyVersion}') = 'number'
+                    THEN (c.configuration #>> '{apiKeys,keyVersion}')::numeric::integer END,
+               v.created_at, v.created_at + s.every,
+               round((extract(epoch FROM now() - (v.created_at + s.every)) / 86400)::numeric, 1)
+          FROM %I.ai_configurations c
+         CROSS JOIN LATERAL (SELECT x.schedule, CASE x.schedule WHEN 'monthly' THEN interval '30 days'
+                                                                WHEN 'quarterly' THEN interval '90 days' END AS every
+                               FROM (SELECT coalesce(c.configuration #>> '{apiKeys,rotationSchedule}', $1, 'manual') AS schedule) x) s
+          JOIN steward.api_key_vault v
+            ON v.token = c.configuration #>> '{apiKeys,primaryKey}'
+           AND v.owner_kind = CASE WHEN c.user_id IS NOT NULL THEN 'user' ELSE 'organization' END
+           AND v.owner_id = coalesce(c.user_id, c.organization_id)
+         WHERE c.is_active AND s.every IS NOT NULL AND v.created_at + s.every <= now()
+         ORDER BY v.created_at, c.id
+        $q$, v_schema) USING v_default;
+END
+$$;
+
+-- The check's source: the same rows as jsonb (names for the alert's text).
+CREATE FUNCTION steward._ai_keys_due() RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'config_id', k.config_id, 'config_name', k.config_name,
+               'owner', CASE WHEN k.user_id IS NOT NULL THEN 'user ' || k.user_id ELSE 'organisation ' || k.organization_id END,
+               'rotation_schedule', k.rotation_schedule, 'key_stored_at', k.key_stored_at, 'due_at', k.due_at,
+               'days_overdue', k.days_overdue)), '[]')
+      FROM steward._ai_keys_due_rows() k
+$$;
+
+-- Configurations whose key is due for rotation: admins and the service role see all, a user
+-- their own and those of the organisations they are an admin of.
+CREATE FUNCTION steward.ai_key_rotation_due()
+RETURNS TABLE (config_id uuid, user_id uuid, organization_id uuid, config_name text, rotation_schedule text,
+               key_version integer, key_stored_at timestamptz, due_at timestamptz, days_overdue numeric)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_admin boolean := steward._caller_config_admin();
+    v_caller uuid := steward.caller_uuid();
+BEGIN
+    IF NOT v_admin AND v_caller IS NULL THEN
+        RAISE EXCEPTION 'ai_key_rotation_due needs a user' USING ERRCODE = '42501',
+              HINT = 'Call it with a user''s JWT, or as an admin.';
+    END IF;
+    RETURN QUERY
+    SELECT k.* FROM steward._ai_keys_due_rows() k
+     WHERE v_admin OR k.user_id = v_caller
+        OR (k.organization_id IS NOT NULL AND steward._is_org_member(k.organization_id, v_caller, 'admin'));
+END
+$$;
+
+-- After a rotation: the configuration's open api_key_rotation_due alert is resolved when its
+-- key is no longer due (a fact anyone may have established; nothing else is changed).
+CREATE FUNCTION steward._api_key_rotated(p_config_id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a steward.performance_alerts;
+BEGIN
+    IF p_config_id IS NULL OR EXISTS (SELECT 1 FROM steward._ai_keys_due_rows() k WHERE k.config_id = p_config_id) THEN
+        RETURN;
+    END IF;
+    FOR a IN
+        UPDATE steward.performance_alerts p
+           SET resolved_at = now(), resolved_by = steward.caller_uuid(),
+               resolution_notes = 'Resolved: the API key was rotated.'
+         WHERE p.fingerprint OPERATOR(pg_catalog.=) ('api_key_rotation_due:configuration ' || p_config_id)
+           AND p.resolved_at IS NULL
+        RETURNING p.*
+    LOOP
+        PERFORM steward._alert_notify('resolved', a);
+    END LOOP;
+END
+$$;
+
+INSERT INTO steward.facade_functions (seed_name, target, volatility, grant_to) VALUES
+    ('get_ai_key_rotation_due', 'steward.ai_key_rotation_due()', 'stable', '{steward_admin,service_role,authenticated}');
+
+-- Organisation configurations written by their admins and creators, and API-key rotation
+-- (issue #17; sql/config.sql): the row guard keeps created_by, install_train_schema adds the
+-- members' role and the write policies, the writers take an organisation (their argument
+-- lists grow: old signatures dropped, the facade's targets follow, install_rpc_facade drops
+-- the wrappers it made for the old ones).
+CREATE OR REPLACE FUNCTION steward._config_row_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_row jsonb := pg_catalog.to_jsonb(NEW);
+    v_doc jsonb := v_row OPERATOR(pg_catalog.->) TG_ARGV[1];
+    v_vaulted jsonb;
+    v_visible boolean;
+BEGIN
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                    WHERE r.rolname OPERATOR(pg_catalog.=) ANY (ARRAY['anon', 'authenticated', 'service_role']::name[])
+                      AND pg_catalog.pg_has_role(r.oid, 'USAGE')) THEN
+        IF TG_OP = 'UPDATE' THEN
+            NEW.id := OLD.id;
+            -- created_by decides who may change an organisation's configuration (its creator):
+            -- it never changes, and an end user cannot claim someone else's row.
+            IF TG_ARGV[0] = 'ai_config' THEN
+                NEW := pg_catalog.jsonb_populate_record(NEW, pg_catalog.jsonb_build_object('created_by', pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.->) 'created_by'));
+            END IF;
+        ELSE
+            EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %I.%I t WHERE t.id OPERATOR(pg_catalog.=) $1)',
+                                      TG_TABLE_SCHEMA, TG_TABLE_NAME)
+               INTO v_visible USING NEW.id;
+            IF NEW.id IS NULL OR NOT v_visible THEN
+                NEW.id := pg_catalog.gen_random_uuid();
+            END IF;
+            -- An end user's new row is created by that user (the service role and admins may
+            -- name the creator of a row they write on someone's behalf).
+            IF TG_ARGV[0] = 'ai_config' AND NOT steward._config_admin() THEN
+                NEW := pg_catalog.jsonb_populate_record(NEW, pg_catalog.jsonb_build_object('created_by', steward.caller_uuid()));
+            END IF;
+        END IF;
+    END IF;
+    PERFORM steward._check_document(TG_ARGV[0], v_doc);
+    IF TG_ARGV[0] = 'ai_config' THEN
+        v_vaulted := CASE
+            WHEN v_row OPERATOR(pg_catalog.->>) 'user_id' IS NOT NULL
+                THEN steward._vault_api_keys(v_doc, 'user', (v_row OPERATOR(pg_catalog.->>) 'user_id')::uuid)
+            WHEN v_row OPERATOR(pg_catalog.->>) 'organization_id' IS NOT NULL
+                THEN steward._vault_api_keys(v_doc, 'organization', (v_row OPERATOR(pg_catalog.->>) 'organization_id')::uuid)
+            END;
+        IF v_vaulted IS NOT NULL THEN
+            NEW := pg_catalog.jsonb_populate_record(NEW, pg_catalog.jsonb_build_object(TG_ARGV[1], v_vaulted));
+        END IF;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        NEW := pg_catalog.jsonb_populate_record(NEW, pg_catalog.jsonb_build_object('updated_at', pg_catalog.clock_timestamp()));
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION steward.install_train_schema(target_schema name DEFAULT 'public') RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+    s name := target_schema;
+    v_roles text;
+    v_me oid := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER);
+    v_relations name[] := ARRAY['organizations', 'organization_members', 'user_preferences', 'ai_configurations',
+                                'organization_members_user_idx', 'ai_configurations_user_active_idx',
+                                'ai_configurations_org_active_idx']::name[];
+    v_functions name[] := ARRAY['steward_default_preferences']::name[];
+    v_auth regclass := pg_catalog.to_regclass('auth.users');
+BEGIN
+    -- Installers and grant refreshes one at a time (catalog rows they rewrite would otherwise
+    -- fail with "tuple concurrently updated" or deadlock when two run at once).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_steward installers'));
+    IF s IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) s) THEN
+        RAISE EXCEPTION 'schema % does not exist', coalesce(pg_catalog.quote_ident(s), 'NULL') USING ERRCODE = '3F000';
+    END IF;
+    IF s IN ('pg_catalog', 'information_schema', 'steward', 'pg_toast') OR s ~ '^pg_' THEN
+        RAISE EXCEPTION 'the configuration tables cannot go into schema %', pg_catalog.quote_ident(s) USING ERRCODE = '42501';
+    END IF;
+    PERFORM steward._install_check(CURRENT_USER, s, v_relations, v_functions);
+
+    -- Tables the caller owns are kept; missing ones are created with a plain CREATE, which
+    -- fails rather than adopt a table someone creates concurrently.
+    IF pg_catalog.to_regclass(pg_catalog.format('%I.organizations', s)) IS NULL THEN
+        EXECUTE pg_catalog.format('CREATE TABLE %I.organizations (
+            id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+            name text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT pg_catalog.now())', s);
+    END IF;
+    IF pg_catalog.to_regclass(pg_catalog.format('%I.organization_members', s)) IS NULL THEN
+        EXECUTE pg_catalog.format('CREATE TABLE %1$I.organization_members (
+            organization_id uuid NOT NULL REFERENCES %1$I.organizations (id) ON DELETE CASCADE,
+            user_id uuid NOT NULL,
+            role text NOT NULL DEFAULT ''member'' CHECK (role IN (''member'', ''admin'')),
+            created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+            PRIMARY KEY (organization_id, user_id))', s);
+    ELSE
+        -- The application's own table: its members' role (admin: may write the organisation's
+        -- configurations), added when missing; rows already there are members.
+        EXECUTE pg_catalog.format('ALTER TABLE %I.organization_members ADD COLUMN IF NOT EXISTS role text NOT NULL DEFAULT ''member''', s);
+    END IF;
+    EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS organization_members_user_idx ON %I.organization_members (user_id)', s);
+    IF pg_catalog.to_regclass(pg_catalog.format('%I.user_preferences', s)) IS NULL THEN
+        EXECUTE pg_catalog.format('CREATE TABLE %I.user_preferences (
+            id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+            user_id uuid NOT NULL UNIQUE,
+            preferences jsonb NOT NULL DEFAULT ''{}'',
+            created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+            updated_at timestamptz NOT NULL DEFAULT pg_catalog.now())', s);
+    END IF;
+    IF pg_catalog.to_regclass(pg_catalog.format('%I.ai_configurations', s)) IS NULL THEN
+        EXECUTE pg_catalog.format('CREATE TABLE %1$I.ai_configurations (
+            id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+            user_id uuid,
+            organization_id uuid REFERENCES %1$I.organizations (id) ON DELETE CASCADE,
+            config_name varchar(255) NOT NULL,
+            configuration jsonb NOT NULL DEFAULT ''{}'',
+            is_active boolean NOT NULL DEFAULT true,
+            priority integer NOT NULL DEFAULT 0,
+            created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+            updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+            created_by uuid,
+            CONSTRAINT ai_configurations_one_owner CHECK (pg_catalog.num_nonnulls(user_id, organization_id) OPERATOR(pg_catalog.=) 1),
+            CONSTRAINT ai_configurations_user_name_key UNIQUE (user_id, config_name),
+            CONSTRAINT ai_configurations_org_name_key UNIQUE (organization_id, config_name))', s);
+    END IF;
+    EXECUTE pg_catalog.format($ddl$
+        CREATE INDEX IF NOT EXISTS ai_configurations_user_active_idx
+            ON %1$I.ai_configurations (user_id, priority DESC, updated_at DESC) WHERE is_active;
+        CREATE INDEX IF NOT EXISTS ai_configurations_org_active_idx
+            ON %1$I.ai_configurations (organization_id, priority) WHERE is_active;
+        CREATE OR REPLACE TRIGGER user_preferences_guard BEFORE INSERT OR UPDATE ON %1$I.user_preferences
+            FOR EACH ROW EXECUTE FUNCTION steward._config_row_guard('user_preferences', 'preferences');
+        CREATE OR REPLACE TRIGGER ai_configurations_guard BEFORE INSERT OR UPDATE ON %1$I.ai_configurations
+            FOR EACH ROW EXECUTE FUNCTION steward._config_row_guard('ai_config', 'configuration');
+        CREATE OR REPLACE TRIGGER steward_effective_config_changed
+            AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %1$I.ai_configurations
+            FOR EACH STATEMENT EXECUTE FUNCTION steward._effective_config_changed();
+        CREATE OR REPLACE TRIGGER steward_effective_config_changed
+            AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %1$I.organization_members
+            FOR EACH STATEMENT EXECUTE FUNCTION steward._effective_config_changed();
+        ALTER TABLE %1$I.user_preferences ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE %1$I.ai_configurations ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE %1$I.organization_members ENABLE ROW LEVEL SECURITY;
+        $ddl$, s);
+
+    -- Policies for the roles that exist (Supabase's service_role bypasses RLS there; here it
+    -- and steward_admin get an explicit all-rows policy so the behaviour is the same).
+    SELECT string_agg(pg_catalog.quote_ident(r), ', ') INTO v_roles
+      FROM unnest(ARRAY['steward_admin', 'service_role']) r
+     WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles x WHERE x.rolname OPERATOR(pg_catalog.=) r);
+    EXECUTE pg_catalog.format($p$
+        DROP POLICY IF EXISTS steward_admin_all ON %1$I.user_preferences;
+        CREATE POLICY steward_admin_all ON %1$I.user_preferences FOR ALL TO %2$s USING (true) WITH CHECK (true);
+        DROP POLICY IF EXISTS steward_admin_all ON %1$I.ai_configurations;
+        CREATE POLICY steward_admin_all ON %1$I.ai_configurations FOR ALL TO %2$s USING (true) WITH CHECK (true);
+        DROP POLICY IF EXISTS steward_admin_all ON %1$I.organization_members;
+        CREATE POLICY steward_admin_all ON %1$I.organization_members FOR ALL TO %2$s USING (true) WITH CHECK (true);
+        GRANT SELECT, INSERT, UPDATE, DELETE ON %1$I.user_preferences, %1$I.ai_configurations,
+              %1$I.organizations, %1$I.organization_members TO %2$s;
+        $p$, s, v_roles);
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles x WHERE x.rolname OPERATOR(pg_catalog.=) 'authenticated') THEN
+        EXECUTE pg_catalog.format($p$
+            DROP POLICY IF EXISTS own_preferences ON %1$I.user_preferences;
+            CREATE POLICY own_preferences ON %1$I.user_preferences FOR ALL TO authenticated
+                USING (user_id OPERATOR(pg_catalog.=) steward.caller_uuid()) WITH CHECK (user_id OPERATOR(pg_catalog.=) steward.caller_uuid());
+            DROP POLICY IF EXISTS own_configurations ON %1$I.ai_configurations;
+            CREATE POLICY own_configurations ON %1$I.ai_configurations FOR ALL TO authenticated
+                USING (user_id OPERATOR(pg_catalog.=) steward.caller_uuid()) WITH CHECK (user_id OPERATOR(pg_catalog.=) steward.caller_uuid());
+            DROP POLICY IF EXISTS member_reads_organization ON %1$I.ai_configurations;
+            CREATE POLICY member_reads_organization ON %1$I.ai_configurations FOR SELECT TO authenticated
+                USING (organization_id IN (SELECT m.organization_id FROM %1$I.organization_members m
+                                            WHERE m.user_id OPERATOR(pg_catalog.=) steward.caller_uuid()));
+            -- Organisation configurations: the organisation's admins write them all; a
+            -- configuration's creator (created_by, set by the row guard) changes and deletes
+            -- it while still a member.  Everyone else in the organisation only reads.
+            DROP POLICY IF EXISTS organization_admins_write ON %1$I.ai_configurations;
+            CREATE POLICY organization_admins_write ON %1$I.ai_configurations FOR ALL TO authenticated
+                USING (organization_id IN (SELECT m.organization_id FROM %1$I.organization_members m
+                                            WHERE m.user_id OPERATOR(pg_catalog.=) steward.caller_uuid()
+                                              AND m.role OPERATOR(pg_catalog.=) 'admin'))
+                WITH CHECK (organization_id IN (SELECT m.organization_id FROM %1$I.organization_members m
+                                                 WHERE m.user_id OPERATOR(pg_catalog.=) steward.caller_uuid()
+                                                   AND m.role OPERATOR(pg_catalog.=) 'admin'));
+            DROP POLICY IF EXISTS organization_creator_updates ON %1$I.ai_configurations;
+            CREATE POLICY organization_creator_updates ON %1$I.ai_configurations FOR UPDATE TO authenticated
+                USING (created_by OPERATOR(pg_catalog.=) steward.caller_uuid()
+                       AND organization_id IN (SELECT m.organization_id FROM %1$I.organization_members m
+                                                WHERE m.user_id OPERATOR(pg_catalog.=) steward.caller_uuid()))
+                WITH CHECK (created_by OPERATOR(pg_catalog.=) steward.caller_uuid()
+                            AND organization_id IN (SELECT m.organization_id FROM %1$I.organization_members m
+                                                     WHERE m.user_id OPERATOR(pg_catalog.=) steward.caller_uuid()));
+            DROP POLICY IF EXISTS organization_creator_deletes ON %1$I.ai_configurations;
+            CREATE POLICY organization_creator_deletes ON %1$I.ai_configurations FOR DELETE TO authenticated
+                USING (created_by OPERATOR(pg_catalog.=) steward.caller_uuid()
+                       AND organization_id IN (SELECT m.organization_id FROM %1$I.organization_members m
+                                                WHERE m.user_id OPERATOR(pg_catalog.=) steward.caller_uuid()));
+            DROP POLICY IF EXISTS own_memberships ON %1$I.organization_members;
+            CREATE POLICY own_memberships ON %1$I.organization_members FOR SELECT TO authenticated
+                USING (user_id OPERATOR(pg_catalog.=) steward.caller_uuid());
+            GRANT SELECT, INSERT, UPDATE, DELETE ON %1$I.user_preferences, %1$I.ai_configurations TO authenticated;
+            GRANT SELECT ON %1$I.organizations, %1$I.organization_members TO authenticated;
+            $p$, s);
+    END IF;
+    -- What the writers of these tables need in steward (the row guard runs as the writer).
+    PERFORM steward._config_grants();
+
+    -- Default preferences for new Supabase users: only where the caller may attach a trigger
+    -- to auth.users, and only when the schema's owner holds the caller's rights (the function
+    -- runs as the caller; see _default_preferences_body).
+    IF v_auth IS NOT NULL THEN
+        IF pg_catalog.has_table_privilege(v_auth, 'TRIGGER') AND steward._schema_owner_holds(s, v_me) THEN
+            IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+                            WHERE n.nspname OPERATOR(pg_catalog.=) s AND p.proname OPERATOR(pg_catalog.=) 'steward_default_preferences'
+                              AND p.pronargs OPERATOR(pg_catalog.=) 0) THEN
+                EXECUTE pg_catalog.format('CREATE FUNCTION %I.steward_default_preferences() RETURNS trigger LANGUAGE plpgsql
+                                           SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
+                                          s, steward._default_preferences_body());
+            ELSE
+                EXECUTE pg_catalog.format('CREATE OR REPLACE FUNCTION %I.steward_default_preferences() RETURNS trigger LANGUAGE plpgsql
+                                           SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
+                                          s, steward._default_preferences_body());
+            END IF;
+            EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %I.steward_default_preferences() FROM PUBLIC', s);
+            EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER steward_default_preferences AFTER INSERT ON auth.users
+                                       FOR EACH ROW EXECUTE FUNCTION %I.steward_default_preferences(%L)', s, s);
+        ELSE
+            RAISE WARNING 'no default preferences for new auth.users rows'
+                USING DETAIL = pg_catalog.format('%I may not attach triggers to auth.users, or the owner of schema %I does not hold its rights.', CURRENT_USER, s),
+                      HINT = 'Have the owner of auth.users run install_train_schema into a schema it owns.';
+        END IF;
+    END IF;
+
+    PERFORM steward._install_check(CURRENT_USER, s, v_relations, v_functions);
+    -- The privileged steps (steward's own tables and functions): checked again there.
+    PERFORM steward._set_train_schema(s);
+    PERFORM steward.config_register(pg_catalog.format('%I.user_preferences', s)::regclass);
+    PERFORM steward.config_register(pg_catalog.format('%I.ai_configurations', s)::regclass);
+    PERFORM steward.audit_enable(pg_catalog.format('%I.user_preferences', s)::regclass, 'user_preference', 'preferences', 'user_id');
+    PERFORM steward.audit_enable(pg_catalog.format('%I.ai_configurations', s)::regclass, 'ai_config', 'configuration', 'user_id');
+    RETURN pg_catalog.format('configuration tables ready in schema %I', s);
+END
+$$;
+
+CREATE FUNCTION steward._ai_config_owner(p_organization_id uuid, p_config_name text,
+                                         OUT owner_column text, OUT owner_id uuid)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_user uuid := steward._require_caller();
+    v_role text;
+    v_creator uuid;
+BEGIN
+    IF p_organization_id IS NULL THEN
+        owner_column := 'user_id';
+        owner_id := v_user;
+        RETURN;
+    END IF;
+    owner_column := 'organization_id';
+    owner_id := p_organization_id;
+    IF steward._config_admin() THEN
+        RETURN;
+    END IF;
+    EXECUTE format('SELECT m.role FROM %s m WHERE m.organization_id OPERATOR(pg_catalog.=) $1 AND m.user_id OPERATOR(pg_catalog.=) $2',
+                   steward._train_table('organization_members'))
+       INTO v_role USING p_organization_id, v_user;
+    IF v_role IS NULL THEN
+        RAISE EXCEPTION 'permission denied for the configurations of an organisation you are not a member of' USING ERRCODE = '42501',
+              DETAIL = format('organisation %s', p_organization_id);
+    END IF;
+    IF v_role OPERATOR(pg_catalog.=) 'admin' THEN
+        RETURN;
+    END IF;
+    EXECUTE format('SELECT c.created_by FROM %s c WHERE c.organization_id OPERATOR(pg_catalog.=) $1 AND c.config_name OPERATOR(pg_catalog.=) $2',
+                   steward._train_table('ai_configurations'))
+       INTO v_creator USING p_organization_id, p_config_name;
+    IF v_creator IS NULL OR v_creator OPERATOR(pg_catalog.<>) v_user THEN
+        RAISE EXCEPTION 'only the organisation''s admins may write its configurations' USING ERRCODE = '42501',
+              DETAIL = format('your role in organisation %s is %s; a configuration''s creator may also change or delete it', p_organization_id, v_role),
+              HINT = 'An admin of the organisation sets organization_members.role to ''admin''.';
+    END IF;
+END
+$$;
+
+DROP FUNCTION steward.upsert_ai_config(text,jsonb,integer,boolean,text);
+DROP FUNCTION steward.set_ai_config_active(text,boolean,text);
+DROP FUNCTION steward.delete_ai_config(text,text);
+DROP FUNCTION steward.rotate_api_key(text,text,text);
+CREATE FUNCTION steward.upsert_ai_config(p_config_name text, p_configuration jsonb DEFAULT '{}',
+                                         p_priority integer DEFAULT NULL, p_is_active boolean DEFAULT NULL,
+                                         p_reason text DEFAULT NULL, p_organization_id uuid DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_user uuid := steward._require_caller();
+    v_table text := steward._train_table('ai_configurations');
+    o record;
+    v_old jsonb;
+    v_row jsonb;
+BEGIN
+    PERFORM steward._require_writable();
+    PERFORM steward._change_reason(p_reason);
+    IF p_config_name IS NULL OR btrim(p_config_name) = '' OR length(p_config_name) > 255 THEN
+        RAISE EXCEPTION 'config_name must be 1 to 255 characters' USING ERRCODE = '22023';
+    END IF;
+    o := steward._ai_config_owner(p_organization_id, p_config_name);
+    EXECUTE format('SELECT configuration FROM %s WHERE %I = $1 AND config_name = $2 FOR UPDATE', v_table, o.owner_column)
+       INTO v_old USING o.owner_id, p_config_name;
+    EXECUTE format('INSERT INTO %1$s AS c (%2$I, config_name, configuration, priority, is_active, created_by)
+                    VALUES ($1, $2, $3, coalesce($4, 0), coalesce($5, true), $6)
+                    ON CONFLICT (%2$I, config_name) DO UPDATE
+                       SET configuration = EXCLUDED.configuration,
+                           priority = coalesce($4, c.priority), is_active = coalesce($5, c.is_active)
+                    RETURNING to_jsonb(c)', v_table, o.owner_column)
+       INTO v_row USING o.owner_id, p_config_name, steward._apply_update('ai_config', v_old, coalesce(p_configuration, '{}')),
+                        p_priority, p_is_active, v_user;
+    RETURN jsonb_set(v_row, '{configuration}', steward._reveal_api_keys(v_row -> 'configuration', v_user));
+END
+$$;
+
+CREATE FUNCTION steward.set_ai_config_active(p_config_name text, p_active boolean, p_reason text DEFAULT NULL,
+                                             p_organization_id uuid DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o record;
+    v_n integer;
+BEGIN
+    PERFORM steward._require_writable();
+    PERFORM steward._change_reason(p_reason);
+    o := steward._ai_config_owner(p_organization_id, p_config_name);
+    EXECUTE format('UPDATE %s SET is_active = $3 WHERE %I = $1 AND config_name = $2', steward._train_table('ai_configurations'), o.owner_column)
+      USING o.owner_id, p_config_name, coalesce(p_active, true);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    IF v_n = 0 THEN
+        RAISE EXCEPTION 'no AI configuration named "%"', p_config_name USING ERRCODE = 'P0002';
+    END IF;
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION steward.delete_ai_config(p_config_name text, p_reason text DEFAULT NULL,
+                                         p_organization_id uuid DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o record;
+    v_n integer;
+BEGIN
+    PERFORM steward._require_writable();
+    PERFORM steward._change_reason(p_reason);
+    o := steward._ai_config_owner(p_organization_id, p_config_name);
+    EXECUTE format('DELETE FROM %s WHERE %I = $1 AND config_name = $2', steward._train_table('ai_configurations'), o.owner_column)
+      USING o.owner_id, p_config_name;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    IF v_n = 0 THEN
+        RAISE EXCEPTION 'no AI configuration named "%"', p_config_name USING ERRCODE = 'P0002';
+    END IF;
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION steward.rotate_api_key(p_config_name text, p_new_key text, p_reason text DEFAULT NULL,
+                                       p_organization_id uuid DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_table text := steward._train_table('ai_configurations');
+    o record;
+    v_id uuid;
+    v_old jsonb;
+    v_keys jsonb;
+BEGIN
+    PERFORM steward._require_writable();
+    PERFORM steward._change_reason(p_reason);
+    IF p_new_key IS NULL OR length(p_new_key) < 8 THEN
+        RAISE EXCEPTION 'the new key must have at least 8 characters' USING ERRCODE = '22023';
+    END IF;
+    o := steward._ai_config_owner(p_organization_id, p_config_name);
+    EXECUTE format('SELECT id, configuration FROM %s WHERE %I = $1 AND config_name = $2 FOR UPDATE', v_table, o.owner_column)
+       INTO v_id, v_old USING o.owner_id, p_config_name;
+    IF v_old IS NULL THEN
+        RAISE EXCEPTION 'no AI configuration named "%"', p_config_name USING ERRCODE = 'P0002';
+    END IF;
+    v_keys := jsonb_build_object('apiKeys', jsonb_build_object(
+        'primaryKey', p_new_key,
+        'secondaryKey', nullif(v_old #>> '{apiKeys,primaryKey}', ''),
+        'keyVersion', coalesce((v_old #>> '{apiKeys,keyVersion}')::int, 1) + 1));
+    EXECUTE format('UPDATE %s SET configuration = $3 WHERE %I = $1 AND config_name = $2', v_table, o.owner_column)
+      USING o.owner_id, p_config_name, steward._apply_update('ai_config', v_old, v_keys);
+    PERFORM steward._api_key_rotated(v_id);
+    RETURN jsonb_build_object('keyVersion', v_keys #> '{apiKeys,keyVersion}',
+                              'primaryKey', steward._mask_api_keys(v_keys) #> '{apiKeys,primaryKey}');
+END
+$$;
+
+UPDATE steward.facade_functions SET target = 'steward.upsert_ai_config(text,jsonb,integer,boolean,text,uuid)' WHERE seed_name = 'upsert_ai_config';
+UPDATE steward.facade_functions SET target = 'steward.set_ai_config_active(text,boolean,text,uuid)' WHERE seed_name = 'set_ai_config_active';
+UPDATE steward.facade_functions SET target = 'steward.delete_ai_config(text,text,uuid)' WHERE seed_name = 'delete_ai_config';
+UPDATE steward.facade_functions SET target = 'steward.rotate_api_key(text,text,text,uuid)' WHERE seed_name = 'rotate_api_key';
+CREATE OR REPLACE FUNCTION steward.install_rpc_facade(target_schema name DEFAULT 'public') RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f record;
+    v record;
+    v_args text;
+    v_call text;
+    v_result text;
+    v_sig text;
+    v_ddl text;
+    v_role text;
+    v_count integer := 0;
+    v_kind "char";
+    v_invoker boolean;
+    v_relations name[] := ARRAY(SELECT fv.seed_name FROM steward.facade_views fv);
+    v_functions name[] := ARRAY(SELECT ff.seed_name FROM steward.facade_functions ff);
+    v_exists boolean;
+BEGIN
+    -- Installers and grant refreshes one at a time (catalog rows they rewrite would otherwise
+    -- fail with "tuple concurrently updated" or deadlock when two run at once).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_steward installers'));
+    IF target_schema IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) target_schema) THEN
+        RAISE EXCEPTION 'schema % does not exist', coalesce(pg_catalog.quote_ident(target_schema), 'NULL')
+            USING ERRCODE = '3F000', HINT = 'Create the schema first, or call install_rpc_facade() for public.';
+    END IF;
+    IF target_schema IN ('pg_catalog', 'information_schema', 'steward', 'pg_toast') OR target_schema ~ '^pg_' THEN
+        RAISE EXCEPTION 'the facade cannot be installed in schema %', pg_catalog.quote_ident(target_schema)
+            USING ERRCODE = '22023', HINT = 'Use the schema PostgREST exposes, usually public.';
+    END IF;
+    PERFORM steward._install_check(CURRENT_USER, target_schema, v_relations, v_functions);
+
+    -- Roles created after CREATE EXTENSION (service_role) get their steward privileges now.
+    PERFORM steward.refresh_grants();
+
+    FOR f IN SELECT ff.*, p.oid AS fn_oid, p.proretset, p.pronargs, p.proargtypes
+               FROM steward.facade_functions ff JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) ff.target
+              ORDER BY ff.seed_name
+    LOOP
+        v_args   := pg_catalog.pg_get_function_arguments(f.fn_oid);
+        v_result := pg_catalog.pg_get_function_result(f.fn_oid);
+        v_sig    := pg_catalog.pg_get_function_identity_arguments(f.fn_oid);
+        SELECT coalesce(string_agg(pg_catalog.format('%1$I => %1$I', a.name), ', ' ORDER BY a.ord), '')
+          INTO v_call
+          FROM unnest((SELECT p.proargnames[1:p.pronargs] FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) f.fn_oid)) WITH ORDINALITY a(name, ord);
+        -- A wrapper this installer made for an earlier signature of the target (its argument
+        -- list grew): dropped, so PostgREST sees one function of that name and no wrapper
+        -- calls a function that is gone.  Only the caller's own (checked above) SQL wrappers
+        -- recorded in facade_installed whose body is one call into steward.
+        FOR v IN SELECT p.oid::pg_catalog.regprocedure AS fn
+                   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+                  WHERE n.nspname OPERATOR(pg_catalog.=) target_schema AND p.proname OPERATOR(pg_catalog.=) f.seed_name
+                    AND p.proargtypes OPERATOR(pg_catalog.<>) f.proargtypes
+                    AND p.prolang OPERATOR(pg_catalog.=) (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname OPERATOR(pg_catalog.=) 'sql')
+                    AND p.prosrc OPERATOR(pg_catalog.~) '^SELECT (\* FROM )?steward\.[a-z_]+\('
+                    AND EXISTS (SELECT 1 FROM steward.facade_installed i
+                                 WHERE i.target_schema OPERATOR(pg_catalog.=) install_rpc_facade.target_schema
+                                   AND i.seed_name OPERATOR(pg_catalog.=) f.seed_name AND i.kind OPERATOR(pg_catalog.=) 'function')
+        LOOP
+            EXECUTE pg_catalog.format('DROP FUNCTION %s', v.fn);
+        END LOOP;
+        -- The wrapper of this signature: replaced only when it exists (and, checked above,
+        -- belongs to the caller); otherwise a plain CREATE, which fails rather than adopt a
+        -- function someone creates concurrently.
+        v_exists := EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+                             WHERE n.nspname OPERATOR(pg_catalog.=) target_schema AND p.proname OPERATOR(pg_catalog.=) f.seed_name
+                               AND p.proargtypes OPERATOR(pg_catalog.=) f.proargtypes);
+        v_ddl := pg_catalog.format(
+            'CREATE %s FUNCTION %I.%I(%s) RETURNS %s LANGUAGE sql %s AS %L',
+            CASE WHEN v_exists THEN 'OR REPLACE' ELSE '' END,
+            target_schema, f.seed_name, v_args, v_result, upper(f.volatility),
+            CASE WHEN f.proretset OR v_result LIKE 'TABLE(%'
+                 THEN pg_catalog.format('SELECT * FROM %s(%s)', f.target::oid::regproc, v_call)
+                 ELSE pg_catalog.format('SELECT %s(%s)', f.target::oid::regproc, v_call) END);
+        BEGIN
+            EXECUTE v_ddl;
+        EXCEPTION WHEN invalid_function_definition THEN
+            -- The result type changed since the last install: replace the caller's own wrapper.
+            EXECUTE pg_catalog.format('DROP FUNCTION %I.%I(%s)', target_schema, f.seed_name, v_sig);
+            EXECUTE replace(v_ddl, 'CREATE OR REPLACE FUNCTION', 'CREATE FUNCTION');
+        END;
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %I.%I(%s) FROM PUBLIC', target_schema, f.seed_name, v_sig);
+        FOREACH v_role IN ARRAY ARRAY['anon', 'authenticated'] LOOP
+            IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) v_role) THEN
+                EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %I.%I(%s) FROM %I', target_schema, f.seed_name, v_sig, v_role);
+            END IF;
+        END LOOP;
+        FOREACH v_role IN ARRAY f.grant_to LOOP
+            IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) v_role) THEN
+                EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %I.%I(%s) TO %I', target_schema, f.seed_name, v_sig, v_role);
+            END IF;
+        END LOOP;
+        INSERT INTO steward.facade_installed (target_schema, seed_name, kind) VALUES (target_schema, f.seed_name, 'function')
+        ON CONFLICT ON CONSTRAINT facade_installed_pkey DO UPDATE SET installed_at = pg_catalog.now();
+        v_count := v_count + 1;
+    END LOOP;
+
+    FOR v IN SELECT * FROM steward.facade_views ORDER BY seed_name LOOP
+        SELECT c.relkind INTO v_kind
+          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+         WHERE n.nspname OPERATOR(pg_catalog.=) target_schema AND c.relname OPERATOR(pg_catalog.=) v.seed_name;
+        IF v_kind IS NOT NULL AND v_kind <> 'v' THEN
+            RAISE NOTICE '%.% already exists and is not a view; left as it is', pg_catalog.quote_ident(target_schema), pg_catalog.quote_ident(v.seed_name)
+                USING HINT = pg_catalog.format('Move its rows into %s and drop it, then run install_rpc_facade again.', v.target);
+            CONTINUE;
+        END IF;
+        v_invoker := v.user_privileges IS NOT NULL AND pg_catalog.current_setting('server_version_num')::int >= 150000;
+        EXECUTE pg_catalog.format('CREATE %s VIEW %I.%I %s AS SELECT * FROM %s',
+                       CASE WHEN v_kind IS NOT NULL THEN 'OR REPLACE' ELSE '' END, target_schema, v.seed_name,
+                       CASE WHEN v_invoker THEN 'WITH (security_invoker = true)' ELSE '' END, v.target);
+        EXECUTE pg_catalog.format('REVOKE ALL ON %I.%I FROM PUBLIC', target_schema, v.seed_name);
+        FOREACH v_role IN ARRAY ARRAY['anon', 'authenticated'] LOOP
+            IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) v_role) THEN
+                EXECUTE pg_catalog.format('REVOKE ALL ON %I.%I FROM %I', target_schema, v.seed_name, v_role);
+            END IF;
+        END LOOP;
+        IF v_invoker AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) 'authenticated') THEN
+            EXECUTE pg_catalog.format('GRANT %s ON %I.%I TO authenticated', v.user_privileges, target_schema, v.seed_name);
+        END IF;
+        FOREACH v_role IN ARRAY ARRAY['steward_admin', 'service_role'] LOOP
+            IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) v_role) THEN
+                EXECUTE pg_catalog.format('GRANT %s ON %I.%I TO %I', v.admin_privileges, target_schema, v.seed_name, v_role);
+            END IF;
+        END LOOP;
+        EXECUTE pg_catalog.format('GRANT SELECT ON %I.%I TO pg_monitor', target_schema, v.seed_name);
+        INSERT INTO steward.facade_installed (target_schema, seed_name, kind) VALUES (target_schema, v.seed_name, 'view')
+        ON CONFLICT ON CONSTRAINT facade_installed_pkey DO UPDATE SET installed_at = pg_catalog.now();
+        v_count := v_count + 1;
+    END LOOP;
+    -- Anything created concurrently under one of the names fails the installation here.
+    PERFORM steward._install_check(CURRENT_USER, target_schema, v_relations, v_functions);
+    RETURN v_count;
+END
+$$;
+
+DELETE FROM steward.function_grants
+ WHERE signature IN ('steward.upsert_ai_config(text,jsonb,integer,boolean,text)', 'steward.set_ai_config_active(text,boolean,text)',
+                     'steward.delete_ai_config(text,text)', 'steward.rotate_api_key(text,text,text)');
+INSERT INTO steward.function_grants (signature, audience, reason) VALUES
+    ('steward.upsert_ai_config(text,jsonb,integer,boolean,text,uuid)', '{admins,users}', 'configuration with the caller''s rights'),
+    ('steward.set_ai_config_active(text,boolean,text,uuid)', '{admins,users}', 'configuration with the caller''s rights'),
+    ('steward.delete_ai_config(text,text,uuid)', '{admins,users}', 'configuration with the caller''s rights'),
+    ('steward.rotate_api_key(text,text,text,uuid)', '{admins,users}', 'configuration with the caller''s rights'),
+    ('steward._ai_config_owner(uuid,text)', '{admins,users}', 'configuration with the caller''s rights'),
+    ('steward._api_key_rotated(uuid)', '{admins,users}', 'configuration with the caller''s rights'),
+    ('steward.ai_key_rotation_due()', '{admins,users}', 'configuration with the caller''s rights');
 INSERT INTO steward.function_grants (signature, audience, reason) VALUES
     ('steward._check_alerts(bigint)', '{admins}', 'body of check_alerts(), which takes the caller (statement texts in alerts follow its rights)'),
     ('steward._generate_monthly_report(bigint,date)', '{admins}', 'body of generate_monthly_report(), which takes the caller'),
