@@ -105,3 +105,6 @@ mod alerts;
 
 #[path = "security/ai_usage.rs"]
 mod ai_usage;
+
+#[path = "security/ai_budget.rs"]
+mod ai_budget;

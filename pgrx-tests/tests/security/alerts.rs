@@ -268,6 +268,7 @@ fn a_schema_owners_search_path_never_reaches_the_alert_trend_report_and_log_func
         "SELECT steward.generate_monthly_report()",
         "SELECT * FROM steward.ai_spending('a11ce000-0000-4000-8000-000000000001')",
         "SELECT steward.ai_budget_status('a11ce000-0000-4000-8000-000000000001')",
+        "SELECT * FROM steward.ai_key_rotation_due()",
     ];
     for sql in calls {
         admin
