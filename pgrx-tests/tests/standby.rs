@@ -117,6 +117,7 @@ const READERS: &[&str] = &[
     "SELECT * FROM steward.ai_models()",
     "SELECT * FROM steward.ai_spending('5ba4db00-0000-4000-8000-000000000001')",
     "SELECT steward.ai_budget_status('5ba4db00-0000-4000-8000-000000000001')",
+    "SELECT * FROM steward.ai_key_rotation_due()",
     "SELECT steward.admin_log_list()",
 ];
 
