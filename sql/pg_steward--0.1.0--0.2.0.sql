@@ -4216,8 +4216,17 @@ BEGIN
             NEW.id := OLD.id;
             -- created_by decides who may change an organisation's configuration (its creator):
             -- it never changes, and an end user cannot claim someone else's row.
+            -- Nor does its owner: row-level security checks the new row against the writer's
+            -- memberships, so a creator could otherwise move a configuration into another
+            -- organisation it merely belongs to, or turn its own into an organisation's.
             IF TG_ARGV[0] = 'ai_config' THEN
                 NEW := pg_catalog.jsonb_populate_record(NEW, pg_catalog.jsonb_build_object('created_by', pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.->) 'created_by'));
+                IF NOT steward._config_admin()
+                   AND (v_row OPERATOR(pg_catalog.->) 'user_id' IS DISTINCT FROM pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.->) 'user_id'
+                        OR v_row OPERATOR(pg_catalog.->) 'organization_id' IS DISTINCT FROM pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.->) 'organization_id') THEN
+                    RAISE EXCEPTION 'an AI configuration cannot move to another owner' USING ERRCODE = '42501',
+                          HINT = 'Create the configuration under the new owner instead.';
+                END IF;
             END IF;
         ELSE
             EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %I.%I t WHERE t.id OPERATOR(pg_catalog.=) $1)',
