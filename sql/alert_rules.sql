@@ -470,7 +470,8 @@ CREATE INDEX alert_checks_time ON steward.alert_checks (checked_at);
 SELECT pg_catalog.pg_extension_config_dump('steward.alert_checks', '');
 
 -- The notification every transition sends (channel steward_alerts; ids, names and levels
--- only: no statement texts, no details).
+-- only: no statement texts, no details).  Any role may LISTEN, so alerts about a user or a
+-- user's configuration (budgets, API keys) carry no object: admins read it with list_alerts.
 CREATE FUNCTION steward._alert_notify(p_event text, a steward.performance_alerts, p_previous text DEFAULT NULL) RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -478,7 +479,9 @@ AS $$
     SELECT pg_catalog.pg_notify('steward_alerts', pg_catalog.jsonb_build_object(
         'event', p_event, 'id', a.id, 'rule', a.rule_id, 'alert_type', a.alert_type, 'severity', a.severity,
         'previous_severity', p_previous, 'object_kind', a.object_kind,
-        'object', pg_catalog.left(a.object_name, 512), 'at', pg_catalog.now())::text)
+        'object', CASE WHEN a.object_kind OPERATOR(pg_catalog.=) ANY (ARRAY['user', 'configuration'])
+                       THEN NULL ELSE pg_catalog.left(a.object_name, 512) END,
+        'at', pg_catalog.now())::text)
 $$;
 
 CREATE FUNCTION steward._severity_rank(p text) RETURNS integer

@@ -665,7 +665,7 @@ BEGIN
     IF steward._config_admin() THEN
         RETURN;
     END IF;
-    EXECUTE format('SELECT m.role FROM %s m WHERE m.organization_id OPERATOR(pg_catalog.=) $1 AND m.user_id OPERATOR(pg_catalog.=) $2',
+    EXECUTE format('SELECT m.role::text FROM %s m WHERE m.organization_id OPERATOR(pg_catalog.=) $1 AND m.user_id OPERATOR(pg_catalog.=) $2',
                    steward._train_table('organization_members'))
        INTO v_role USING p_organization_id, v_user;
     IF v_role IS NULL THEN
@@ -710,6 +710,17 @@ BEGIN
     o := steward._ai_config_owner(p_organization_id, p_config_name);
     EXECUTE format('SELECT configuration FROM %s WHERE %I = $1 AND config_name = $2 FOR UPDATE', v_table, o.owner_column)
        INTO v_old USING o.owner_id, p_config_name;
+    IF v_old IS NOT NULL THEN
+        -- An existing configuration is updated (an INSERT ... ON CONFLICT would be checked
+        -- against the insert policies too, which a configuration's creator does not pass).
+        EXECUTE format('UPDATE %1$s AS c
+                           SET configuration = $3, priority = coalesce($4, c.priority), is_active = coalesce($5, c.is_active)
+                         WHERE c.%2$I = $1 AND c.config_name = $2
+                        RETURNING to_jsonb(c)', v_table, o.owner_column)
+           INTO v_row USING o.owner_id, p_config_name, steward._apply_update('ai_config', v_old, coalesce(p_configuration, '{}')),
+                            p_priority, p_is_active;
+        RETURN jsonb_set(v_row, '{configuration}', steward._reveal_api_keys(v_row -> 'configuration', v_user));
+    END IF;
     EXECUTE format('INSERT INTO %1$s AS c (%2$I, config_name, configuration, priority, is_active, created_by)
                     VALUES ($1, $2, $3, coalesce($4, 0), coalesce($5, true), $6)
                     ON CONFLICT (%2$I, config_name) DO UPDATE

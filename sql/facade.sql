@@ -193,14 +193,20 @@ BEGIN
           FROM unnest((SELECT p.proargnames[1:p.pronargs] FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) f.fn_oid)) WITH ORDINALITY a(name, ord);
         -- A wrapper this installer made for an earlier signature of the target (its argument
         -- list grew): dropped, so PostgREST sees one function of that name and no wrapper
-        -- calls a function that is gone.  Only the caller's own (checked above) SQL wrappers
-        -- recorded in facade_installed whose body is one call into steward.
+        -- calls a function that is gone.  Only the caller's own (checked above) SQL functions
+        -- of a seed name recorded in facade_installed whose body is exactly what this
+        -- installer writes: one call of the same steward function, every argument by name.
         FOR v IN SELECT p.oid::pg_catalog.regprocedure AS fn
                    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+                  CROSS JOIN LATERAL (
+                        SELECT coalesce(string_agg(pg_catalog.format('%1$I => %1$I', a.name), ', ' ORDER BY a.ord), '') AS call
+                          FROM unnest(p.proargnames[1:p.pronargs]) WITH ORDINALITY a(name, ord)) w
                   WHERE n.nspname OPERATOR(pg_catalog.=) target_schema AND p.proname OPERATOR(pg_catalog.=) f.seed_name
                     AND p.proargtypes OPERATOR(pg_catalog.<>) f.proargtypes
                     AND p.prolang OPERATOR(pg_catalog.=) (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname OPERATOR(pg_catalog.=) 'sql')
-                    AND p.prosrc OPERATOR(pg_catalog.~) '^SELECT (\* FROM )?steward\.[a-z_]+\('
+                    AND p.prosrc OPERATOR(pg_catalog.=) ANY (ARRAY[
+                            pg_catalog.format('SELECT %s(%s)', f.target::oid::regproc, w.call),
+                            pg_catalog.format('SELECT * FROM %s(%s)', f.target::oid::regproc, w.call)])
                     AND EXISTS (SELECT 1 FROM steward.facade_installed i
                                  WHERE i.target_schema OPERATOR(pg_catalog.=) install_rpc_facade.target_schema
                                    AND i.seed_name OPERATOR(pg_catalog.=) f.seed_name AND i.kind OPERATOR(pg_catalog.=) 'function')

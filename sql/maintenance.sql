@@ -622,7 +622,7 @@ BEGIN
         ('steward-hourly-snapshots', '0 * * * *',  'SELECT steward.capture_snapshots();'),
         ('steward-daily-checks',     '15 3 * * *', 'SELECT steward.check_table_bloat_alerts();'),
         ('steward-alert-checks',     '*/15 * * * *', 'SELECT steward.check_alerts();'),
-        ('steward-daily-retention',  '45 3 * * *', 'SELECT count(*) FROM steward.retention_run(); SELECT steward.purge_history(); SELECT steward.rollup_ai_usage();'),
+        ('steward-daily-retention',  '45 3 * * *', 'SELECT steward.rollup_ai_usage(); SELECT count(*) FROM steward.retention_run(); SELECT steward.purge_history();'),
         ('steward-weekly-maintenance', '30 3 * * 0', 'SELECT steward.weekly_maintenance();'),
         ('steward-monthly-report',   '0 4 1 * *',  'SELECT steward.generate_monthly_report();')
     ) AS t(jobname, schedule, command) LOOP

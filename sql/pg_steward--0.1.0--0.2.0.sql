@@ -1340,7 +1340,8 @@ CREATE INDEX alert_checks_time ON steward.alert_checks (checked_at);
 SELECT pg_catalog.pg_extension_config_dump('steward.alert_checks', '');
 
 -- The notification every transition sends (channel steward_alerts; ids, names and levels
--- only: no statement texts, no details).
+-- only: no statement texts, no details).  Any role may LISTEN, so alerts about a user or a
+-- user's configuration (budgets, API keys) carry no object: admins read it with list_alerts.
 CREATE FUNCTION steward._alert_notify(p_event text, a steward.performance_alerts, p_previous text DEFAULT NULL) RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -1348,7 +1349,9 @@ AS $$
     SELECT pg_catalog.pg_notify('steward_alerts', pg_catalog.jsonb_build_object(
         'event', p_event, 'id', a.id, 'rule', a.rule_id, 'alert_type', a.alert_type, 'severity', a.severity,
         'previous_severity', p_previous, 'object_kind', a.object_kind,
-        'object', pg_catalog.left(a.object_name, 512), 'at', pg_catalog.now())::text)
+        'object', CASE WHEN a.object_kind OPERATOR(pg_catalog.=) ANY (ARRAY['user', 'configuration'])
+                       THEN NULL ELSE pg_catalog.left(a.object_name, 512) END,
+        'at', pg_catalog.now())::text)
 $$;
 
 CREATE FUNCTION steward._severity_rank(p text) RETURNS integer
@@ -1796,7 +1799,7 @@ BEGIN
         ('steward-hourly-snapshots', '0 * * * *',  'SELECT steward.capture_snapshots();'),
         ('steward-daily-checks',     '15 3 * * *', 'SELECT steward.check_table_bloat_alerts();'),
         ('steward-alert-checks',     '*/15 * * * *', 'SELECT steward.check_alerts();'),
-        ('steward-daily-retention',  '45 3 * * *', 'SELECT count(*) FROM steward.retention_run(); SELECT steward.purge_history(); SELECT steward.rollup_ai_usage();'),
+        ('steward-daily-retention',  '45 3 * * *', 'SELECT steward.rollup_ai_usage(); SELECT count(*) FROM steward.retention_run(); SELECT steward.purge_history();'),
         ('steward-weekly-maintenance', '30 3 * * 0', 'SELECT steward.weekly_maintenance();'),
         ('steward-monthly-report',   '0 4 1 * *',  'SELECT steward.generate_monthly_report();')
     ) AS t(jobname, schedule, command) LOOP
@@ -3834,9 +3837,11 @@ BEGIN
     -- Validates the model and the token counts (22023).
     v_cost := steward.calculate_cost(record_ai_usage.input_tokens, record_ai_usage.output_tokens, record_ai_usage.model);
     -- budgetEnforcement (a setting, off by default): a call that would take the user's spend
-    -- of the current day, week or month past the budget of the effective configuration is
-    -- refused with 54000 and nothing is stored, so a server can refuse the model call before
-    -- making it.  One decision per user at a time; a request already recorded is returned.
+    -- of the current day, week or month past the budget is refused with 54000 and nothing is
+    -- stored, so a server can refuse the model call before making it.  The budget is the
+    -- stricter of the effective one and the one the database and organisation layers impose
+    -- (a user's own configuration lowers it, never raises or removes it).  One decision per
+    -- user at a time; a request already recorded is returned.
     IF EXISTS (SELECT 1 FROM steward.settings s
                 WHERE s.key OPERATOR(pg_catalog.=) 'budgetEnforcement' AND (s.value #>> '{}')::numeric > 0) THEN
         PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_steward ai budget'), pg_catalog.hashtext(v_user::text));
@@ -3850,7 +3855,7 @@ BEGIN
         v_today := (now() AT TIME ZONE 'UTC')::date;
         v_week := steward._ai_period_start('week', v_today);
         v_month := steward._ai_period_start('month', v_today);
-        b := steward._ai_budgets(v_user);
+        b := steward._ai_enforced_budgets(v_user);
         SELECT coalesce(sum(d.cost) FILTER (WHERE d.day = v_today), 0) AS day,
                coalesce(sum(d.cost) FILTER (WHERE d.day >= v_week), 0) AS week,
                coalesce(sum(d.cost) FILTER (WHERE d.day >= v_month), 0) AS month
@@ -3886,6 +3891,25 @@ BEGIN
 END
 $$;
 
+-- Whether the application's configuration tables in p_schema are still plain tables whose
+-- columns are of built-in types: SECURITY DEFINER code reads them as the extension's owner,
+-- and a view, a rule or a type of the schema owner's would run that role's code with those
+-- rights.  (install_train_schema checked this when it registered the schema; this holds it
+-- on every read.)
+CREATE FUNCTION steward._train_tables_plain(p_schema name) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT count(*) OPERATOR(pg_catalog.=) 2
+           AND bool_and(c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[]) AND NOT c.relhasrules
+                        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                                         WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0
+                                           AND NOT a.attisdropped AND a.atttypid OPERATOR(pg_catalog.>=) 16384))
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE n.nspname OPERATOR(pg_catalog.=) p_schema
+       AND c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['ai_configurations', 'organization_members']::name[])
+$$;
+
 -- Whether the user is a member of the organisation (with p_role: in that role), from the
 -- application's organization_members once install_train_schema has created it.
 CREATE FUNCTION steward._is_org_member(p_org uuid, p_user uuid, p_role text DEFAULT NULL) RETURNS boolean
@@ -3896,12 +3920,12 @@ DECLARE
     v_schema name := (SELECT t.schema_name FROM steward.train_schema t);
     v boolean;
 BEGIN
-    IF v_schema IS NULL THEN
+    IF v_schema IS NULL OR NOT steward._train_tables_plain(v_schema) THEN
         RETURN false;
     END IF;
     EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I.organization_members m
                                     WHERE m.organization_id OPERATOR(pg_catalog.=) $1 AND m.user_id OPERATOR(pg_catalog.=) $2
-                                      AND ($3 IS NULL OR m.role OPERATOR(pg_catalog.=) $3))', v_schema)
+                                      AND ($3 IS NULL OR m.role::text OPERATOR(pg_catalog.=) $3))', v_schema)
        INTO v USING p_org, p_user, p_role;
     RETURN v;
 END
@@ -3924,6 +3948,32 @@ BEGIN
                                                                   THEN b -> 'alertThresholds' ELSE '[]' END) t), '{}');
 END
 $$;
+
+-- The budgets enforcement applies: per period the smaller positive one of the effective
+-- configuration's and of the configuration without the user's own row (defaults, database,
+-- organisations) — a user can tighten a budget imposed on them, not lift it.
+CREATE FUNCTION steward._ai_enforced_budgets(p_user uuid, OUT daily numeric, OUT weekly numeric, OUT monthly numeric)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e record := steward._ai_budgets(p_user);
+    i jsonb;
+BEGIN
+    SELECT steward._resolve_layers('ai_config', coalesce(array_agg(r.configuration ORDER BY r.n), '{}')) -> 'costBudget'
+      INTO i
+      FROM steward._ai_config_rows(p_user) WITH ORDINALITY AS r(configuration, source, id, n)
+     WHERE r.source OPERATOR(pg_catalog.<>) 'user';
+    daily := steward._ai_stricter(e.daily, (i ->> 'dailyBudget')::numeric);
+    weekly := steward._ai_stricter(e.weekly, (i ->> 'weeklyBudget')::numeric);
+    monthly := steward._ai_stricter(e.monthly, (i ->> 'monthlyBudget')::numeric);
+END
+$$;
+
+CREATE FUNCTION steward._ai_stricter(a numeric, b numeric) RETURNS numeric
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT CASE WHEN a > 0 AND b > 0 THEN least(a, b) WHEN a > 0 THEN a WHEN b > 0 THEN b END $$;
 
 CREATE FUNCTION steward._ai_period_start(p_period text, p_day date) RETURNS date
 LANGUAGE sql IMMUTABLE
@@ -4096,7 +4146,7 @@ $$;
 -- monthly: due after 30 days, quarterly: after 90; manual: never.  Active configurations
 -- with a primary key only.
 -- ---------------------------------------------------------------------------------------
-CREATE FUNCTION steward._ai_keys_due_rows()
+CREATE FUNCTION steward._ai_keys_due_rows(p_config_id uuid DEFAULT NULL)
 RETURNS TABLE (config_id uuid, user_id uuid, organization_id uuid, config_name text, rotation_schedule text,
                key_version integer, key_stored_at timestamptz, due_at timestamptz, days_overdue numeric)
 LANGUAGE plpgsql STABLE
@@ -4109,9 +4159,14 @@ BEGIN
     IF v_schema IS NULL THEN
         RETURN;
     END IF;
+    IF NOT steward._train_tables_plain(v_schema) THEN
+        RAISE WARNING 'pg_steward: API key ages not read: %.ai_configurations is not a plain table of built-in types', quote_ident(v_schema);
+        RETURN;
+    END IF;
     RETURN QUERY EXECUTE format($q$
         SELECT c.id, c.user_id, c.organization_id, c.config_name::text, s.schedule,
                CASE WHEN jsonb_typeof(c.configuration #> '{apiKeys,keyVersion}') = 'number'
+                     AND (c.configuration #>> '{apiKeys,keyVersion}')::numeric BETWEEN 0 AND 2147483647
                     THEN (c.configuration #>> '{apiKeys,keyVersion}')::numeric::integer END,
                v.created_at, v.created_at + s.every,
                round((extract(epoch FROM now() - (v.created_at + s.every)) / 86400)::numeric, 1)
@@ -4124,8 +4179,9 @@ BEGIN
            AND v.owner_kind = CASE WHEN c.user_id IS NOT NULL THEN 'user' ELSE 'organization' END
            AND v.owner_id = coalesce(c.user_id, c.organization_id)
          WHERE c.is_active AND s.every IS NOT NULL AND v.created_at + s.every <= now()
+           AND ($2 IS NULL OR c.id = $2)
          ORDER BY v.created_at, c.id
-        $q$, v_schema) USING v_default;
+        $q$, v_schema) USING v_default, p_config_id;
 END
 $$;
 
@@ -4165,16 +4221,32 @@ BEGIN
 END
 $$;
 
--- After a rotation: the configuration's open api_key_rotation_due alert is resolved when its
--- key is no longer due (a fact anyone may have established; nothing else is changed).
+-- After a rotation (rotate_api_key): the configuration's open api_key_rotation_due alert is
+-- resolved — only when this very transaction stored the configuration's current primary key
+-- in the vault (so the caller wrote that row: row-level security let it) and the key is no
+-- longer due.  Anything else does nothing; check_alerts() resolves what it finds rotated.
 CREATE FUNCTION steward._api_key_rotated(p_config_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     a steward.performance_alerts;
+    v_schema name := (SELECT t.schema_name FROM steward.train_schema t);
+    v_mine boolean;
 BEGIN
-    IF p_config_id IS NULL OR EXISTS (SELECT 1 FROM steward._ai_keys_due_rows() k WHERE k.config_id = p_config_id) THEN
+    IF p_config_id IS NULL OR v_schema IS NULL OR NOT steward._train_tables_plain(v_schema) THEN
+        RETURN;
+    END IF;
+    EXECUTE format($q$
+        SELECT steward._xid_is_mine(v.xmin::text)
+          FROM %I.ai_configurations c
+          JOIN steward.api_key_vault v
+            ON v.token = c.configuration #>> '{apiKeys,primaryKey}'
+           AND v.owner_kind = CASE WHEN c.user_id IS NOT NULL THEN 'user' ELSE 'organization' END
+           AND v.owner_id = coalesce(c.user_id, c.organization_id)
+         WHERE c.id = $1
+        $q$, v_schema) INTO v_mine USING p_config_id;
+    IF NOT coalesce(v_mine, false) OR EXISTS (SELECT 1 FROM steward._ai_keys_due_rows(p_config_id)) THEN
         RETURN;
     END IF;
     FOR a IN
@@ -4470,7 +4542,7 @@ BEGIN
     IF steward._config_admin() THEN
         RETURN;
     END IF;
-    EXECUTE format('SELECT m.role FROM %s m WHERE m.organization_id OPERATOR(pg_catalog.=) $1 AND m.user_id OPERATOR(pg_catalog.=) $2',
+    EXECUTE format('SELECT m.role::text FROM %s m WHERE m.organization_id OPERATOR(pg_catalog.=) $1 AND m.user_id OPERATOR(pg_catalog.=) $2',
                    steward._train_table('organization_members'))
        INTO v_role USING p_organization_id, v_user;
     IF v_role IS NULL THEN
@@ -4517,6 +4589,17 @@ BEGIN
     o := steward._ai_config_owner(p_organization_id, p_config_name);
     EXECUTE format('SELECT configuration FROM %s WHERE %I = $1 AND config_name = $2 FOR UPDATE', v_table, o.owner_column)
        INTO v_old USING o.owner_id, p_config_name;
+    IF v_old IS NOT NULL THEN
+        -- An existing configuration is updated (an INSERT ... ON CONFLICT would be checked
+        -- against the insert policies too, which a configuration's creator does not pass).
+        EXECUTE format('UPDATE %1$s AS c
+                           SET configuration = $3, priority = coalesce($4, c.priority), is_active = coalesce($5, c.is_active)
+                         WHERE c.%2$I = $1 AND c.config_name = $2
+                        RETURNING to_jsonb(c)', v_table, o.owner_column)
+           INTO v_row USING o.owner_id, p_config_name, steward._apply_update('ai_config', v_old, coalesce(p_configuration, '{}')),
+                            p_priority, p_is_active;
+        RETURN jsonb_set(v_row, '{configuration}', steward._reveal_api_keys(v_row -> 'configuration', v_user));
+    END IF;
     EXECUTE format('INSERT INTO %1$s AS c (%2$I, config_name, configuration, priority, is_active, created_by)
                     VALUES ($1, $2, $3, coalesce($4, 0), coalesce($5, true), $6)
                     ON CONFLICT (%2$I, config_name) DO UPDATE
@@ -4660,14 +4743,20 @@ BEGIN
           FROM unnest((SELECT p.proargnames[1:p.pronargs] FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) f.fn_oid)) WITH ORDINALITY a(name, ord);
         -- A wrapper this installer made for an earlier signature of the target (its argument
         -- list grew): dropped, so PostgREST sees one function of that name and no wrapper
-        -- calls a function that is gone.  Only the caller's own (checked above) SQL wrappers
-        -- recorded in facade_installed whose body is one call into steward.
+        -- calls a function that is gone.  Only the caller's own (checked above) SQL functions
+        -- of a seed name recorded in facade_installed whose body is exactly what this
+        -- installer writes: one call of the same steward function, every argument by name.
         FOR v IN SELECT p.oid::pg_catalog.regprocedure AS fn
                    FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+                  CROSS JOIN LATERAL (
+                        SELECT coalesce(string_agg(pg_catalog.format('%1$I => %1$I', a.name), ', ' ORDER BY a.ord), '') AS call
+                          FROM unnest(p.proargnames[1:p.pronargs]) WITH ORDINALITY a(name, ord)) w
                   WHERE n.nspname OPERATOR(pg_catalog.=) target_schema AND p.proname OPERATOR(pg_catalog.=) f.seed_name
                     AND p.proargtypes OPERATOR(pg_catalog.<>) f.proargtypes
                     AND p.prolang OPERATOR(pg_catalog.=) (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname OPERATOR(pg_catalog.=) 'sql')
-                    AND p.prosrc OPERATOR(pg_catalog.~) '^SELECT (\* FROM )?steward\.[a-z_]+\('
+                    AND p.prosrc OPERATOR(pg_catalog.=) ANY (ARRAY[
+                            pg_catalog.format('SELECT %s(%s)', f.target::oid::regproc, w.call),
+                            pg_catalog.format('SELECT * FROM %s(%s)', f.target::oid::regproc, w.call)])
                     AND EXISTS (SELECT 1 FROM steward.facade_installed i
                                  WHERE i.target_schema OPERATOR(pg_catalog.=) install_rpc_facade.target_schema
                                    AND i.seed_name OPERATOR(pg_catalog.=) f.seed_name AND i.kind OPERATOR(pg_catalog.=) 'function')

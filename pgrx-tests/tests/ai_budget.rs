@@ -142,11 +142,23 @@ fn an_organisation_budget_is_written_by_its_admin_inherited_alerted_and_enforced
             received.push(serde_json::from_str::<serde_json::Value>(note.payload()).expect("payload is JSON"));
         }
     }
-    let opened: Vec<String> = received
-        .iter()
-        .filter(|p| p["rule"] == "ai_budget" && p["event"] == "opened" && p["object"].as_str().is_some_and(|o| o.contains(MEMBER) && o.contains(" day ")))
-        .map(|p| p["severity"].as_str().unwrap_or("").to_string())
-        .collect();
+    let budget_events: Vec<&serde_json::Value> = received.iter().filter(|p| p["rule"] == "ai_budget").collect();
+    assert!(budget_events.iter().all(|p| p["object"].is_null()), "no user id on the channel anyone may LISTEN to: {budget_events:?}");
+    let mut opened = Vec::new();
+    for p in budget_events.iter().filter(|p| p["event"] == "opened") {
+        let id = p["id"].as_str().unwrap_or("").to_string();
+        let mine = root
+            .query_opt(
+                "SELECT severity FROM steward.performance_alerts
+                  WHERE id = $1::text::uuid AND details ->> 'user_id' = $2 AND details ->> 'period' = 'day'",
+                &[&id, &MEMBER],
+            )
+            .expect("alert of the event");
+        if let Some(row) = mine {
+            assert_eq!(p["severity"].as_str(), Some(row.get::<_, String>(0).as_str()));
+            opened.push(row.get::<_, String>(0));
+        }
+    }
     assert_eq!(opened, vec!["warning", "error", "critical"], "each level announced once, in order");
 
     // Enforcement, switched on by a non-superuser admin: the next call is refused with the

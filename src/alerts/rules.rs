@@ -734,7 +734,8 @@ fn budget_candidates(u: &BudgetUse) -> Vec<Candidate> {
         });
     };
     for (i, t) in levels.iter().enumerate() {
-        if share >= *t {
+        // spend against threshold × budget, as ai_budget_status() compares (not the rounded share).
+        if u.spend >= t * u.budget {
             let sev = if i + 1 == top { Severity::Error } else { Severity::Warning };
             push(format!("{}%", number(t * 100.0, None)), sev, *t);
         }

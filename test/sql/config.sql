@@ -115,6 +115,9 @@ BEGIN;
 SET LOCAL ROLE authenticated;
 SELECT set_config('request.jwt.claims', '{"sub": "00000000-0000-0000-0000-000000000002", "role": "authenticated"}', true) IS NOT NULL AS signed_in;
 SELECT steward.set_ai_config_active('team-notes', false, 'paused', '00000000-0000-0000-0000-00000000000a') AS creator_paused_it;
+SELECT c #> '{configuration,model,temperature}' AS creator_edited_it
+  FROM steward.upsert_ai_config('team-notes', '{"model": {"temperature": 0.4}}', NULL, NULL, 'creator edits',
+                                '00000000-0000-0000-0000-00000000000a') c;
 SAVEPOINT s;
 SELECT steward.set_ai_config_active('org-budget', false, NULL, '00000000-0000-0000-0000-00000000000a');
 ROLLBACK TO s;

@@ -128,6 +128,15 @@ fn enforcement_and_rotation_alerts_cannot_be_switched_off_by_users() {
         let err = as_role(&mut api, "authenticated", ALICE_CLAIMS, |tx| tx.batch_execute(&sql)).expect_err(&sql);
         assert_eq!(sqlstate(&err), "54000", "{sql}: {err}");
     }
+    // Nor does her own configuration lift the organisation's budget (0, or a huge one).
+    for budget in ["0", "1000000"] {
+        let sql = format!(
+            "SELECT steward.upsert_ai_config('mine', '{{\"costBudget\": {{\"dailyBudget\": {budget}, \"weeklyBudget\": {budget}, \"monthlyBudget\": {budget}}}}}');
+             SELECT steward.record_ai_usage('claude-3-haiku-20240307', 1, 1)"
+        );
+        let err = as_role(&mut api, "authenticated", ALICE_CLAIMS, |tx| tx.batch_execute(&sql)).expect_err(&sql);
+        assert_eq!(sqlstate(&err), "54000", "own budget {budget}: {err}");
+    }
     root.batch_execute("SELECT steward.reset_setting('budgetEnforcement')").expect("off");
 
     // A rotation alert: an end user cannot resolve it without rotating the key, and sees only
@@ -160,6 +169,22 @@ fn enforcement_and_rotation_alerts_cannot_be_switched_off_by_users() {
     })
     .expect("bob");
     assert_eq!(bob_sees, 1, "the organisation's admin sees it");
+    // A user's own configuration with a key version no integer holds, due for rotation, breaks
+    // nobody's check or list (it was "integer out of range" for everyone).
+    root.batch_execute(&format!(
+        "INSERT INTO public.ai_configurations (user_id, config_name, configuration)
+         VALUES ('{ALICE}', 'huge-version', '{{\"apiKeys\": {{\"primaryKey\": \"sk-alice-huge-01\", \"keyVersion\": 1000000000000, \"rotationSchedule\": \"monthly\"}}}}');
+         UPDATE steward.api_key_vault SET created_at = now() - interval '60 days' WHERE owner_id = '{ALICE}';"
+    ))
+    .expect("huge key version");
+    let (mine, version): (i64, Option<i32>) = as_role(&mut api, "authenticated", ALICE_CLAIMS, |tx| {
+        let r = tx.query_one("SELECT count(*), max(key_version) FROM steward.ai_key_rotation_due()", &[])?;
+        Ok((r.get(0), r.get(1)))
+    })
+    .expect("alice lists her due keys");
+    assert_eq!((mine, version), (1, None));
+    root.batch_execute("SELECT steward.check_alerts()").expect("the check still runs");
+    root.batch_execute("DELETE FROM public.ai_configurations WHERE config_name = 'huge-version'").expect("clean");
     let err = as_role(&mut api, "anon", r#"{"role": "anon"}"#, |tx| tx.batch_execute("SELECT * FROM steward.ai_key_rotation_due()")).expect_err("anon");
     assert_eq!(sqlstate(&err), "42501");
     root.batch_execute(
