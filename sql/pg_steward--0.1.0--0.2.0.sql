@@ -3714,6 +3714,8 @@ CREATE TABLE steward.ai_usage_daily (
     calls         bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, day)
 );
+-- The days of every user at once (budget alerts read the current month's).
+CREATE INDEX ai_usage_daily_day ON steward.ai_usage_daily (day);
 SELECT pg_catalog.pg_extension_config_dump('steward.ai_usage_daily', '');
 
 -- The last UTC day ai_usage_daily holds in full (later days are summed from ai_usage).
@@ -4108,22 +4110,25 @@ DECLARE
     v_week date := steward._ai_period_start('week', (now() AT TIME ZONE 'UTC')::date);
     v_month date := steward._ai_period_start('month', (now() AT TIME ZONE 'UTC')::date);
     v_from date;
-    v_after date;
+    v_through date := coalesce((SELECT r.rolled_through FROM steward.ai_usage_rollup r), '-infinity'::date);
     v_out jsonb;
 BEGIN
     v_from := least(v_week, v_month);
-    -- Calls after the roll-up's watermark are read from ai_usage (through its time index).
-    v_after := greatest(v_from, coalesce((SELECT r.rolled_through + 1 FROM steward.ai_usage_rollup r), v_from));
-    WITH users AS (
-        SELECT d.user_id FROM steward.ai_usage_daily d WHERE d.day >= v_from AND d.day <= v_today
-        UNION
-        SELECT u.user_id FROM steward.ai_usage u WHERE u.recorded_at >= (v_after::timestamp AT TIME ZONE 'UTC')
+    -- Every user at once, with _ai_daily's split: roll-up rows up to the watermark (through
+    -- the roll-up's day index), the calls after it (through ai_usage's time index).
+    WITH days AS (
+        SELECT d.user_id, d.day, d.cost FROM steward.ai_usage_daily d
+         WHERE d.day >= v_from AND d.day <= least(v_today, v_through)
+        UNION ALL
+        SELECT u.user_id, (u.recorded_at AT TIME ZONE 'UTC')::date, u.cost FROM steward.ai_usage u
+         WHERE u.recorded_at >= (greatest(v_from, v_through + 1)::timestamp AT TIME ZONE 'UTC')
+           AND u.recorded_at < ((v_today + 1)::timestamp AT TIME ZONE 'UTC')
     ), spend AS (
         SELECT x.user_id,
-               coalesce(sum(s.cost) FILTER (WHERE s.day = v_today), 0) AS d,
-               coalesce(sum(s.cost) FILTER (WHERE s.day >= v_week), 0) AS w,
-               coalesce(sum(s.cost) FILTER (WHERE s.day >= v_month), 0) AS m
-          FROM users x CROSS JOIN LATERAL steward._ai_daily(x.user_id, v_from, v_today) s
+               coalesce(sum(x.cost) FILTER (WHERE x.day = v_today), 0) AS d,
+               coalesce(sum(x.cost) FILTER (WHERE x.day >= v_week), 0) AS w,
+               coalesce(sum(x.cost) FILTER (WHERE x.day >= v_month), 0) AS m
+          FROM days x
          GROUP BY x.user_id
     )
     SELECT coalesce(jsonb_agg(jsonb_build_object('user_id', sp.user_id, 'period', p.period, 'period_start', p.start,
