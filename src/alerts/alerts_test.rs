@@ -44,4 +44,32 @@ mod tests {
         .expect("findings");
         assert_eq!(ok, Some(true));
     }
+
+    /// The budget source check_alerts() adds, over calls recorded in this server, graded by
+    /// the rule table's ai_budget rule: 0.6 of a daily budget of 1 with thresholds 0.5 and 0.9
+    /// is one warning (50 %); 0.95 adds the error (90 %); the week and month, far from their
+    /// budgets, nothing.
+    #[pg_test]
+    fn the_budget_source_and_the_rule_raise_one_finding_per_level_crossed() {
+        Spi::run(
+            r#"INSERT INTO steward.config_overrides (kind, document)
+               VALUES ('ai_config', '{"costBudget": {"dailyBudget": 1, "weeklyBudget": 1000, "monthlyBudget": 1000, "alertThresholds": [0.9, 0.5]}}')
+               ON CONFLICT (kind) DO UPDATE SET document = EXCLUDED.document"#,
+        )
+        .expect("budget");
+        let levels = || {
+            Spi::get_one::<String>(
+                "SELECT string_agg(f ->> 'severity' || ' ' || (f -> 'details' ->> 'level'), ', ' ORDER BY f ->> 'object_name')
+                   FROM jsonb_array_elements(steward._report_findings(
+                            jsonb_build_object('aiBudgets', steward._ai_budget_usage()), steward._alert_rules_json()) -> 'findings') f
+                  WHERE f ->> 'rule_id' = 'ai_budget'",
+            )
+            .expect("findings")
+        };
+        let user = "'5ba4db00-0000-4000-8000-0000000000b1'";
+        Spi::run(&format!("SELECT steward.record_ai_usage('claude-3-opus-20240229', 40000, 0, {user})")).expect("0.60");
+        assert_eq!(levels().as_deref(), Some("warning 50%"));
+        Spi::run(&format!("SELECT steward.record_ai_usage('claude-3-opus-20240229', 23334, 0, {user})")).expect("0.95");
+        assert_eq!(levels().as_deref(), Some("warning 50%, error 90%"));
+    }
 }
