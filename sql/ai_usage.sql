@@ -433,37 +433,53 @@ DECLARE
     v_today date := (now() AT TIME ZONE 'UTC')::date;
     v_week date := steward._ai_period_start('week', (now() AT TIME ZONE 'UTC')::date);
     v_month date := steward._ai_period_start('month', (now() AT TIME ZONE 'UTC')::date);
-    v_from date;
     v_through date := coalesce((SELECT r.rolled_through FROM steward.ai_usage_rollup r), '-infinity'::date);
+    v_schema name := (SELECT t.schema_name FROM steward.train_schema t);
+    -- Users with layers of their own (an active configuration, an organisation): their
+    -- budgets are resolved one by one; everyone else's are the database layer's, resolved once.
+    v_layered text := 'SELECT NULL::uuid AS user_id WHERE false';
+    v_shared record := steward._ai_budgets(NULL);
     v_out jsonb;
 BEGIN
-    v_from := least(v_week, v_month);
+    IF v_schema IS NOT NULL THEN
+        v_layered := CASE WHEN steward._train_tables_plain(v_schema)
+                          THEN format('SELECT c.user_id FROM %1$I.ai_configurations c WHERE c.user_id IS NOT NULL AND c.is_active
+                                       UNION SELECT m.user_id FROM %1$I.organization_members m', v_schema)
+                          -- Not plain tables (never read here): every user resolved one by one.
+                          ELSE 'SELECT x.user_id FROM spend x' END;
+    END IF;
     -- Every user at once, with _ai_daily's split: roll-up rows up to the watermark (through
     -- the roll-up's day index), the calls after it (through ai_usage's time index).
-    WITH days AS (
-        SELECT d.user_id, d.day, d.cost FROM steward.ai_usage_daily d
-         WHERE d.day >= v_from AND d.day <= least(v_today, v_through)
-        UNION ALL
-        SELECT u.user_id, (u.recorded_at AT TIME ZONE 'UTC')::date, u.cost FROM steward.ai_usage u
-         WHERE u.recorded_at >= (greatest(v_from, v_through + 1)::timestamp AT TIME ZONE 'UTC')
-           AND u.recorded_at < ((v_today + 1)::timestamp AT TIME ZONE 'UTC')
-    ), spend AS (
-        SELECT x.user_id,
-               coalesce(sum(x.cost) FILTER (WHERE x.day = v_today), 0) AS d,
-               coalesce(sum(x.cost) FILTER (WHERE x.day >= v_week), 0) AS w,
-               coalesce(sum(x.cost) FILTER (WHERE x.day >= v_month), 0) AS m
-          FROM days x
-         GROUP BY x.user_id
-    )
-    SELECT coalesce(jsonb_agg(jsonb_build_object('user_id', sp.user_id, 'period', p.period, 'period_start', p.start,
-                                                 'spend', p.spend, 'budget', p.budget, 'thresholds', to_jsonb(b.thresholds))
-                              ORDER BY sp.user_id, p.ord), '[]')
-      INTO v_out
-      FROM spend sp
-      CROSS JOIN LATERAL steward._ai_budgets(sp.user_id) b
-      CROSS JOIN LATERAL (VALUES (1, 'day', v_today, sp.d, b.daily), (2, 'week', v_week, sp.w, b.weekly),
-                                 (3, 'month', v_month, sp.m, b.monthly)) p(ord, period, start, spend, budget)
-     WHERE p.spend > 0 AND p.budget > 0;
+    EXECUTE format($q$
+        WITH days AS (
+            SELECT d.user_id, d.day, d.cost FROM steward.ai_usage_daily d
+             WHERE d.day >= least($2, $3) AND d.day <= least($1, $5)
+            UNION ALL
+            SELECT u.user_id, (u.recorded_at AT TIME ZONE 'UTC')::date, u.cost FROM steward.ai_usage u
+             WHERE u.recorded_at >= (greatest(least($2, $3), $5 + 1)::timestamp AT TIME ZONE 'UTC')
+               AND u.recorded_at < (($1 + 1)::timestamp AT TIME ZONE 'UTC')
+        ), spend AS (
+            SELECT x.user_id,
+                   coalesce(sum(x.cost) FILTER (WHERE x.day = $1), 0) AS d,
+                   coalesce(sum(x.cost) FILTER (WHERE x.day >= $2), 0) AS w,
+                   coalesce(sum(x.cost) FILTER (WHERE x.day >= $3), 0) AS m
+              FROM days x
+             GROUP BY x.user_id
+        ), layered AS (%s)
+        SELECT coalesce(jsonb_agg(jsonb_build_object('user_id', sp.user_id, 'period', p.period, 'period_start', p.start,
+                                                     'spend', p.spend, 'budget', p.budget, 'thresholds', to_jsonb(b.thresholds))
+                                  ORDER BY sp.user_id, p.ord), '[]')
+          FROM spend sp
+          LEFT JOIN (SELECT DISTINCT l.user_id FROM layered l) l ON l.user_id = sp.user_id
+          CROSS JOIN LATERAL (SELECT o.daily, o.weekly, o.monthly, o.thresholds FROM steward._ai_budgets(sp.user_id) o
+                               WHERE l.user_id IS NOT NULL
+                              UNION ALL
+                              SELECT $4, $6, $7, $8 WHERE l.user_id IS NULL) b
+          CROSS JOIN LATERAL (VALUES (1, 'day', $1, sp.d, b.daily), (2, 'week', $2, sp.w, b.weekly),
+                                     (3, 'month', $3, sp.m, b.monthly)) p(ord, period, start, spend, budget)
+         WHERE p.spend > 0 AND p.budget > 0
+        $q$, v_layered)
+       INTO v_out USING v_today, v_week, v_month, v_shared.daily, v_through, v_shared.weekly, v_shared.monthly, v_shared.thresholds;
     RETURN v_out;
 END
 $$;

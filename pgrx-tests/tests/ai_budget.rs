@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
@@ -18,6 +18,10 @@ use common::*;
 const ORG: &str = "0b000000-0000-4000-8000-0000000000b0";
 const ADMIN: &str = "0b000000-0000-4000-8000-00000000ad01";
 const MEMBER: &str = "0b000000-0000-4000-8000-00000000be02";
+
+/// Both tests run check_alerts(), which updates every open alert: one at a time, so the
+/// occurrence counts each asserts are its own checks'.
+static CHECKS: Mutex<()> = Mutex::new(());
 
 fn claims(sub: &str) -> String {
     format!(r#"{{"sub": "{sub}", "role": "authenticated"}}"#)
@@ -60,6 +64,7 @@ fn open_budget_alerts(db: &mut postgres::Client) -> Vec<(String, String, i32)> {
 
 #[test]
 fn an_organisation_budget_is_written_by_its_admin_inherited_alerted_and_enforced() {
+    let _one_at_a_time = CHECKS.lock().unwrap_or_else(|e| e.into_inner());
     data();
     let mut root = connect(DB, "postgres");
     root.execute("DELETE FROM steward.ai_usage WHERE user_id = $1::text::uuid", &[&MEMBER]).expect("clean");
@@ -196,6 +201,7 @@ fn an_organisation_budget_is_written_by_its_admin_inherited_alerted_and_enforced
 
 #[test]
 fn a_key_past_its_schedule_is_alerted_until_rotated() {
+    let _one_at_a_time = CHECKS.lock().unwrap_or_else(|e| e.into_inner());
     data();
     let mut root = connect(DB, "postgres");
     root.execute(
