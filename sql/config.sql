@@ -333,6 +333,14 @@ BEGIN
             GRANT SELECT ON %1$I.organizations, %1$I.organization_members TO authenticated;
             $p$, s);
     END IF;
+    -- organization_members.role decides who writes an organisation's configurations: say so
+    -- when end users may write that table (an application's own grant).
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles x WHERE x.rolname OPERATOR(pg_catalog.=) 'authenticated')
+       AND (pg_catalog.has_table_privilege('authenticated', pg_catalog.format('%I.organization_members', s), 'INSERT')
+            OR pg_catalog.has_table_privilege('authenticated', pg_catalog.format('%I.organization_members', s), 'UPDATE')) THEN
+        RAISE WARNING 'end users may write %.organization_members, whose role column decides who writes organisation configurations', pg_catalog.quote_ident(s)
+            USING HINT = 'Make sure your policies on it never let a user make themselves (or anyone) an admin, or revoke INSERT and UPDATE from authenticated.';
+    END IF;
     -- What the writers of these tables need in steward (the row guard runs as the writer).
     PERFORM steward._config_grants();
 

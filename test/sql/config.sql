@@ -101,6 +101,10 @@ ROLLBACK TO s;
 UPDATE train.organization_members SET role = 'admin';
 COMMIT;
 SELECT user_id, role FROM train.organization_members ORDER BY user_id;
+-- An application that lets end users write the memberships is told what that means.
+GRANT INSERT ON train.organization_members TO authenticated;
+SELECT steward.install_train_schema('train') AS reinstalled;
+REVOKE INSERT ON train.organization_members FROM authenticated;
 -- A creator demoted to member still changes its own configuration, not the others'.
 UPDATE train.organization_members SET role = 'admin' WHERE user_id = '00000000-0000-0000-0000-000000000002';
 BEGIN;
