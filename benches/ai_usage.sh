@@ -83,6 +83,26 @@ SQL
 )
     echo "$r status $us" >> "$WORK/raw"
 done
+# The budget alerts' source (check_alerts() adds it): every user active this month, budgets
+# from the database layer (users without layers of their own share one resolution), 3 calls.
+budget_us=$(q -At <<'SQL' 2>&1 | grep -o 'us [0-9.]*' | awk '{print $2}'
+INSERT INTO steward.config_overrides (kind, document)
+VALUES ('ai_config', '{"costBudget": {"dailyBudget": 0.01, "weeklyBudget": 0.05, "monthlyBudget": 0.1}}')
+ON CONFLICT (kind) DO UPDATE SET document = EXCLUDED.document;
+DO $$
+DECLARE t0 timestamptz; n integer; best float8;
+BEGIN
+    FOR i IN 1 .. 3 LOOP
+        t0 := clock_timestamp();
+        n := jsonb_array_length(steward._ai_budget_usage());
+        best := least(best, extract(epoch FROM clock_timestamp() - t0) * 1e6);
+    END LOOP;
+    RAISE NOTICE 'us % (% user-periods)', round(best::numeric, 0), n;
+END
+$$;
+SQL
+)
+echo "budget source (_ai_budget_usage, best of 3): ${budget_us} us"
 awk '
 function median(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
                                    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
