@@ -103,4 +103,16 @@ SELECT steward.migration_apply() AS applied;
 SELECT version, description, applied_by, execution_time_ms FROM steward.applied_migrations;
 SELECT steward.migration_rollback(20261202001) - 'run' AS rolled_back;
 SQL
+log "AI spending: a user's model call recorded through the facade (its cost from the model catalogue), spend against the organisation's budget, and the budget alert check_alerts() raises"
+psql_at "$DIR" "$PORT" -q <<'SQL'
+BEGIN;
+SET LOCAL ROLE authenticated;
+SELECT set_config('request.jwt.claims', '{"sub": "6f1d2c1e-1111-4a4a-9999-000000000001", "role": "authenticated"}', true) IS NOT NULL AS signed_in \gset
+SELECT model, input_tokens, output_tokens, cost
+  FROM public.record_ai_usage(model := 'claude-3-opus-20240229', input_tokens := 900000, output_tokens := 20000, request_id := 'demo-1');
+SELECT s -> 'day' AS "today against the organisation's daily budget" FROM public.get_ai_budget_status() s;
+COMMIT;
+SELECT steward.check_alerts() >= 0 AS checked \gset
+SELECT severity, message FROM steward.performance_alerts WHERE rule_id = 'ai_budget' AND resolved_at IS NULL ORDER BY created_at;
+SQL
 log "the demo server is still running: psql -h 127.0.0.1 -p ${PORT} -U postgres   (stop: scripts/demo.sh stop)"

@@ -218,9 +218,9 @@ END
 $$;
 
 -- Whether the application's configuration tables in p_schema are still plain tables whose
--- columns are of built-in types: SECURITY DEFINER code reads them as the extension's owner,
--- and a view, a rule or a type of the schema owner's would run that role's code with those
--- rights.  (install_train_schema checked this when it registered the schema; this holds it
+-- columns are of built-in types (or enums, domains over built-in types, superusers' types):
+-- SECURITY DEFINER code reads them as the extension's owner, and a view, a rule or a type of
+-- the schema owner's would run that role's code with those rights.  (install_train_schema checked this when it registered the schema; this holds it
 -- on every read.)
 CREATE FUNCTION steward._train_tables_plain(p_schema name) RETURNS boolean
 LANGUAGE sql STABLE
@@ -229,8 +229,14 @@ AS $$
     SELECT count(*) OPERATOR(pg_catalog.=) 2
            AND bool_and(c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[]) AND NOT c.relhasrules
                         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                                          JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
                                          WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0
-                                           AND NOT a.attisdropped AND a.atttypid OPERATOR(pg_catalog.>=) 16384))
+                                           AND NOT a.attisdropped AND t.oid OPERATOR(pg_catalog.>=) 16384
+                                           -- enums, domains over built-in types and types of superusers'
+                                           -- (extensions such as citext) run nobody else's code
+                                           AND t.typtype OPERATOR(pg_catalog.<>) 'e'
+                                           AND NOT (t.typtype OPERATOR(pg_catalog.=) 'd' AND t.typbasetype OPERATOR(pg_catalog.<) 16384)
+                                           AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) t.typowner)))
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
      WHERE n.nspname OPERATOR(pg_catalog.=) p_schema
        AND c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['ai_configurations', 'organization_members']::name[])
@@ -257,42 +263,90 @@ BEGIN
 END
 $$;
 
--- The budgets of the user's effective AI configuration (organisation budgets apply).
+-- A number from a configuration document: a JSON number in [0, 10^15], else NULL.  Rows the
+-- validator never saw (an adopted application table, a restore with triggers off) may hold
+-- anything, and one bad row must not stop every user's check or status.
+CREATE FUNCTION steward._doc_number(v jsonb) RETURNS numeric
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN pg_catalog.jsonb_typeof(v) OPERATOR(pg_catalog.=) 'number'
+                THEN CASE WHEN (v::text)::numeric BETWEEN 0 AND 1e15 THEN (v::text)::numeric END END
+$$;
+
+-- The database layer's AI configuration over the defaults (no user, no organisation).
+CREATE FUNCTION steward._ai_database_config() RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT steward._resolve_layers('ai_config',
+               ARRAY[(SELECT o.document FROM steward.config_overrides o WHERE o.kind OPERATOR(pg_catalog.=) 'ai_config')])
+$$;
+
+-- The budgets of the user's effective AI configuration (organisation budgets apply), and its
+-- alert thresholds (shares of the budget in (0, 100], distinct, ascending, at most 20).  The
+-- application's tables are read as this function's owner only while they are plain tables
+-- (steward._train_tables_plain); otherwise the database layer alone answers.
 CREATE FUNCTION steward._ai_budgets(p_user uuid, OUT daily numeric, OUT weekly numeric, OUT monthly numeric, OUT thresholds numeric[])
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     -- PL/pgSQL, not SQL: its plans are kept for the session (ai_budget_status runs it per call).
-    b jsonb := steward.effective_ai_config(p_user) -> 'costBudget';
+    v_schema name := (SELECT t.schema_name FROM steward.train_schema t);
+    b jsonb;
 BEGIN
-    daily := (b ->> 'dailyBudget')::numeric;
-    weekly := (b ->> 'weeklyBudget')::numeric;
-    monthly := (b ->> 'monthlyBudget')::numeric;
-    thresholds := coalesce((SELECT array_agg(t::numeric ORDER BY t::numeric)
-                              FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(b -> 'alertThresholds') = 'array'
-                                                                  THEN b -> 'alertThresholds' ELSE '[]' END) t), '{}');
+    IF v_schema IS NOT NULL AND NOT steward._train_tables_plain(v_schema) THEN
+        b := steward._ai_database_config() -> 'costBudget';
+    ELSE
+        b := steward.effective_ai_config(p_user) -> 'costBudget';
+    END IF;
+    daily := steward._doc_number(b -> 'dailyBudget');
+    weekly := steward._doc_number(b -> 'weeklyBudget');
+    monthly := steward._doc_number(b -> 'monthlyBudget');
+    thresholds := coalesce((SELECT array_agg(x.t ORDER BY x.t)
+                              FROM (SELECT y.t
+                                      FROM (SELECT DISTINCT steward._doc_number(e) AS t
+                                              FROM jsonb_array_elements(CASE WHEN jsonb_typeof(b -> 'alertThresholds') = 'array'
+                                                                             THEN b -> 'alertThresholds' ELSE '[]' END) e) y
+                                     WHERE y.t > 0 AND y.t <= 100
+                                     ORDER BY y.t LIMIT 20) x), '{}');
 END
 $$;
 
--- The budgets enforcement applies: per period the smaller positive one of the effective
--- configuration's and of the configuration without the user's own row (defaults, database,
--- organisations) — a user can tighten a budget imposed on them, not lift it.
+-- The budgets enforcement applies, per period the smallest positive one of: the effective
+-- configuration's, and each budget a database or organisation row sets (the defaults' when no
+-- such row sets one).  A user's own row can lower a budget, not lift it; and no organisation
+-- (one the user administers, say) lifts the database's or another organisation's.
 CREATE FUNCTION steward._ai_enforced_budgets(p_user uuid, OUT daily numeric, OUT weekly numeric, OUT monthly numeric)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     e record := steward._ai_budgets(p_user);
-    i jsonb;
+    v_schema name := (SELECT t.schema_name FROM steward.train_schema t);
+    d jsonb := steward._resolve_layers('ai_config', '{}') -> 'costBudget';
+    i record;
 BEGIN
-    SELECT steward._resolve_layers('ai_config', coalesce(array_agg(r.configuration ORDER BY r.n), '{}')) -> 'costBudget'
-      INTO i
-      FROM steward._ai_config_rows(p_user) WITH ORDINALITY AS r(configuration, source, id, n)
-     WHERE r.source OPERATOR(pg_catalog.<>) 'user';
-    daily := steward._ai_stricter(e.daily, (i ->> 'dailyBudget')::numeric);
-    weekly := steward._ai_stricter(e.weekly, (i ->> 'weeklyBudget')::numeric);
-    monthly := steward._ai_stricter(e.monthly, (i ->> 'monthlyBudget')::numeric);
+    IF v_schema IS NOT NULL AND NOT steward._train_tables_plain(v_schema) THEN
+        SELECT min(x.d) FILTER (WHERE x.d > 0) AS d, min(x.w) FILTER (WHERE x.w > 0) AS w, min(x.m) FILTER (WHERE x.m > 0) AS m
+          INTO i
+          FROM (SELECT steward._doc_number(o.document #> '{costBudget,dailyBudget}') AS d,
+                       steward._doc_number(o.document #> '{costBudget,weeklyBudget}') AS w,
+                       steward._doc_number(o.document #> '{costBudget,monthlyBudget}') AS m
+                  FROM steward.config_overrides o WHERE o.kind OPERATOR(pg_catalog.=) 'ai_config') x;
+    ELSE
+        SELECT min(x.d) FILTER (WHERE x.d > 0) AS d, min(x.w) FILTER (WHERE x.w > 0) AS w, min(x.m) FILTER (WHERE x.m > 0) AS m
+          INTO i
+          FROM (SELECT steward._doc_number(r.configuration #> '{costBudget,dailyBudget}') AS d,
+                       steward._doc_number(r.configuration #> '{costBudget,weeklyBudget}') AS w,
+                       steward._doc_number(r.configuration #> '{costBudget,monthlyBudget}') AS m
+                  FROM steward._ai_config_rows(p_user) r
+                 WHERE r.source OPERATOR(pg_catalog.<>) 'user') x;
+    END IF;
+    daily := steward._ai_stricter(e.daily, coalesce(i.d, steward._doc_number(d -> 'dailyBudget')));
+    weekly := steward._ai_stricter(e.weekly, coalesce(i.w, steward._doc_number(d -> 'weeklyBudget')));
+    monthly := steward._ai_stricter(e.monthly, coalesce(i.m, steward._doc_number(d -> 'monthlyBudget')));
 END
 $$;
 
@@ -445,8 +499,8 @@ BEGIN
         v_layered := CASE WHEN steward._train_tables_plain(v_schema)
                           THEN format('SELECT c.user_id FROM %1$I.ai_configurations c WHERE c.user_id IS NOT NULL AND c.is_active
                                        UNION SELECT m.user_id FROM %1$I.organization_members m', v_schema)
-                          -- Not plain tables (never read here): every user resolved one by one.
-                          ELSE 'SELECT x.user_id FROM spend x' END;
+                          -- Not plain tables: never read here, and _ai_budgets answers from the database layer.
+                          ELSE 'SELECT NULL::uuid AS user_id WHERE false' END;
     END IF;
     -- Every user at once, with _ai_daily's split: roll-up rows up to the watermark (through
     -- the roll-up's day index), the calls after it (through ai_usage's time index).
@@ -510,9 +564,8 @@ BEGIN
     END IF;
     RETURN QUERY EXECUTE format($q$
         SELECT c.id, c.user_id, c.organization_id, c.config_name::text, s.schedule,
-               CASE WHEN jsonb_typeof(c.configuration #> '{apiKeys,keyVersion}') = 'number'
-                     AND (c.configuration #>> '{apiKeys,keyVersion}')::numeric BETWEEN 0 AND 2147483647
-                    THEN (c.configuration #>> '{apiKeys,keyVersion}')::numeric::integer END,
+               CASE WHEN steward._doc_number(c.configuration #> '{apiKeys,keyVersion}') <= 2147483647
+                    THEN floor(steward._doc_number(c.configuration #> '{apiKeys,keyVersion}'))::integer END,
                v.created_at, v.created_at + s.every,
                round((extract(epoch FROM now() - (v.created_at + s.every)) / 86400)::numeric, 1)
           FROM %I.ai_configurations c

@@ -813,7 +813,8 @@ BEGIN
     v_keys := jsonb_build_object('apiKeys', jsonb_build_object(
         'primaryKey', p_new_key,
         'secondaryKey', nullif(v_old #>> '{apiKeys,primaryKey}', ''),
-        'keyVersion', coalesce((v_old #>> '{apiKeys,keyVersion}')::int, 1) + 1));
+        'keyVersion', coalesce(CASE WHEN steward._doc_number(v_old #> '{apiKeys,keyVersion}') BETWEEN 1 AND 2147483646
+                                    THEN floor(steward._doc_number(v_old #> '{apiKeys,keyVersion}'))::integer END, 1) + 1));
     EXECUTE format('UPDATE %s SET configuration = $3 WHERE %I = $1 AND config_name = $2', v_table, o.owner_column)
       USING o.owner_id, p_config_name, steward._apply_update('ai_config', v_old, v_keys);
     PERFORM steward._api_key_rotated(v_id);

@@ -68,7 +68,7 @@ SELECT 'steward.' || f, array_agg(DISTINCT a ORDER BY a), string_agg(DISTINCT r,
       update_user_preferences(jsonb,text); reset_user_preferences(text); _change_reason(text);
       upsert_ai_config(text,jsonb,integer,boolean,text,uuid); set_ai_config_active(text,boolean,text,uuid);
       delete_ai_config(text,text,uuid); rotate_api_key(text,text,text,uuid); _ai_config_owner(uuid,text);
-      _api_key_rotated(uuid); ai_key_rotation_due();
+      _api_key_rotated(uuid); ai_key_rotation_due(); _doc_number(jsonb);
       ai_models(); record_ai_usage(text,bigint,bigint,uuid,uuid,text); ai_spending(uuid,text,date,date); ai_budget_status(uuid)',
      '{admins,users}', 'configuration with the caller''s rights'),
     ('_audit_capture(); _audit_truncate()', '{admins}', 'audit trigger functions attached by admins'),

@@ -718,6 +718,8 @@ fn budget_candidates(u: &BudgetUse) -> Vec<Candidate> {
     let mut levels: Vec<f64> = u.thresholds.iter().copied().filter(|t| t.is_finite() && *t > 0.0).collect();
     levels.sort_by(f64::total_cmp);
     levels.dedup();
+    // The validator allows 20; documents it never saw are cut to the same.
+    levels.truncate(MAX_BUDGET_LEVELS);
     let top = levels.len();
     let mut out = Vec::new();
     let mut push = |label: String, sev: Severity, at: f64| {
@@ -737,13 +739,23 @@ fn budget_candidates(u: &BudgetUse) -> Vec<Candidate> {
         // spend against threshold × budget, as ai_budget_status() compares (not the rounded share).
         if u.spend >= t * u.budget {
             let sev = if i + 1 == top { Severity::Error } else { Severity::Warning };
-            push(format!("{}%", number(t * 100.0, None)), sev, *t);
+            push(percent_label(*t), sev, *t);
         }
     }
     if u.spend > u.budget {
         push("over budget".into(), Severity::Critical, 1.0);
     }
     out
+}
+
+const MAX_BUDGET_LEVELS: usize = 20;
+
+/// A threshold as a percentage with up to two decimals and no trailing zeros ("75%",
+/// "75.01%"): the label is part of the alert's fingerprint, so close thresholds stay apart.
+fn percent_label(share: f64) -> String {
+    let s = format!("{:.2}", share * 100.0);
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}%")
 }
 
 /// Which summary count counts this metric's objects exactly (its list may be capped).
@@ -1089,6 +1101,11 @@ mod tests {
         assert_eq!(levels(&evaluate(&report(101.0, json!([])), &budget)), vec![(Severity::Critical, "over budget".into())]);
         let none = parse_report(&json!({"aiBudgets": [{"user_id": "u1", "period": "day", "spend": 5.0, "budget": 0.0, "thresholds": [0.5]}]})).unwrap();
         assert!(evaluate(&none, &budget).findings.is_empty());
+        // Close thresholds keep their own labels; a list longer than 20 is cut.
+        assert_eq!(percent_label(0.7501), "75.01%");
+        assert_eq!(percent_label(0.75), "75%");
+        let many: Vec<f64> = (1..=500).map(|i| i as f64 / 1000.0).collect();
+        assert_eq!(evaluate(&report(99.0, json!(many)), &budget).findings.len(), 20);
         // The health report has no spending: the rule is unavailable there, not "all clear".
         let ev = evaluate(&parse_report(&json!({})).unwrap(), &budget);
         assert_eq!(ev.unavailable.len(), 1);

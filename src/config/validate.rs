@@ -35,6 +35,8 @@ enum Kind {
 }
 
 const INF: f64 = f64::INFINITY;
+/// The longest array of numbers a document may hold (`costBudget.alertThresholds`).
+const MAX_NUMS: usize = 20;
 
 const USER_PREFERENCES: Kind = Kind::Obj(&[
     ("theme", Kind::Enum(&["light", "dark", "system"])),
@@ -153,7 +155,7 @@ const AI_CONFIG: Kind = Kind::Obj(&[
         Kind::Obj(&[
             ("primaryKey", Kind::Str),
             ("secondaryKey", Kind::Str),
-            ("keyVersion", Kind::Int { min: 1.0, max: INF }),
+            ("keyVersion", Kind::Int { min: 1.0, max: 2147483646.0 }),
             ("rotationSchedule", Kind::Enum(&["manual", "monthly", "quarterly"])),
         ]),
     ),
@@ -260,6 +262,9 @@ fn check(value: &Value, kind: &Kind, path: &mut String, out: &mut Vec<String>, d
             let ok = value.as_array().is_some_and(|a| a.iter().all(|v| v.as_f64().is_some_and(|n| n >= *min && n <= *max)));
             if !ok {
                 out.push(format!("{path} must be an array of numbers {} (got {})", bounds(*min, *max), describe(value)));
+            } else if value.as_array().is_some_and(|a| a.len() > MAX_NUMS) {
+                // Each number may become an alert (budget thresholds): a short list.
+                out.push(format!("{path} must have at most {MAX_NUMS} numbers (got {})", value.as_array().map_or(0, |a| a.len())));
             }
         }
         Kind::Obj(fields) => match value.as_object() {

@@ -169,14 +169,41 @@ fn enforcement_and_rotation_alerts_cannot_be_switched_off_by_users() {
     })
     .expect("bob");
     assert_eq!(bob_sees, 1, "the organisation's admin sees it");
-    // A user's own configuration with a key version no integer holds, due for rotation, breaks
-    // nobody's check or list (it was "integer out of range" for everyone).
+    // Documents the validator never saw (written with triggers off, as a restore does): a key
+    // version no integer holds, budgets that are text, objects or enormous, thousands of
+    // thresholds.  They break nobody's check, list, status or rotation (a key version beyond
+    // int4 was "integer out of range" for everyone).
     root.batch_execute(&format!(
         "INSERT INTO public.ai_configurations (user_id, config_name, configuration)
-         VALUES ('{ALICE}', 'huge-version', '{{\"apiKeys\": {{\"primaryKey\": \"sk-alice-huge-01\", \"keyVersion\": 1000000000000, \"rotationSchedule\": \"monthly\"}}}}');
-         UPDATE steward.api_key_vault SET created_at = now() - interval '60 days' WHERE owner_id = '{ALICE}';"
+         VALUES ('{ALICE}', 'huge-version', '{{\"apiKeys\": {{\"primaryKey\": \"sk-alice-huge-01\", \"keyVersion\": 3, \"rotationSchedule\": \"monthly\"}}}}');
+         UPDATE steward.api_key_vault SET created_at = now() - interval '60 days' WHERE owner_id = '{ALICE}';
+         SET session_replication_role = replica;
+         UPDATE public.ai_configurations SET configuration = jsonb_set(configuration, '{{apiKeys,keyVersion}}', '1000000000000')
+          WHERE config_name = 'huge-version';
+         RESET session_replication_role;
+         SELECT steward.record_ai_usage('claude-3-haiku-20240307', 1000, 0, '{ALICE}');"
     ))
-    .expect("huge key version");
+    .expect("a key version the validator never saw");
+    let rotated: String = as_role(&mut api, "authenticated", ALICE_CLAIMS, |tx| {
+        Ok(tx.query_one("SELECT steward.rotate_api_key('huge-version', 'sk-alice-new-000002') ->> 'keyVersion'", &[])?.get(0))
+    })
+    .expect("rotation still works");
+    assert_eq!(rotated, "2", "an unreadable key version restarts at 1");
+    root.batch_execute(
+        "SET session_replication_role = replica;
+         UPDATE public.ai_configurations
+            SET configuration = configuration || jsonb_build_object('costBudget', jsonb_build_object(
+                    'dailyBudget', 'abc', 'weeklyBudget', '{}'::jsonb, 'monthlyBudget', 1e400,
+                    'alertThresholds', (SELECT jsonb_agg(g / 100000.0) FROM generate_series(1, 50000) g)))
+          WHERE config_name = 'huge-version';
+         RESET session_replication_role;",
+    )
+    .expect("budgets the validator never saw");
+    let status: String = as_role(&mut api, "authenticated", ALICE_CLAIMS, |tx| {
+        Ok(tx.query_one("SELECT steward.ai_budget_status() ->> 'thresholds'", &[])?.get(0))
+    })
+    .expect("status still answers");
+    assert_eq!(status.matches(',').count(), 19, "at most 20 thresholds are read: {status}");
     let (mine, version): (i64, Option<i32>) = as_role(&mut api, "authenticated", ALICE_CLAIMS, |tx| {
         let r = tx.query_one("SELECT count(*), max(key_version) FROM steward.ai_key_rotation_due()", &[])?;
         Ok((r.get(0), r.get(1)))
@@ -184,6 +211,11 @@ fn enforcement_and_rotation_alerts_cannot_be_switched_off_by_users() {
     .expect("alice lists her due keys");
     assert_eq!((mine, version), (1, None));
     root.batch_execute("SELECT steward.check_alerts()").expect("the check still runs");
+    let levels: i64 = root
+        .query_one(&format!("SELECT count(*) FROM steward.performance_alerts WHERE rule_id = 'ai_budget' AND details ->> 'user_id' = '{ALICE}'"), &[])
+        .expect("budget alerts")
+        .get(0);
+    assert!(levels <= 3 * 21, "at most 20 thresholds and over budget per period: {levels}");
     root.batch_execute("DELETE FROM public.ai_configurations WHERE config_name = 'huge-version'").expect("clean");
     let err = as_role(&mut api, "anon", r#"{"role": "anon"}"#, |tx| tx.batch_execute("SELECT * FROM steward.ai_key_rotation_due()")).expect_err("anon");
     assert_eq!(sqlstate(&err), "42501");
