@@ -131,7 +131,14 @@ fn fresh_database(name: &str) -> Client {
     r.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).expect("drop");
     r.batch_execute(&format!("CREATE DATABASE {name}")).expect("create");
     let mut db = connect(name);
-    db.batch_execute("CREATE EXTENSION pg_steward").expect("extension");
+    // No peak window: VACUUM FULL is refused from 9 to 17 server time by default, and the
+    // tests must not depend on the time of day they run (this one timed out from 09:00 UTC).
+    db.batch_execute(
+        "CREATE EXTENSION pg_steward;
+         SELECT steward.set_setting('maintenancePeakStartHour', '0');
+         SELECT steward.set_setting('maintenancePeakEndHour', '0');",
+    )
+    .expect("extension");
     db
 }
 
@@ -249,11 +256,12 @@ fn immediate_shutdown_during_vacuum_full_leaves_the_table_and_a_failed_record() 
         let mut c = connect("crash_vacuum");
         c.query("SELECT * FROM steward.vacuum('public.big', \"full\" => true, confirm => true)", &[]).map(|_| ())
     });
-    // The worker is rewriting the heap: VACUUM FULL reports through pg_stat_progress_cluster.
+    // The worker is rewriting the table: VACUUM FULL reports through pg_stat_progress_cluster
+    // from its start to its commit (any phase will do: the crash comes before the commit).
     wait_for(
         "crash_vacuum",
-        "VACUUM FULL scanning the heap",
-        "SELECT EXISTS (SELECT 1 FROM pg_stat_progress_cluster WHERE relid = 'public.big'::regclass AND heap_blks_scanned > 0)",
+        "VACUUM FULL rewriting the table",
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_progress_cluster WHERE relid = 'public.big'::regclass)",
     );
     immediate_restart();
     assert!(worker.join().expect("thread").is_err(), "the VACUUM FULL did not finish before the crash");
