@@ -325,25 +325,22 @@ AS $$
 DECLARE
     e record := steward._ai_budgets(p_user);
     v_schema name := (SELECT t.schema_name FROM steward.train_schema t);
+    v_plain boolean := v_schema IS NULL OR steward._train_tables_plain(v_schema);
     d jsonb := steward._resolve_layers('ai_config', '{}') -> 'costBudget';
     i record;
 BEGIN
-    IF v_schema IS NOT NULL AND NOT steward._train_tables_plain(v_schema) THEN
-        SELECT min(x.d) FILTER (WHERE x.d > 0) AS d, min(x.w) FILTER (WHERE x.w > 0) AS w, min(x.m) FILTER (WHERE x.m > 0) AS m
-          INTO i
-          FROM (SELECT steward._doc_number(o.document #> '{costBudget,dailyBudget}') AS d,
-                       steward._doc_number(o.document #> '{costBudget,weeklyBudget}') AS w,
-                       steward._doc_number(o.document #> '{costBudget,monthlyBudget}') AS m
-                  FROM steward.config_overrides o WHERE o.kind OPERATOR(pg_catalog.=) 'ai_config') x;
-    ELSE
-        SELECT min(x.d) FILTER (WHERE x.d > 0) AS d, min(x.w) FILTER (WHERE x.w > 0) AS w, min(x.m) FILTER (WHERE x.m > 0) AS m
-          INTO i
-          FROM (SELECT steward._doc_number(r.configuration #> '{costBudget,dailyBudget}') AS d,
-                       steward._doc_number(r.configuration #> '{costBudget,weeklyBudget}') AS w,
-                       steward._doc_number(r.configuration #> '{costBudget,monthlyBudget}') AS m
-                  FROM steward._ai_config_rows(p_user) r
-                 WHERE r.source OPERATOR(pg_catalog.<>) 'user') x;
-    END IF;
+    -- The database and organisation rows (the database row alone when the application's
+    -- tables are not plain: they are then never read here).
+    SELECT min(x.d) FILTER (WHERE x.d > 0) AS d, min(x.w) FILTER (WHERE x.w > 0) AS w, min(x.m) FILTER (WHERE x.m > 0) AS m
+      INTO i
+      FROM (SELECT steward._doc_number(y.doc #> '{costBudget,dailyBudget}') AS d,
+                   steward._doc_number(y.doc #> '{costBudget,weeklyBudget}') AS w,
+                   steward._doc_number(y.doc #> '{costBudget,monthlyBudget}') AS m
+              FROM (SELECT r.configuration AS doc FROM steward._ai_config_rows(p_user) r
+                     WHERE v_plain AND r.source OPERATOR(pg_catalog.<>) 'user'
+                    UNION ALL
+                    SELECT o.document FROM steward.config_overrides o
+                     WHERE NOT v_plain AND o.kind OPERATOR(pg_catalog.=) 'ai_config') y) x;
     daily := steward._ai_stricter(e.daily, coalesce(i.d, steward._doc_number(d -> 'dailyBudget')));
     weekly := steward._ai_stricter(e.weekly, coalesce(i.w, steward._doc_number(d -> 'weeklyBudget')));
     monthly := steward._ai_stricter(e.monthly, coalesce(i.m, steward._doc_number(d -> 'monthlyBudget')));
